@@ -1,0 +1,34 @@
+# The two commands of the set-up contract: `make run` and `make test`.
+BUILD ?= build
+JOBS  ?= $(shell nproc)
+
+.PHONY: all build setup run test bench clean reference
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# Trains the default model (a CNN of about 100k weights) and prints its test accuracy.
+run: build
+	$(BUILD)/tailor train --out runs/default
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Side-by-side speed comparison with PyTorch (installs python3-torch if missing).
+bench: build
+	@scripts/setup.sh --torch
+	bench/compare_pytorch.sh
+
+# Regenerates the committed PyTorch reference files in tests/data/torch_ref.
+reference:
+	@scripts/setup.sh --torch
+	/usr/bin/python3 scripts/make_torch_reference.py tests/data/torch_ref
+
+clean:
+	rm -rf $(BUILD)

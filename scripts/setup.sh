@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what tailor needs from Debian's packages; quick and silent when all are present.
+#   scripts/setup.sh           build, run and test dependencies
+#   scripts/setup.sh --torch   also python3-torch (PyTorch reference files and the speed comparison)
+set -euo pipefail
+packages=(cmake g++ make pkg-config libdnnl-dev libopenblas-dev libcli11-dev libtomlplusplus-dev
+          nlohmann-json3-dev libfmt-dev zlib1g-dev libpng-dev libgtest-dev libbenchmark-dev
+          dataset-fashion-mnist)
+if [[ "${1:-}" == "--torch" ]]; then packages+=(python3-torch python3-numpy); fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
+echo "setup: installing ${missing[*]}"
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,61 @@
+#include <filesystem>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "kernels/kernels.hpp"
+#include "train/checkpoint.hpp"
+#include "train/evaluate.hpp"
+#include "util/error.hpp"
+
+namespace tailor::cli {
+
+// A run directory or a checkpoint file -> the checkpoint path.
+std::string checkpoint_path(const std::string& run) {
+  if (std::filesystem::is_directory(run)) return run + "/model.ckpt";
+  return run;
+}
+
+namespace {
+struct EvalArgs {
+  std::string run, data;
+  int threads = -1;
+  int64_t batch = 0;
+  bool json = false;
+};
+}  // namespace
+
+Run add_eval(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  CLI::App* c = app.add_subcommand("eval", "Test accuracy and loss of a saved run on the t10k images");
+  c->add_option("run", a->run, "Run directory (or its model.ckpt)")->required();
+  c->add_option("--data", a->data, "Data directory (default: the one the run was trained on)");
+  c->add_option("--threads", a->threads, "Threads (default: the run's, which reproduces its figures exactly)")
+      ->check(CLI::Range(1, 1024));
+  c->add_option("--eval-batch", a->batch, "Images per batch (default: the run's)")->check(CLI::Range(1, 65536));
+  c->add_flag("--json", a->json, "Print the result as JSON (full precision, as in summary.json)");
+  return [a, c]() {
+    if (!c->parsed()) return -1;
+    LoadedModel m = load_model(checkpoint_path(a->run));
+    const int threads = a->threads > 0 ? a->threads : m.meta.value("threads", 1);
+    const int64_t batch = a->batch > 0 ? a->batch : m.meta.value("eval_batch", int64_t{500});
+    kernels::set_threads(threads);
+    const std::string dir = a->data.empty() ? m.meta.value("data_dir", std::string(kDefaultDataDir)) : a->data;
+    Dataset test = load_dataset(dir, "t10k", static_cast<int>(m.spec.classes));
+    if (test.rows != m.spec.height || test.cols != m.spec.width)
+      throw Error("test images in " + dir + " are " + std::to_string(test.rows) + "x" + std::to_string(test.cols) +
+                  " but the model takes " + std::to_string(m.spec.height) + "x" + std::to_string(m.spec.width));
+    EvalResult r = evaluate(*m.model, test, {}, m.norm, batch);
+    if (a->json) {
+      nlohmann::json j{{"test_acc", r.acc}, {"test_loss", r.loss}, {"count", r.count}, {"threads", threads}};
+      std::printf("%s\n", j.dump().c_str());
+      return 0;
+    }
+    std::printf("test accuracy: %.2f%% (%lld/%lld), loss %.4f\n", r.acc,
+                static_cast<long long>(std::llround(r.acc * r.count / 100.0)), static_cast<long long>(r.count), r.loss);
+    return 0;
+  };
+}
+
+}  // namespace tailor::cli

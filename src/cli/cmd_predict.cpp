@@ -1,0 +1,58 @@
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <numeric>
+
+#include "cli/commands.hpp"
+#include "data/image.hpp"
+#include "kernels/kernels.hpp"
+#include "train/checkpoint.hpp"
+#include "util/error.hpp"
+
+namespace tailor::cli {
+
+std::string checkpoint_path(const std::string& run);
+
+namespace {
+struct PredictArgs {
+  std::string run;
+  std::vector<std::string> images;
+  int top = 3;
+};
+}  // namespace
+
+Run add_predict(CLI::App& app) {
+  auto a = std::make_shared<PredictArgs>();
+  CLI::App* c = app.add_subcommand("predict", "Classify PNG or PGM images with a saved run (top classes with probabilities)");
+  c->add_option("run", a->run, "Run directory (or its model.ckpt)")->required();
+  c->add_option("images", a->images, "Image files (PNG or PGM, any size; converted like the data set)")->required();
+  c->add_option("--top", a->top, "How many classes to show per image")->check(CLI::Range(1, 1000))->capture_default_str();
+  return [a, c]() {
+    if (!c->parsed()) return -1;
+    LoadedModel m = load_model(checkpoint_path(a->run));
+    kernels::set_threads(1);
+    const int rows = static_cast<int>(m.spec.height), cols = static_cast<int>(m.spec.width);
+    const int k = static_cast<int>(m.spec.classes);
+    std::vector<float> x(static_cast<size_t>(rows) * cols);
+    for (const std::string& path : a->images) {
+      std::vector<uint8_t> px = to_dataset_format(load_image(path), rows, cols);
+      for (size_t i = 0; i < px.size(); ++i) x[i] = (px[i] / 255.0f - m.norm.mean) / m.norm.std;
+      ConstView z = m.model->forward(ConstView(x.data(), Shape{1, rows * cols}), Mode::eval);
+      // softmax, max-shifted
+      const float zmax = *std::max_element(z.data, z.data + k);
+      std::vector<double> p(k);
+      double sum = 0;
+      for (int j = 0; j < k; ++j) sum += p[j] = std::exp(static_cast<double>(z.data[j] - zmax));
+      std::vector<int> order(k);
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int l, int r) { return p[l] > p[r]; });
+      std::printf("%s:", path.c_str());
+      for (int j = 0; j < std::min(a->top, k); ++j)
+        std::printf("%s %s %.1f%%", j ? "," : "", m.classes[order[j]].c_str(), 100.0 * p[order[j]] / sum);
+      std::printf("\n");
+    }
+    return 0;
+  };
+}
+
+}  // namespace tailor::cli

@@ -1,0 +1,60 @@
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "cli/model_options.hpp"
+
+namespace tailor::cli {
+
+namespace {
+struct SummaryArgs {
+  ModelOptions model;
+  int64_t size = 28, classes = 10;
+  bool json = false;
+};
+}  // namespace
+
+Run add_summary(CLI::App& app) {
+  auto a = std::make_shared<SummaryArgs>();
+  CLI::App* c = app.add_subcommand("summary", "Layers, output shapes and weights of a model, without training");
+  add_model_options(*c, a->model);
+  c->add_option("--image-size", a->size, "Input images are SIZE x SIZE, one channel")->check(CLI::Range(2, 4096))->capture_default_str();
+  c->add_option("--classes", a->classes, "Number of classes")->check(CLI::Range(2, 100000))->capture_default_str();
+  c->add_flag("--json", a->json, "Print the model as JSON (the layer vocabulary of the PyTorch scripts)");
+  return [a, c]() {
+    if (!c->parsed()) return -1;
+    ResolvedModel r = resolve_model(a->model);
+    r.spec.height = r.spec.width = a->size;
+    r.spec.classes = a->classes;
+    ModelSpec spec = r.target > 0 ? fit_to_budget(r.spec, r.target) : r.spec;
+    auto model = build_model(spec, 0);
+    const auto shapes = model->shapes(1);
+    if (a->json) {
+      nlohmann::json layers = nlohmann::json::array();
+      for (const auto& l : model->layers()) layers.push_back(l->describe());
+      nlohmann::json j{{"model", spec_to_json(spec)},
+                       {"layers", layers},
+                       {"weights", model->num_values()},
+                       {"input", {1, a->size, a->size}},
+                       {"forward_flops_per_image", model->forward_flops(1)}};
+      std::printf("%s\n", j.dump(2).c_str());
+      return 0;
+    }
+    std::printf("%s %s%s\n", family_name(spec.family).c_str(), spec.widths_str().c_str(),
+                r.target > 0 ? (", sized to " + std::to_string(r.target) + " weights").c_str() : "");
+    std::printf("%-4s %-12s %-20s %10s\n", "#", "layer", "output shape", "weights");
+    std::printf("%-4s %-12s %-20s %10s\n", "", "input", Shape::batched(1, model->item_shape()).str().c_str(), "");
+    for (size_t i = 0; i < model->layers().size(); ++i) {
+      int64_t n = 0;
+      for (Param* p : model->layers()[i]->params()) n += p->numel();
+      std::printf("%-4zu %-12s %-20s %10lld\n", i, model->layers()[i]->type().c_str(), shapes[i].str().c_str(),
+                  static_cast<long long>(n));
+    }
+    std::printf("total weights: %zu (trainable: weights, biases, batch-norm scale and shift)\n", model->num_values());
+    std::printf("forward FLOPs per image: %lld\n", static_cast<long long>(model->forward_flops(1)));
+    return 0;
+  };
+}
+
+}  // namespace tailor::cli

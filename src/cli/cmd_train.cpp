@@ -1,0 +1,99 @@
+#include <memory>
+
+#include "cli/commands.hpp"
+#include "cli/model_options.hpp"
+#include "train/trainer.hpp"
+#include "util/error.hpp"
+
+namespace tailor::cli {
+
+namespace {
+struct TrainArgs {
+  ModelOptions model;
+  TrainConfig cfg;
+  std::string optimizer = "adam", schedule = "constant", init = "kaiming", stop_on = "val";
+};
+}  // namespace
+
+Run add_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  CLI::App* c = app.add_subcommand("train", "Train one model on an IDX data set and save the run in --out");
+  add_model_options(*c, a->model);
+  TrainConfig& g = a->cfg;
+  c->add_option("--epochs", g.epochs, "Training epochs")->check(CLI::Range(1, 100000))->capture_default_str();
+  c->add_option("--batch-size", g.batch_size, "Images per step")->check(CLI::Range(1, 65536))->capture_default_str();
+  c->add_option("--optimizer", a->optimizer, "sgd, adam, adamw or rmsprop")
+      ->check(CLI::IsMember({"sgd", "adam", "adamw", "rmsprop"}))
+      ->capture_default_str();
+  c->add_option("--lr", g.optim.lr, "Learning rate (peak rate for schedules)")
+      ->check(CLI::Range(1e-12f, 1e6f))
+      ->capture_default_str();
+  c->add_option("--momentum", g.optim.momentum, "Momentum for sgd and rmsprop, in [0, 1)")
+      ->check(CLI::Range(0.0f, 0.9999f))
+      ->capture_default_str();
+  c->add_flag("--nesterov", g.optim.nesterov, "Nesterov momentum (sgd; needs --momentum > 0)");
+  c->add_option("--weight-decay", g.optim.weight_decay, "L2 penalty (decoupled for adamw)")
+      ->check(CLI::Range(0.0f, 10.0f))
+      ->capture_default_str();
+  c->add_option("--schedule", a->schedule, "Learning-rate schedule: constant, step, cosine or onecycle")
+      ->check(CLI::IsMember({"constant", "step", "cosine", "onecycle"}))
+      ->capture_default_str();
+  c->add_option("--step-epochs", g.schedule.step_epochs, "step schedule: epochs between decays (0: a third of the run)")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
+  c->add_option("--gamma", g.schedule.gamma, "step schedule: decay factor")->check(CLI::Range(0.0f, 1.0f))->capture_default_str();
+  c->add_option("--init", a->init, "Weight init: normal, xavier, xavier-normal, kaiming, kaiming-normal")
+      ->check(CLI::IsMember({"normal", "xavier", "xavier-uniform", "xavier-normal", "kaiming", "kaiming-uniform",
+                             "kaiming-normal"}))
+      ->capture_default_str();
+  c->add_option("--label-smoothing", g.label_smoothing, "Label smoothing in [0, 0.5]")
+      ->check(CLI::Range(0.0f, 0.5f))
+      ->capture_default_str();
+  c->add_option("--seed", g.seed, "Seed of every random choice (split, init, shuffle, dropout)")->capture_default_str();
+  c->add_option("--threads", g.threads, "Threads (0: all cores); results are bit-identical per seed and thread count")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  c->add_option("--stop-at", g.stop_at, "Stop once accuracy (percent) on --stop-on reaches this; 0: off")
+      ->check(CLI::Range(0.0f, 100.0f))
+      ->capture_default_str();
+  c->add_option("--stop-on", a->stop_on, "Set --stop-at watches: val or test")
+      ->check(CLI::IsMember({"val", "test"}))
+      ->capture_default_str();
+  c->add_option("--patience", g.patience, "Stop after this many epochs without a lower validation loss and "
+                                          "restore the best weights; 0: off")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
+  c->add_option("--val", g.val_count, "Validation images held out of the training set (stratified, seeded)")
+      ->check(CLI::Range(0, 100000000))
+      ->capture_default_str();
+  c->add_option("--eval-batch", g.eval_batch, "Images per evaluation batch")->check(CLI::Range(1, 65536))->capture_default_str();
+  c->add_option("--data", g.data_dir, "Directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]")
+      ->capture_default_str();
+  c->add_option("--out", g.out_dir, "Run directory: config.toml, metrics.csv, summary.json, model.ckpt")
+      ->capture_default_str();
+  c->add_option("--progress", g.progress, "auto (bar on a terminal), bar, lines or none")
+      ->check(CLI::IsMember({"auto", "bar", "lines", "none"}))
+      ->capture_default_str();
+
+  return [a, c]() {
+    if (!c->parsed()) return -1;
+    TrainConfig cfg = a->cfg;
+    ResolvedModel m = resolve_model(a->model);
+    cfg.model = m.spec;
+    cfg.weights_target = m.target;
+    cfg.optim.kind = parse_optimizer(a->optimizer);
+    cfg.schedule.kind = parse_schedule(a->schedule);
+    cfg.init = parse_init(a->init);
+    cfg.stop_on = a->stop_on == "test" ? StopOn::test : StopOn::val;
+    if (cfg.optim.nesterov && (cfg.optim.kind != OptimKind::sgd || cfg.optim.momentum <= 0))
+      throw Error("--nesterov needs --optimizer sgd and --momentum > 0");
+    TrainOutcome r = train(cfg);
+    std::printf("stopped: %s after %lld epochs, %.1f s of training\n", r.stop_reason.c_str(),
+                static_cast<long long>(r.epochs_run), r.train_seconds);
+    std::printf("test accuracy: %.2f%% (loss %.4f), %lld weights; run saved in %s\n", r.test_acc, r.test_loss,
+                static_cast<long long>(r.weights), cfg.out_dir.c_str());
+    return 0;
+  };
+}
+
+}  // namespace tailor::cli

@@ -1,0 +1,16 @@
+#pragma once
+// One function pair per subcommand: add_* declares the options, the returned callback runs it.
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace tailor::cli {
+
+using Run = std::function<int()>;
+
+Run add_train(CLI::App& app);
+Run add_eval(CLI::App& app);
+Run add_predict(CLI::App& app);
+Run add_summary(CLI::App& app);
+
+}  // namespace tailor::cli

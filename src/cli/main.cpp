@@ -1,0 +1,60 @@
+// tailor: train, evaluate and inspect small FCN and CNN image classifiers.
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.hpp"
+#include "train/trainer.hpp"
+#include "util/error.hpp"
+
+static bool has_command(CLI::App& app, const std::string& name) {
+  for (CLI::App* sub : app.get_subcommands({}))
+    if (sub->get_name() == name) return true;
+  return false;
+}
+
+int main(int argc, char** argv) {
+  CLI::App app{"tailor " + tailor::tailor_version() +
+               ": train, compare and inspect small FCN and CNN image classifiers (Fashion-MNIST by default)"};
+  app.set_version_flag("--version", tailor::tailor_version());
+  app.require_subcommand(1);
+  std::vector<tailor::cli::Run> commands{tailor::cli::add_train(app), tailor::cli::add_eval(app),
+                                         tailor::cli::add_predict(app), tailor::cli::add_summary(app)};
+  app.footer("Run 'tailor COMMAND --help' for the options of each command.");
+  // A user who repeats an option means the last one.
+  for (CLI::App* sub : app.get_subcommands({}))
+    for (CLI::Option* opt : sub->get_options()) opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  if (argc > 1 && argv[1][0] != '-' && !has_command(app, argv[1])) {
+    std::fprintf(stderr, "tailor: error: unknown command '%s' (expected train, eval, predict or summary)\n", argv[1]);
+    return 2;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "tailor: error: %s\n", e.what());
+    return 2;
+  }
+  try {
+    for (auto& run : commands) {
+      int rc = run();
+      if (rc >= 0) return rc;
+    }
+    return 0;
+  } catch (const tailor::Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "tailor: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "tailor: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tailor: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,70 @@
+#include "cli/model_options.hpp"
+
+#include <cstdlib>
+
+#include "util/error.hpp"
+
+namespace tailor::cli {
+
+namespace {
+
+std::vector<int64_t> parse_widths(const std::string& flag, const std::string& text) {
+  std::vector<int64_t> out;
+  if (text == "none" || text == "-") return out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    char* end = nullptr;
+    long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < 1 || v > 100000)
+      throw Error(flag + ": '" + text + "' is not a comma-separated list of widths in [1, 100000]");
+    out.push_back(v);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+void add_model_options(CLI::App& app, ModelOptions& o) {
+  app.add_option("--model", o.family, "Model family: fcn (fully connected) or cnn (convolutional)")
+      ->check(CLI::IsMember({"fcn", "cnn"}))
+      ->capture_default_str();
+  app.add_option("--weights", o.weights,
+                 "Weight budget (100k, 12500, 1.5M): widths are scaled so the count is within 5%. "
+                 "Default 100k when neither --hidden nor --channels is given");
+  app.add_option("--hidden", o.hidden,
+                 "Hidden layer widths, comma-separated, or 'none' (default fcn 120,60; cnn 60); with --weights, "
+                 "the shape to scale");
+  app.add_option("--channels", o.channels,
+                 "CNN conv block widths, comma-separated (default 16,32); each block is conv 3x3, "
+                 "[batch norm], activation, max-pool 2x2");
+  app.add_flag("--batchnorm,!--no-batchnorm", o.batchnorm,
+               "Batch normalization after each conv and hidden layer (default on; --no-batchnorm turns it off)");
+  app.add_option("--dropout", o.dropout, "Dropout probability after each hidden layer, in [0, 0.95]")
+      ->check(CLI::Range(0.0f, 0.95f))
+      ->capture_default_str();
+  app.add_option("--activation", o.activation, "Activation: relu, sigmoid or tanh")
+      ->check(CLI::IsMember({"relu", "sigmoid", "tanh"}))
+      ->capture_default_str();
+}
+
+ResolvedModel resolve_model(const ModelOptions& o) {
+  ResolvedModel r;
+  r.spec = default_spec(parse_family(o.family));
+  if (!o.hidden.empty()) r.spec.hidden = parse_widths("--hidden", o.hidden);
+  if (!o.channels.empty()) {
+    if (r.spec.family != Family::cnn) throw Error("--channels applies to --model cnn only");
+    r.spec.channels = parse_widths("--channels", o.channels);
+  }
+  r.spec.batchnorm = o.batchnorm;
+  r.spec.dropout = o.dropout;
+  r.spec.activation = parse_activation(o.activation);
+  if (!o.weights.empty()) r.target = parse_weight_count(o.weights);
+  else if (o.hidden.empty() && o.channels.empty()) r.target = 100000;
+  return r;
+}
+
+}  // namespace tailor::cli

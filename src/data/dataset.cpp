@@ -1,0 +1,191 @@
+#include "data/dataset.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+
+#include "data/idx.hpp"
+#include "util/error.hpp"
+#include "util/rng.hpp"
+
+namespace tailor {
+namespace {
+
+namespace fs = std::filesystem;
+
+// <dir>/<prefix>-<kind>-idx<ndim>-ubyte, with ".gz" preferred when both exist.
+std::string data_file(const std::string& dir, const std::string& prefix, const std::string& kind,
+                      int ndim) {
+  const std::string raw =
+      (fs::path(dir) / (prefix + "-" + kind + "-idx" + std::to_string(ndim) + "-ubyte")).string();
+  const std::string gz = raw + ".gz";
+  std::error_code ec;
+  if (fs::exists(gz, ec)) return gz;
+  if (fs::exists(raw, ec)) return raw;
+  throw Error("data file " + gz + " not found (nor " + raw + ")");
+}
+
+int to_int(uint32_t v, const std::string& what, const std::string& path) {
+  if (v > static_cast<uint32_t>(std::numeric_limits<int>::max()))
+    throw Error(path + ": " + what + " " + std::to_string(v) + " is too large");
+  return static_cast<int>(v);
+}
+
+}  // namespace
+
+Dataset load_dataset(const std::string& dir, const std::string& prefix, int num_classes_hint) {
+  if (num_classes_hint < 0 || num_classes_hint > 256)
+    throw Error("number of classes " + std::to_string(num_classes_hint) + " is not in [0, 256]");
+  const std::string image_path = data_file(dir, prefix, "images", 3);
+  const std::string label_path = data_file(dir, prefix, "labels", 1);
+  IdxArray images = read_idx(image_path, 3);  // (n, rows, cols)
+  IdxArray labels = read_idx(label_path, 1);  // (n)
+  if (images.dims[0] != labels.dims[0])
+    throw Error(image_path + " holds " + std::to_string(images.dims[0]) + " images but " +
+                label_path + " holds " + std::to_string(labels.dims[0]) + " labels");
+
+  Dataset d;
+  d.rows = to_int(images.dims[1], "row count", image_path);
+  d.cols = to_int(images.dims[2], "column count", image_path);
+  d.images = std::move(images.data);
+  d.labels = std::move(labels.data);
+
+  if (num_classes_hint == 0) {
+    const int max_label = *std::max_element(d.labels.begin(), d.labels.end());
+    d.num_classes = std::max(2, max_label + 1);
+  } else {
+    d.num_classes = num_classes_hint;
+    for (size_t i = 0; i < d.labels.size(); ++i) {
+      if (d.labels[i] >= num_classes_hint)
+        throw Error("label " + std::to_string(d.labels[i]) + " at index " + std::to_string(i) +
+                    " out of range [0, " + std::to_string(num_classes_hint) + ") in " + label_path);
+    }
+  }
+  return d;
+}
+
+TrainTestData load_train_test(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw Error("data directory " + dir +
+                " not found (install Debian's dataset-fashion-mnist package: apt-get install "
+                "dataset-fashion-mnist, or pass --data DIR)");
+  TrainTestData out;
+  out.train = load_dataset(dir, "train");
+  out.test = load_dataset(dir, "t10k", out.train.num_classes);
+  if (out.test.rows != out.train.rows || out.test.cols != out.train.cols)
+    throw Error(data_file(dir, "t10k", "images", 3) + " holds " + std::to_string(out.test.rows) +
+                "x" + std::to_string(out.test.cols) + " images but the training set's are " +
+                std::to_string(out.train.rows) + "x" + std::to_string(out.train.cols));
+  return out;
+}
+
+Split stratified_split(const std::vector<uint8_t>& labels, int num_classes, size_t val_count,
+                       uint64_t seed) {
+  const size_t n = labels.size();
+  if (num_classes < 1 || num_classes > 256)
+    throw Error("number of classes " + std::to_string(num_classes) + " is not in [1, 256]");
+  if (n > std::numeric_limits<uint32_t>::max())
+    throw Error("data set of " + std::to_string(n) + " images is too large to index");
+  if (n == 0) throw Error("cannot split an empty data set");
+  if (val_count >= n)
+    throw Error("--val " + std::to_string(val_count) + " must be smaller than the " +
+                std::to_string(n) + " training images");
+
+  // by_class[k]: indices of class k, ascending.
+  std::vector<std::vector<uint32_t>> by_class(static_cast<size_t>(num_classes));
+  for (size_t i = 0; i < n; ++i) {
+    if (labels[i] >= num_classes)
+      throw Error("label " + std::to_string(labels[i]) + " at index " + std::to_string(i) +
+                  " out of range [0, " + std::to_string(num_classes) + ")");
+    by_class[labels[i]].push_back(static_cast<uint32_t>(i));
+  }
+
+  // Largest remainder (Hamilton): quota_k = floor(v c_k / n), then the v - sum(quota) leftover
+  // places go to the largest remainders (v c_k mod n), ties to the lower class. Each share is
+  // then within 1 of v c_k / n, and never above c_k since v < n.
+  std::vector<size_t> quota(by_class.size());
+  // n < 2^32 and v < n, so v c_k < 2^64.
+  std::vector<std::pair<uint64_t, size_t>> remainder;  // (remainder, class)
+  size_t assigned = 0;
+  for (size_t k = 0; k < by_class.size(); ++k) {
+    const uint64_t share = uint64_t{val_count} * by_class[k].size();
+    quota[k] = static_cast<size_t>(share / n);
+    assigned += quota[k];
+    remainder.emplace_back(share % n, k);
+  }
+  std::stable_sort(remainder.begin(), remainder.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t i = 0; assigned < val_count; ++i, ++assigned) ++quota[remainder[i].second];
+
+  // Partial Fisher-Yates per class: the first quota_k positions of the shuffle go to val.
+  Rng rng(seed);
+  Split split;
+  split.val.reserve(val_count);
+  split.train.reserve(n - val_count);
+  for (size_t k = 0; k < by_class.size(); ++k) {
+    std::vector<uint32_t>& idx = by_class[k];
+    for (size_t i = 0; i < quota[k]; ++i) std::swap(idx[i], idx[i + rng.below(idx.size() - i)]);
+    split.val.insert(split.val.end(), idx.begin(), idx.begin() + static_cast<ptrdiff_t>(quota[k]));
+    split.train.insert(split.train.end(), idx.begin() + static_cast<ptrdiff_t>(quota[k]), idx.end());
+  }
+  std::sort(split.val.begin(), split.val.end());
+  std::sort(split.train.begin(), split.train.end());
+  return split;
+}
+
+Normalization compute_normalization(const Dataset& d, const std::vector<uint32_t>& indices) {
+  if (indices.empty()) throw Error("cannot compute normalization over zero images");
+  const size_t p = static_cast<size_t>(d.pixels());
+  // Exact integer sums: at most 2^32 images of 2^30 pixels would overflow, far beyond any input.
+  uint64_t sum = 0, sum_sq = 0;
+  for (uint32_t i : indices) {
+    if (i >= d.size())
+      throw Error("image index " + std::to_string(i) + " outside the data set of " +
+                  std::to_string(d.size()));
+    const uint8_t* img = d.images.data() + i * p;
+    for (size_t j = 0; j < p; ++j) {
+      sum += img[j];
+      sum_sq += uint64_t{img[j]} * img[j];
+    }
+  }
+  const double count = static_cast<double>(indices.size()) * static_cast<double>(p);
+  const double mean = static_cast<double>(sum) / count;                     // in pixel units
+  const double var = std::max(0.0, static_cast<double>(sum_sq) / count - mean * mean);
+  Normalization norm;
+  norm.mean = static_cast<float>(mean / 255.0);
+  const double sd = std::sqrt(var) / 255.0;
+  norm.std = sd > 1e-6 ? static_cast<float>(sd) : 1.0f;
+  return norm;
+}
+
+void gather_batch(const Dataset& d, const uint32_t* idx, size_t n, Normalization norm, float* out,
+                  int32_t* out_labels) {
+  // One table lookup per pixel instead of a divide: lut[v] = (v/255 - mean)/std.
+  std::array<float, 256> lut;
+  for (int v = 0; v < 256; ++v) lut[v] = (static_cast<float>(v) / 255.0f - norm.mean) / norm.std;
+  const size_t p = static_cast<size_t>(d.pixels());
+  for (size_t b = 0; b < n; ++b) {
+    const uint32_t i = idx[b];
+    if (i >= d.size())
+      throw Error("image index " + std::to_string(i) + " outside the data set of " +
+                  std::to_string(d.size()));
+    const uint8_t* img = d.images.data() + i * p;
+    float* dst = out + b * p;
+    for (size_t j = 0; j < p; ++j) dst[j] = lut[img[j]];
+    out_labels[b] = d.labels[i];
+  }
+}
+
+std::vector<std::string> class_names(int num_classes) {
+  if (num_classes == 10)
+    return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+            "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  std::vector<std::string> names;
+  for (int k = 0; k < num_classes; ++k) names.push_back(std::to_string(k));
+  return names;
+}
+
+}  // namespace tailor

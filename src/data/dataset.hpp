@@ -1,0 +1,66 @@
+#pragma once
+// A labelled image data set in memory, its train/validation split, normalisation and batching.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tailor {
+
+// Images stay resident as bytes: images (n, rows*cols) uint8, labels (n) uint8. Floats are made
+// per batch by gather_batch, so 60000 28x28 images cost 47 MB, not 188 MB.
+struct Dataset {
+  int rows = 0, cols = 0;
+  int num_classes = 0;
+  std::vector<uint8_t> images;
+  std::vector<uint8_t> labels;
+  size_t size() const { return labels.size(); }
+  int pixels() const { return rows * cols; }
+};
+
+inline constexpr const char* kDefaultDataDir = "/usr/share/datasets/fashion-mnist";
+
+// Loads <dir>/<prefix>-images-idx3-ubyte[.gz] and <dir>/<prefix>-labels-idx1-ubyte[.gz]
+// (prefix "train" or "t10k"; the .gz is preferred when both exist). With num_classes_hint == 0
+// num_classes = max label + 1 (at least 2); otherwise a label >= hint is an error.
+Dataset load_dataset(const std::string& dir, const std::string& prefix, int num_classes_hint = 0);
+
+struct TrainTestData {
+  Dataset train;
+  Dataset test;
+};
+
+// Loads "train" and "t10k" from `dir`. The test set is held to the training set's class count
+// and image size. A missing directory gets an error that says how to install the data.
+TrainTestData load_train_test(const std::string& dir);
+
+struct Split {
+  std::vector<uint32_t> train;  // indices into the data set, ascending
+  std::vector<uint32_t> val;    // indices into the data set, ascending
+};
+
+// Seeded, stratified split: class k with c_k of the n images gives round(val_count * c_k / n)
+// images to val (largest-remainder rounding, so the shares sum to val_count exactly), picked by
+// a seeded shuffle of that class's indices. Needs val_count < n (the error names --val).
+Split stratified_split(const std::vector<uint8_t>& labels, int num_classes, size_t val_count,
+                       uint64_t seed);
+
+// Per-data-set pixel statistics in units of pixel/255 (the torchvision convention, so a
+// Fashion-MNIST training set gives about mean 0.286, std 0.353).
+struct Normalization {
+  float mean = 0, std = 1;
+};
+
+// Mean and population std over every pixel of the images at `indices`, summed exactly in
+// integers and finished in double. A constant image set (std 0) gets std 1.
+Normalization compute_normalization(const Dataset& d, const std::vector<uint32_t>& indices);
+
+// out (n, rows*cols) = (image[idx[i]] / 255 - mean) / std, out_labels (n) = label[idx[i]].
+// No allocation: meant for the training loop. Throws on an index outside the data set.
+void gather_batch(const Dataset& d, const uint32_t* idx, size_t n, Normalization norm, float* out,
+                  int32_t* out_labels);
+
+// The Fashion-MNIST class names when num_classes == 10, else "0", "1", ..., "K-1".
+std::vector<std::string> class_names(int num_classes);
+
+}  // namespace tailor

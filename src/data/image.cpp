@@ -1,0 +1,279 @@
+#include "data/image.hpp"
+
+#include <png.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "util/atomic_file.hpp"
+#include "util/error.hpp"
+
+namespace tailor {
+namespace {
+
+// A pixel counts as part of the object above this (of 255) after inversion: high enough that
+// paper texture and compression noise do not widen the bounding box.
+constexpr int kInkThreshold = 32;
+
+void check_pixel_count(uint64_t width, uint64_t height, const std::string& path) {
+  if (width == 0 || height == 0)
+    throw Error(path + ": image is " + std::to_string(width) + "x" + std::to_string(height) +
+                ", which is empty");
+  if (width * height > kMaxImagePixels)
+    throw Error(path + ": image is " + std::to_string(width) + "x" + std::to_string(height) +
+                ", more than the 64M-pixel limit");
+}
+
+// Frees libpng's simplified-API state on every path out (finish_read frees it too; freeing
+// twice is harmless because png_image_free checks `opaque`).
+struct PngImageGuard {
+  png_image* image;
+  ~PngImageGuard() { png_image_free(image); }
+};
+
+GreyImage decode_png(const std::string& path, const std::string& bytes) {
+  png_image image;
+  std::memset(&image, 0, sizeof image);
+  image.version = PNG_IMAGE_VERSION;
+  PngImageGuard guard{&image};
+  if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size()))
+    throw Error(path + ": cannot read PNG (libpng: " + image.message + ")");
+  check_pixel_count(image.width, image.height, path);
+  // libpng converts any colour type / bit depth to 8-bit sRGB grey (luminance) and, since the
+  // output has no alpha, composites onto `background` (its green channel, for grey output).
+  image.format = PNG_FORMAT_GRAY;
+  GreyImage out;
+  out.width = static_cast<int>(image.width);
+  out.height = static_cast<int>(image.height);
+  out.pixels.resize(static_cast<size_t>(out.width) * static_cast<size_t>(out.height));
+  const png_color white = {255, 255, 255};
+  if (!png_image_finish_read(&image, &white, out.pixels.data(), out.width, nullptr))
+    throw Error(path + ": cannot decode PNG (libpng: " + image.message + ")");
+  return out;
+}
+
+// Netpbm PGM (https://netpbm.sourceforge.net/doc/pgm.html): "P2" or "P5", then width, height
+// and maxval as decimal text separated by whitespace, with '#' comments to end of line.
+class PgmReader {
+ public:
+  PgmReader(const std::string& path, const std::string& bytes) : path_(path), s_(bytes) {}
+
+  GreyImage read() {
+    const bool plain = s_[1] == '2';
+    pos_ = 2;
+    const uint64_t width = number("width");
+    const uint64_t height = number("height");
+    const uint64_t maxval = number("maxval");
+    check_pixel_count(width, height, path_);
+    if (maxval < 1 || maxval > 65535)
+      throw Error(path_ + ": PGM maxval " + std::to_string(maxval) + " is not in [1, 65535]");
+
+    GreyImage img;
+    img.width = static_cast<int>(width);
+    img.height = static_cast<int>(height);
+    const size_t count = static_cast<size_t>(width * height);
+    const size_t bytes_per_sample = maxval < 256 ? 1 : 2;
+    if (!plain) {
+      // Exactly one whitespace byte separates maxval from the binary raster.
+      if (pos_ >= s_.size() || !is_space(s_[pos_]))
+        throw Error(path_ + ": PGM header must end with one whitespace byte before the raster");
+      ++pos_;
+      const size_t need = count * bytes_per_sample;
+      if (s_.size() - pos_ < need)
+        throw Error(path_ + ": PGM raster truncated (needs " + std::to_string(need) +
+                    " bytes, file has " + std::to_string(s_.size() - pos_) + ")");
+    }
+    // Plain samples need a digit each and whitespace between, so a file too short to hold
+    // them is refused before the buffer is allocated.
+    if (plain && s_.size() - pos_ < 2 * count - 1)
+      throw Error(path_ + ": PGM raster truncated (" + std::to_string(count) +
+                  " samples cannot fit in the " + std::to_string(s_.size() - pos_) + " bytes left)");
+    img.pixels.resize(count);
+    for (size_t i = 0; i < count; ++i) {
+      uint64_t v;
+      if (plain) {
+        v = number("sample");
+      } else if (bytes_per_sample == 1) {
+        v = static_cast<uint8_t>(s_[pos_++]);
+      } else {  // 16-bit samples are big-endian
+        v = (uint64_t{static_cast<uint8_t>(s_[pos_])} << 8) | static_cast<uint8_t>(s_[pos_ + 1]);
+        pos_ += 2;
+      }
+      if (v > maxval)
+        throw Error(path_ + ": PGM sample " + std::to_string(v) + " at pixel " + std::to_string(i) +
+                    " exceeds maxval " + std::to_string(maxval));
+      img.pixels[i] = static_cast<uint8_t>((v * 255 + maxval / 2) / maxval);  // rounded
+    }
+    return img;
+  }
+
+ private:
+  static bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+  }
+
+  // Skips whitespace and comments, then reads one unsigned decimal number.
+  uint64_t number(const char* what) {
+    while (pos_ < s_.size()) {
+      if (is_space(s_[pos_])) {
+        ++pos_;
+      } else if (s_[pos_] == '#') {
+        while (pos_ < s_.size() && s_[pos_] != '\n') ++pos_;
+      } else {
+        break;
+      }
+    }
+    if (pos_ >= s_.size()) throw Error(path_ + ": PGM ends before its " + what);
+    if (s_[pos_] < '0' || s_[pos_] > '9')
+      throw Error(path_ + ": PGM " + what + " is not a number at byte " + std::to_string(pos_));
+    uint64_t v = 0;
+    while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') {
+      v = v * 10 + static_cast<uint64_t>(s_[pos_++] - '0');
+      if (v > (uint64_t{1} << 32)) throw Error(path_ + ": PGM " + what + " is too large");
+    }
+    return v;
+  }
+
+  const std::string& path_;
+  const std::string& s_;
+  size_t pos_ = 0;
+};
+
+// One output sample is sum(weight * source[src]) over its taps.
+struct Tap {
+  int src;
+  float weight;
+};
+
+// Taps mapping a line of `src` samples to `dst` samples. Shrinking: area average, each output
+// covers [j r, (j+1) r) with r = src/dst and weighs each source pixel by its overlap. Enlarging:
+// bilinear at the pixel-centre-aligned position x = (j + 0.5) r - 0.5.
+std::vector<std::vector<Tap>> resample_taps(int src, int dst) {
+  std::vector<std::vector<Tap>> taps(static_cast<size_t>(dst));
+  const double r = static_cast<double>(src) / dst;
+  for (int j = 0; j < dst; ++j) {
+    auto& t = taps[static_cast<size_t>(j)];
+    if (dst <= src) {
+      const double lo = j * r, hi = (j + 1) * r;
+      for (int i = static_cast<int>(lo); i < src && i < hi; ++i) {
+        const double overlap = std::min<double>(i + 1, hi) - std::max<double>(i, lo);
+        if (overlap > 0) t.push_back({i, static_cast<float>(overlap / r)});
+      }
+    } else {
+      const double x = std::clamp((j + 0.5) * r - 0.5, 0.0, static_cast<double>(src - 1));
+      const int i0 = static_cast<int>(x);
+      const int i1 = std::min(i0 + 1, src - 1);
+      const float f = static_cast<float>(x - i0);
+      t.push_back({i0, 1.0f - f});
+      t.push_back({i1, f});
+    }
+  }
+  return taps;
+}
+
+// Mean of the outermost ring of pixels, each counted once.
+double border_mean(const GreyImage& img) {
+  const int w = img.width, h = img.height;
+  uint64_t sum = 0, count = 0;
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      if (y != 0 && y != h - 1 && x != 0 && x != w - 1) x = w - 1;  // jump across the interior
+      sum += img.pixels[static_cast<size_t>(y) * w + x];
+      ++count;
+    }
+  }
+  return static_cast<double>(sum) / static_cast<double>(count);
+}
+
+}  // namespace
+
+GreyImage load_image(const std::string& path) {
+  const std::string bytes = read_file(path);
+  static const unsigned char kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (bytes.size() >= 8 && std::memcmp(bytes.data(), kPngSignature, 8) == 0)
+    return decode_png(path, bytes);
+  if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '2' || bytes[1] == '5'))
+    return PgmReader(path, bytes).read();
+  throw Error(path + ": not a PNG or PGM (P2/P5) image");
+}
+
+std::vector<uint8_t> to_dataset_format(const GreyImage& img, int rows, int cols) {
+  if (rows < 1 || cols < 1)
+    throw Error("image size " + std::to_string(rows) + "x" + std::to_string(cols) + " is empty");
+  std::vector<uint8_t> canvas(static_cast<size_t>(rows) * static_cast<size_t>(cols), 0);
+  const int w = img.width, h = img.height;
+  if (w <= 0 || h <= 0) return canvas;
+  if (img.pixels.size() != static_cast<size_t>(w) * static_cast<size_t>(h))
+    throw Error("image of " + std::to_string(w) + "x" + std::to_string(h) + " has " +
+                std::to_string(img.pixels.size()) + " pixels");
+
+  // 1. Data-set images are light objects on black; a photo on white paper is the reverse.
+  const bool invert = border_mean(img) > 127.0;
+  auto at = [&](int x, int y) {
+    const int v = img.pixels[static_cast<size_t>(y) * w + x];
+    return invert ? 255 - v : v;
+  };
+
+  // 2. Bounding box [x0, x1] x [y0, y1] of the ink.
+  int x0 = w, x1 = -1, y0 = h, y1 = -1;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      if (at(x, y) > kInkThreshold) {
+        x0 = std::min(x0, x), x1 = std::max(x1, x);
+        y0 = std::min(y0, y), y1 = std::max(y1, y);
+      }
+  if (x1 < 0) return canvas;  // blank
+  const int bw = x1 - x0 + 1, bh = y1 - y0 + 1;
+
+  // 3. One scale for both axes, so the longer side fills the canvas and shapes keep their aspect.
+  const double scale = std::min(static_cast<double>(cols) / bw, static_cast<double>(rows) / bh);
+  const int nw = std::clamp(static_cast<int>(std::lround(bw * scale)), 1, cols);
+  const int nh = std::clamp(static_cast<int>(std::lround(bh * scale)), 1, rows);
+
+  // Separable resampling: crop (bh, bw) -> rows resized (bh, nw) -> both resized (nh, nw).
+  const auto tx = resample_taps(bw, nw), ty = resample_taps(bh, nh);
+  std::vector<float> wide(static_cast<size_t>(bh) * nw);
+  for (int y = 0; y < bh; ++y)
+    for (int j = 0; j < nw; ++j) {
+      float acc = 0;
+      for (const Tap& t : tx[static_cast<size_t>(j)]) acc += t.weight * static_cast<float>(at(x0 + t.src, y0 + y));
+      wide[static_cast<size_t>(y) * nw + j] = acc;
+    }
+
+  // 4. Centre the box on the canvas.
+  const int ox = (cols - nw) / 2, oy = (rows - nh) / 2;
+  for (int i = 0; i < nh; ++i)
+    for (int j = 0; j < nw; ++j) {
+      float acc = 0;
+      for (const Tap& t : ty[static_cast<size_t>(i)]) acc += t.weight * wide[static_cast<size_t>(t.src) * nw + j];
+      canvas[static_cast<size_t>(oy + i) * cols + (ox + j)] =
+          static_cast<uint8_t>(std::clamp(std::lround(acc), 0L, 255L));
+    }
+  return canvas;
+}
+
+void write_png_grey(const std::string& path, const GreyImage& img) {
+  if (img.width <= 0 || img.height <= 0 ||
+      img.pixels.size() != static_cast<size_t>(img.width) * static_cast<size_t>(img.height))
+    throw Error("cannot write " + path + ": image of " + std::to_string(img.width) + "x" +
+                std::to_string(img.height) + " has " + std::to_string(img.pixels.size()) + " pixels");
+  png_image image;
+  std::memset(&image, 0, sizeof image);
+  image.version = PNG_IMAGE_VERSION;
+  image.width = static_cast<png_uint_32>(img.width);
+  image.height = static_cast<png_uint_32>(img.height);
+  image.format = PNG_FORMAT_GRAY;
+  // First call sizes the buffer, second fills it.
+  png_alloc_size_t size = 0;
+  if (!png_image_write_to_memory(&image, nullptr, &size, 0, img.pixels.data(), img.width, nullptr) ||
+      size == 0)
+    throw Error("cannot write " + path + ": PNG encoding failed (libpng: " + image.message + ")");
+  std::string png(size, '\0');
+  if (!png_image_write_to_memory(&image, png.data(), &size, 0, img.pixels.data(), img.width, nullptr))
+    throw Error("cannot write " + path + ": PNG encoding failed (libpng: " + image.message + ")");
+  png.resize(size);
+  write_file_atomic(path, png);
+}
+
+}  // namespace tailor

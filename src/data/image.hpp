@@ -1,0 +1,35 @@
+#pragma once
+// Image files for `tailor predict`: read a PNG or PGM, turn it into a data-set-style input.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tailor {
+
+struct GreyImage {
+  int width = 0, height = 0;
+  std::vector<uint8_t> pixels;  // (height, width), row-major, 0 = black
+};
+
+// Images larger than this are refused before any pixel buffer is allocated.
+inline constexpr uint64_t kMaxImagePixels = uint64_t{64} << 20;
+
+// Reads a PNG (any colour type and bit depth, via libpng; colour becomes luminance, alpha is
+// composited on white) or a PGM (P2 or P5, maxval up to 65535, scaled to 0..255). The format is
+// detected from the content, not the extension. Errors name the file.
+GreyImage load_image(const std::string& path);
+
+// Converts a picture the way Fashion-MNIST was made, giving (rows, cols) uint8:
+//   1. if the border is lighter than the middle (mean of the outermost pixels > 127), invert,
+//      so the object is light on dark;
+//   2. crop to the bounding box of pixels above a small threshold;
+//   3. scale so the box's longer side fills the canvas (area-average when shrinking, bilinear
+//      when enlarging; for a square canvas the longer side becomes `rows`);
+//   4. centre it on a black rows x cols canvas.
+// A blank image gives an all-black canvas.
+std::vector<uint8_t> to_dataset_format(const GreyImage& img, int rows, int cols);
+
+// Writes an 8-bit greyscale PNG (encoded in memory by libpng, then write_file_atomic).
+void write_png_grey(const std::string& path, const GreyImage& img);
+
+}  // namespace tailor

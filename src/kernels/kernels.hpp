@@ -1,0 +1,51 @@
+#pragma once
+// The one seam to the maths libraries. Nothing outside src/kernels/ includes oneDNN or BLAS.
+// Every fast kernel here has a naive twin in kernels::ref (kernels/ref.hpp), the test oracle.
+// All matrices are row-major.
+#include <memory>
+#include <string>
+
+namespace tailor::kernels {
+
+// C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C, op(X) = X or X^T.
+// Routed to OpenBLAS sgemm.
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+          const float* b, int ldb, float beta, float* c, int ldc);
+
+// Threads used by every kernel (OpenMP for oneDNN, OpenBLAS's own pool). Call before training.
+void set_threads(int threads);
+int threads();
+
+// 2-D convolution, stride 1, square kernel, symmetric zero padding; PyTorch layouts.
+struct Conv2dShape {
+  int n = 1, cin = 1, h = 1, w = 1, cout = 1, k = 3, pad = 1;
+  int ho() const { return h + 2 * pad - k + 1; }
+  int wo() const { return w + 2 * pad - k + 1; }
+};
+
+// oneDNN convolution primitives for one shape, created once and reused every step (no
+// allocation after construction).
+//   x (N, Cin, H, W), weight (Cout, Cin, K, K), bias (Cout), y (N, Cout, Ho, Wo)
+class Conv2dKernel {
+ public:
+  explicit Conv2dKernel(const Conv2dShape& s);
+  ~Conv2dKernel();
+  Conv2dKernel(const Conv2dKernel&) = delete;
+  Conv2dKernel& operator=(const Conv2dKernel&) = delete;
+
+  const Conv2dShape& shape() const { return shape_; }
+  void forward(const float* x, const float* weight, const float* bias, float* y);
+  // dx = conv_transpose(dy, weight); overwrites dx.
+  void backward_data(const float* dy, const float* weight, float* dx);
+  // dweight = sum over batch of dy * x patches, dbias = sum of dy; overwrites both.
+  void backward_weights(const float* x, const float* dy, float* dweight, float* dbias);
+  // The oneDNN implementation chosen for the forward pass, e.g. "jit:avx512_core".
+  std::string impl_name() const;
+
+ private:
+  struct Impl;
+  Conv2dShape shape_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tailor::kernels

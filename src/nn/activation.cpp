@@ -1,0 +1,94 @@
+#include "nn/activation.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "util/error.hpp"
+
+namespace tailor {
+
+ActivationKind parse_activation(const std::string& name) {
+  if (name == "relu") return ActivationKind::relu;
+  if (name == "sigmoid") return ActivationKind::sigmoid;
+  if (name == "tanh") return ActivationKind::tanh;
+  throw Error("unknown activation '" + name + "' (expected relu, sigmoid or tanh)");
+}
+
+std::string activation_name(ActivationKind k) {
+  switch (k) {
+    case ActivationKind::relu: return "relu";
+    case ActivationKind::sigmoid: return "sigmoid";
+    case ActivationKind::tanh: return "tanh";
+  }
+  return "?";
+}
+
+void Activation::forward(ConstView x, View y, Mode) {
+  y_ = y;
+  const int64_t n = x.numel();
+  const float* in = x.data;
+  float* out = y.data;
+  switch (kind_) {
+    case ActivationKind::relu:
+#pragma omp parallel for schedule(static) if (n > 65536)
+      for (int64_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+      break;
+    case ActivationKind::sigmoid:
+      for (int64_t i = 0; i < n; ++i) out[i] = 1.0f / (1.0f + std::exp(-in[i]));
+      break;
+    case ActivationKind::tanh:
+      for (int64_t i = 0; i < n; ++i) out[i] = std::tanh(in[i]);
+      break;
+  }
+}
+
+void Activation::backward(ConstView dy, View dx) {
+  if (dx.empty()) return;
+  const int64_t n = dy.numel();
+  const float* y = y_.data;
+  const float* g = dy.data;
+  float* out = dx.data;
+  switch (kind_) {
+    case ActivationKind::relu:
+#pragma omp parallel for schedule(static) if (n > 65536)
+      for (int64_t i = 0; i < n; ++i) out[i] = y[i] > 0.0f ? g[i] : 0.0f;
+      break;
+    case ActivationKind::sigmoid:
+      for (int64_t i = 0; i < n; ++i) out[i] = g[i] * y[i] * (1.0f - y[i]);
+      break;
+    case ActivationKind::tanh:
+      for (int64_t i = 0; i < n; ++i) out[i] = g[i] * (1.0f - y[i] * y[i]);
+      break;
+  }
+}
+
+void Dropout::forward(ConstView x, View y, Mode mode) {
+  mode_ = mode;
+  const int64_t n = x.numel();
+  if (mode == Mode::eval || p_ == 0.0f) {
+    std::copy_n(x.data, n, y.data);
+    return;
+  }
+  if (scale_.size() < static_cast<size_t>(n)) scale_.resize(n);
+  const float keep_scale = 1.0f / (1.0f - p_);
+  if (!fixed_.empty()) {
+    if (fixed_.size() != static_cast<size_t>(n)) throw Error("dropout test mask has the wrong size");
+    for (int64_t i = 0; i < n; ++i) scale_[i] = fixed_[i] ? keep_scale : 0.0f;
+    fixed_.clear();
+  } else {
+    for (int64_t i = 0; i < n; ++i) scale_[i] = rng_.uniform() >= p_ ? keep_scale : 0.0f;
+  }
+  for (int64_t i = 0; i < n; ++i) y.data[i] = x.data[i] * scale_[i];
+}
+
+void Dropout::backward(ConstView dy, View dx) {
+  if (dx.empty()) return;
+  const int64_t n = dy.numel();
+  if (mode_ == Mode::eval || p_ == 0.0f) {
+    std::copy_n(dy.data, n, dx.data);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) dx.data[i] = dy.data[i] * scale_[i];
+}
+
+}  // namespace tailor

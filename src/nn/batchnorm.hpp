@@ -1,0 +1,34 @@
+#pragma once
+#include <vector>
+
+#include "nn/layer.hpp"
+
+namespace tailor {
+
+// BatchNorm over channel dimension 1 of x (N, C) or (N, C, H, W) (Ioffe & Szegedy 2015):
+//   y = weight * (x - mean) / sqrt(var + eps) + bias,
+// batch statistics (biased variance) in training, running statistics in evaluation; the running
+// variance is updated with the unbiased batch variance, momentum 0.1, as PyTorch does.
+class BatchNorm final : public Layer {
+ public:
+  BatchNorm(int64_t channels, bool spatial, float eps = 1e-5f, float momentum = 0.1f);
+  std::string type() const override { return spatial_ ? "batchnorm2d" : "batchnorm1d"; }
+  nlohmann::json describe() const override;
+  Shape output_shape(const Shape& in) const override;
+  void forward(ConstView x, View y, Mode mode) override;
+  void backward(ConstView dy, View dx) override;
+  std::vector<Param*> params() override { return {&weight_, &bias_}; }
+  std::vector<Param*> buffers() override { return {&running_mean_, &running_var_}; }
+
+ private:
+  int64_t c_;
+  bool spatial_;
+  float eps_, momentum_;
+  Param weight_, bias_, running_mean_, running_var_;
+  Mode mode_ = Mode::train;
+  Shape shape_;
+  std::vector<float> xhat_;     // like x: normalised input, kept for backward
+  std::vector<float> inv_std_;  // (C)
+};
+
+}  // namespace tailor

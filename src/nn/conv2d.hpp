@@ -1,0 +1,35 @@
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "kernels/kernels.hpp"
+#include "nn/layer.hpp"
+
+namespace tailor {
+
+// Conv2d: y (N, Cout, Ho, Wo) = conv(x (N, Cin, H, W), weight (Cout, Cin, K, K)) + bias (Cout),
+// stride 1, zero padding `pad` on every side.
+class Conv2d final : public Layer {
+ public:
+  Conv2d(int64_t cin, int64_t cout, int64_t kernel, int64_t pad);
+  std::string type() const override { return "conv2d"; }
+  nlohmann::json describe() const override;
+  Shape output_shape(const Shape& in) const override;
+  void forward(ConstView x, View y, Mode mode) override;
+  void backward(ConstView dy, View dx) override;
+  std::vector<Param*> params() override { return {&weight_, &bias_}; }
+  int64_t forward_flops(const Shape& in) const override;
+
+ private:
+  // Primitives are made once per (batch, H, W) seen: the full batch, the last partial batch and
+  // the evaluation batch, so steady-state steps create nothing.
+  kernels::Conv2dKernel& kernel_for(const Shape& in);
+
+  int64_t cin_, cout_, k_, pad_;
+  Param weight_, bias_;
+  ConstView x_;
+  kernels::Conv2dKernel* current_ = nullptr;
+  std::vector<std::unique_ptr<kernels::Conv2dKernel>> kernels_;
+};
+
+}  // namespace tailor

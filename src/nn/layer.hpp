@@ -1,0 +1,52 @@
+#pragma once
+// The layer contract. A layer maps x (N, ...) to y (N, ...); forward keeps what backward needs
+// (views of x and y stay valid until the next forward, the model owns those buffers).
+// backward OVERWRITES its parameter gradients (one backward per step, so no zero_grad pass) and
+// writes dx unless dx is empty (the first layer never needs it).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tensor/tensor.hpp"
+
+namespace tailor {
+
+enum class Mode { train, eval };
+
+// What a parameter is, so initialisation and reports can treat it correctly.
+enum class ParamRole { weight, bias, bn_scale, bn_shift };
+
+struct Param {
+  std::string name;  // PyTorch-style suffix: "weight", "bias"
+  Shape shape;
+  ParamRole role = ParamRole::weight;
+  int64_t fan_in = 1, fan_out = 1;  // for Xavier/Kaiming
+  float* value = nullptr;           // views into the model's arenas
+  float* grad = nullptr;
+  int64_t numel() const { return shape.numel(); }
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  virtual std::string type() const = 0;
+  // The layer in the JSON vocabulary shared with the PyTorch scripts, e.g.
+  // {"type":"conv2d","in":16,"out":32,"kernel":3,"padding":1}.
+  virtual nlohmann::json describe() const { return {{"type", type()}}; }
+  // `in` includes the batch dimension; throws tailor::Error on a shape the layer cannot take.
+  virtual Shape output_shape(const Shape& in) const = 0;
+  virtual void forward(ConstView x, View y, Mode mode) = 0;
+  virtual void backward(ConstView dy, View dx) = 0;
+  // Trainable parameters and non-trainable state (batch-norm running statistics).
+  virtual std::vector<Param*> params() { return {}; }
+  virtual std::vector<Param*> buffers() { return {}; }
+  // Multiply-adds times two for one forward pass of a batch of shape `in`.
+  virtual int64_t forward_flops(const Shape& in) const { (void)in; return 0; }
+};
+
+using LayerPtr = std::unique_ptr<Layer>;
+
+}  // namespace tailor

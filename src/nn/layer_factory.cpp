@@ -1,0 +1,31 @@
+#include "nn/layer_factory.hpp"
+
+#include "nn/activation.hpp"
+#include "nn/batchnorm.hpp"
+#include "nn/conv2d.hpp"
+#include "nn/linear.hpp"
+#include "nn/pool.hpp"
+#include "util/error.hpp"
+
+namespace tailor {
+
+LayerPtr layer_from_json(const nlohmann::json& j, uint64_t seed) {
+  try {
+    const std::string t = j.at("type").get<std::string>();
+    if (t == "linear") return std::make_unique<Linear>(j.at("in").get<int64_t>(), j.at("out").get<int64_t>());
+    if (t == "conv2d")
+      return std::make_unique<Conv2d>(j.at("in").get<int64_t>(), j.at("out").get<int64_t>(),
+                                      j.at("kernel").get<int64_t>(), j.value("padding", int64_t{0}));
+    if (t == "maxpool2d") return std::make_unique<MaxPool2d>(j.at("kernel").get<int64_t>());
+    if (t == "batchnorm1d") return std::make_unique<BatchNorm>(j.at("features").get<int64_t>(), false);
+    if (t == "batchnorm2d") return std::make_unique<BatchNorm>(j.at("channels").get<int64_t>(), true);
+    if (t == "flatten") return std::make_unique<Flatten>();
+    if (t == "dropout") return std::make_unique<Dropout>(j.at("p").get<float>(), seed);
+    if (t == "relu" || t == "sigmoid" || t == "tanh") return std::make_unique<Activation>(parse_activation(t));
+    throw Error("unknown layer type '" + t + "'");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("bad layer description: ") + e.what());
+  }
+}
+
+}  // namespace tailor

@@ -1,0 +1,55 @@
+#pragma once
+// What a model is, independent of its weights: the family, its widths and options. Built into a
+// Sequential by build_model; sized to a weight budget by fit_to_budget.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "nn/activation.hpp"
+#include "nn/sequential.hpp"
+
+namespace tailor {
+
+enum class Family { fcn, cnn };
+Family parse_family(const std::string& name);  // throws tailor::Error
+std::string family_name(Family f);
+
+struct ModelSpec {
+  Family family = Family::cnn;
+  // CNN: one block per entry: conv 3x3 pad 1 -> [batch norm] -> activation -> max-pool 2x2.
+  std::vector<int64_t> channels;
+  // Then flatten [-> dropout, CNN only] and one block per entry:
+  // linear -> [batch norm] -> activation -> [dropout].
+  std::vector<int64_t> hidden;
+  bool batchnorm = true;
+  float dropout = 0.2f;
+  ActivationKind activation = ActivationKind::relu;
+  // Input and output, taken from the data set.
+  int64_t in_channels = 1, height = 28, width = 28, classes = 10;
+
+  std::string widths_str() const;  // "conv 16,32 | fc 60"
+};
+
+// The widths each family is scaled from when sized to a budget.
+ModelSpec default_spec(Family family);
+
+// Trainable parameters (weights, biases, batch-norm scale and shift), as PyTorch's
+// sum(p.numel() for p in model.parameters()) counts them.
+int64_t count_weights(const ModelSpec& spec);
+
+// Scales every width of `tmpl` by one factor, then tunes the last width, so that the weight count
+// lands as close to `target` as possible; throws tailor::Error when the result is not within
+// +-5% (the budget is too small for the family, or too coarse).
+ModelSpec fit_to_budget(const ModelSpec& tmpl, int64_t target);
+
+// "100k", "12500", "1.5M" -> count; throws tailor::Error naming the value.
+int64_t parse_weight_count(const std::string& text);
+
+std::unique_ptr<Sequential> build_model(const ModelSpec& spec, uint64_t dropout_seed);
+
+nlohmann::json spec_to_json(const ModelSpec& spec);
+ModelSpec spec_from_json(const nlohmann::json& j);  // throws tailor::Error on a bad description
+
+}  // namespace tailor

@@ -1,0 +1,34 @@
+#pragma once
+#include <vector>
+
+#include "nn/layer.hpp"
+
+namespace tailor {
+
+// MaxPool2d: y (N, C, H/k, W/k) = max over each k x k window of x (N, C, H, W), stride k,
+// floor mode. The first maximum in a window wins (as PyTorch); its index goes to backward.
+class MaxPool2d final : public Layer {
+ public:
+  explicit MaxPool2d(int64_t kernel) : k_(kernel) {}
+  std::string type() const override { return "maxpool2d"; }
+  nlohmann::json describe() const override { return {{"type", "maxpool2d"}, {"kernel", k_}}; }
+  Shape output_shape(const Shape& in) const override;
+  void forward(ConstView x, View y, Mode mode) override;
+  void backward(ConstView dy, View dx) override;
+
+ private:
+  int64_t k_;
+  Shape in_shape_;
+  std::vector<int32_t> argmax_;  // (N, C, Ho, Wo): flat index into x
+};
+
+// Flatten: y (N, C*H*W) = x (N, C, H, W), same memory order.
+class Flatten final : public Layer {
+ public:
+  std::string type() const override { return "flatten"; }
+  Shape output_shape(const Shape& in) const override { return Shape{in[0], in.per_item()}; }
+  void forward(ConstView x, View y, Mode mode) override;
+  void backward(ConstView dy, View dx) override;
+};
+
+}  // namespace tailor

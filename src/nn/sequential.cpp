@@ -1,0 +1,109 @@
+#include "nn/sequential.hpp"
+
+#include "util/error.hpp"
+
+namespace tailor {
+
+void Sequential::finalize(const Shape& item_shape) {
+  item_shape_ = item_shape;
+  Shape s = Shape::batched(1, item_shape);
+  size_t nv = 0, ns = 0;
+  params_.clear();
+  buffers_.clear();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    s = layers_[i]->output_shape(s);
+    for (Param* p : layers_[i]->params()) {
+      params_.push_back(p);
+      param_names_.push_back(std::to_string(i) + "." + p->name);
+      nv += p->numel();
+    }
+    for (Param* b : layers_[i]->buffers()) {
+      buffers_.push_back(b);
+      buffer_names_.push_back(std::to_string(i) + "." + b->name);
+      ns += b->numel();
+    }
+  }
+  values_.resize(nv);
+  grads_.resize(nv);
+  state_.resize(ns);
+  size_t off = 0;
+  for (Param* p : params_) {
+    p->value = values_.data() + off;
+    p->grad = grads_.data() + off;
+    off += p->numel();
+  }
+  off = 0;
+  for (Param* b : buffers_) {
+    b->value = state_.data() + off;
+    off += b->numel();
+  }
+  // Running variance starts at 1 (PyTorch); parameters are set by init_params.
+  for (size_t i = 0; i < buffers_.size(); ++i)
+    if (buffers_[i]->name == "running_var")
+      for (int64_t j = 0; j < buffers_[i]->numel(); ++j) buffers_[i]->value[j] = 1.0f;
+  acts_.resize(layers_.size());
+  act_grads_.resize(layers_.size());
+  out_shapes_.resize(layers_.size());
+}
+
+std::vector<Shape> Sequential::shapes(int64_t n) const {
+  Shape s = Shape::batched(n, item_shape_);
+  std::vector<Shape> out;
+  for (const auto& l : layers_) out.push_back(s = l->output_shape(s));
+  return out;
+}
+
+int64_t Sequential::forward_flops(int64_t n) const {
+  Shape s = Shape::batched(n, item_shape_);
+  int64_t f = 0;
+  for (const auto& l : layers_) {
+    f += l->forward_flops(s);
+    s = l->output_shape(s);
+  }
+  return f;
+}
+
+// Buffers grow to the largest batch seen and are then reused: a training step after the first
+// batch allocates nothing.
+void Sequential::reserve(int64_t n, bool with_grads) {
+  if (n > capacity_ || (with_grads && n > grad_capacity_)) {
+    auto s = shapes(n);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      if (n > capacity_) acts_[i].resize(s[i].numel());
+      if (with_grads && n > grad_capacity_) act_grads_[i].resize(s[i].numel());
+    }
+    if (n > capacity_) capacity_ = n;
+    if (with_grads && n > grad_capacity_) grad_capacity_ = n;
+  }
+}
+
+ConstView Sequential::forward(ConstView x, Mode mode) {
+  const int64_t n = x.shape[0];
+  if (x.shape.per_item() != item_shape_.numel())
+    throw Error("model input " + x.shape.str() + " does not match item shape " + item_shape_.str());
+  reserve(n, false);
+  ConstView in(x.data, Shape::batched(n, item_shape_));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    // Shapes only change with n, so this is a cheap recomputation of a cached value.
+    if (out_shapes_[i].rank() == 0 || out_shapes_[i][0] != n) out_shapes_[i] = layers_[i]->output_shape(in.shape);
+    View out{acts_[i].data(), out_shapes_[i]};
+    layers_[i]->forward(in, out, mode);
+    in = out;
+  }
+  return in;
+}
+
+void Sequential::backward(ConstView dlogits, View dx) {
+  const int64_t n = dlogits.shape[0];
+  reserve(n, true);
+  ConstView dy = dlogits;
+  for (size_t i = layers_.size(); i-- > 0;) {
+    View din;
+    if (i > 0) din = View{act_grads_[i - 1].data(), out_shapes_[i - 1]};
+    else if (!dx.empty()) din = View{dx.data, dx.shape};
+    layers_[i]->backward(dy, din);
+    dy = din;
+  }
+}
+
+}  // namespace tailor

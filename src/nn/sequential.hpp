@@ -1,0 +1,51 @@
+#pragma once
+// A stack of layers with all parameters in one flat arena (values and gradients side by side,
+// so an optimizer is a single loop) and the activations of every layer kept for backward.
+#include <vector>
+
+#include "nn/layer.hpp"
+
+namespace tailor {
+
+class Sequential {
+ public:
+  void add(LayerPtr layer) { layers_.push_back(std::move(layer)); }
+  // Fixes the input item shape (without batch, e.g. (1, 28, 28) or (784)), checks every layer's
+  // shape and gives each parameter its slice of the arenas. Parameter names follow PyTorch's
+  // nn.Sequential: "<layer index>.weight".
+  void finalize(const Shape& item_shape);
+
+  // x (N, item...) -> logits (N, classes); the view stays valid until the next forward.
+  ConstView forward(ConstView x, Mode mode);
+  // dlogits (N, classes) -> parameter gradients; dx (N, item...) is written when not empty.
+  void backward(ConstView dlogits, View dx = {});
+
+  const std::vector<LayerPtr>& layers() const { return layers_; }
+  const std::vector<Param*>& params() const { return params_; }
+  const std::vector<Param*>& buffers() const { return buffers_; }
+  const std::vector<std::string>& param_names() const { return param_names_; }
+  const std::vector<std::string>& buffer_names() const { return buffer_names_; }
+  float* values() { return values_.data(); }
+  float* grads() { return grads_.data(); }
+  float* state() { return state_.data(); }
+  size_t num_values() const { return values_.size(); }  // == trainable weight count
+  size_t num_state() const { return state_.size(); }
+  const Shape& item_shape() const { return item_shape_; }
+  // Output shapes of every layer for a batch of n.
+  std::vector<Shape> shapes(int64_t n) const;
+  int64_t forward_flops(int64_t n) const;
+
+ private:
+  void reserve(int64_t n, bool with_grads);
+
+  std::vector<LayerPtr> layers_;
+  Shape item_shape_;
+  std::vector<Param*> params_, buffers_;
+  std::vector<std::string> param_names_, buffer_names_;
+  Buffer values_, grads_, state_;
+  std::vector<Buffer> acts_, act_grads_;  // per layer output: (N, ...) for the largest N seen
+  std::vector<Shape> out_shapes_;          // per layer, current batch
+  int64_t capacity_ = 0, grad_capacity_ = 0;
+};
+
+}  // namespace tailor

@@ -1,0 +1,41 @@
+#pragma once
+// Optimizers over the model's flat parameter arena: one loop each, PyTorch 1.13's update rules.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tailor {
+
+enum class OptimKind { sgd, adam, adamw, rmsprop };
+OptimKind parse_optimizer(const std::string& name);  // throws tailor::Error
+std::string optimizer_name(OptimKind k);
+
+struct OptimConfig {
+  OptimKind kind = OptimKind::adam;
+  float lr = 1e-3f;
+  float momentum = 0.0f;   // sgd, rmsprop
+  bool nesterov = false;   // sgd
+  float weight_decay = 0;  // L2 added to the gradient; decoupled for adamw
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // adam, adamw (eps also rmsprop)
+  float alpha = 0.99f;     // rmsprop smoothing
+};
+
+class Optimizer {
+ public:
+  Optimizer(const OptimConfig& cfg, size_t n);
+  // One update of params (n) from grads (n) at learning rate lr (the schedule's value).
+  void step(float* params, const float* grads, float lr);
+  int64_t steps() const { return t_; }
+  // State for checkpoints: [m..., v...] as the optimizer needs; the step count separately.
+  std::vector<float>& state() { return state_; }
+  void set_steps(int64_t t) { t_ = t; }
+  const OptimConfig& config() const { return cfg_; }
+
+ private:
+  OptimConfig cfg_;
+  size_t n_;
+  int64_t t_ = 0;
+  std::vector<float> state_;  // sgd: momentum buffer; adam: m, v; rmsprop: square avg, momentum
+};
+
+}  // namespace tailor

@@ -1,0 +1,134 @@
+#include "train/checkpoint.hpp"
+
+#include <cstring>
+
+#include <zlib.h>
+
+#include "util/atomic_file.hpp"
+#include "util/error.hpp"
+
+namespace tailor {
+
+namespace {
+
+constexpr char kMagic[8] = {'T', 'A', 'I', 'L', 'O', 'R', 'C', 'K'};
+
+template <typename T>
+void put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+}
+
+void put_floats(std::string& out, const std::vector<float>& v) {
+  put<uint64_t>(out, v.size());
+  out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+}
+
+class Reader {
+ public:
+  Reader(const std::string& path, const std::string& bytes, size_t end)
+      : path_(path), bytes_(bytes), end_(end) {}
+  template <typename T>
+  T get() {
+    need(sizeof(T));
+    T v;
+    std::memcpy(&v, bytes_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  std::string str(uint64_t n) {
+    need(n);
+    std::string s = bytes_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  std::vector<float> floats() {
+    const uint64_t n = get<uint64_t>();
+    if (n > (end_ - pos_) / sizeof(float)) fail("truncated (array of " + std::to_string(n) + " floats does not fit)");
+    std::vector<float> v(n);
+    std::memcpy(v.data(), bytes_.data() + pos_, n * sizeof(float));
+    pos_ += n * sizeof(float);
+    return v;
+  }
+  size_t pos() const { return pos_; }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error("checkpoint " + path_ + " is corrupt: " + what);
+  }
+
+ private:
+  void need(uint64_t n) {
+    if (n > end_ - pos_) fail("truncated");
+  }
+  const std::string& path_;
+  const std::string& bytes_;
+  size_t end_, pos_ = 0;
+};
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const Checkpoint& ck) {
+  std::string out(kMagic, sizeof(kMagic));
+  put<uint32_t>(out, kCheckpointVersion);
+  const std::string meta = ck.meta.dump();
+  put<uint64_t>(out, meta.size());
+  out += meta;
+  put_floats(out, ck.weights);
+  put_floats(out, ck.stats);
+  put_floats(out, ck.optim_state);
+  put<uint32_t>(out, static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(out.data()), out.size())));
+  write_file_atomic(path, out);
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  const std::string bytes = read_file(path);
+  if (bytes.size() < sizeof(kMagic) + 4 + 4 || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
+    throw Error("checkpoint " + path + " is not a tailor checkpoint (bad magic or too short)");
+  const size_t body = bytes.size() - 4;
+  uint32_t stored;
+  std::memcpy(&stored, bytes.data() + body, 4);
+  const uint32_t actual = static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), body));
+  Reader r(path, bytes, body);
+  r.str(sizeof(kMagic));
+  const uint32_t version = r.get<uint32_t>();
+  if (version != kCheckpointVersion)
+    throw Error("checkpoint " + path + " has version " + std::to_string(version) + ", this tailor reads " +
+                std::to_string(kCheckpointVersion));
+  if (stored != actual) r.fail("checksum mismatch (truncated or modified)");
+  Checkpoint ck;
+  const uint64_t meta_len = r.get<uint64_t>();
+  try {
+    ck.meta = nlohmann::json::parse(r.str(meta_len));
+  } catch (const nlohmann::json::exception&) {
+    r.fail("unreadable metadata");
+  }
+  ck.weights = r.floats();
+  ck.stats = r.floats();
+  ck.optim_state = r.floats();
+  if (r.pos() != body) r.fail("unexpected bytes after the data");
+  return ck;
+}
+
+LoadedModel load_model(const std::string& path) {
+  Checkpoint ck = read_checkpoint(path);
+  LoadedModel m;
+  try {
+    m.spec = spec_from_json(ck.meta.at("model"));
+    m.norm.mean = ck.meta.at("normalization").at("mean").get<float>();
+    m.norm.std = ck.meta.at("normalization").at("std").get<float>();
+    m.classes = ck.meta.at("classes").get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("checkpoint " + path + " is corrupt: metadata lacks " + e.what());
+  } catch (const Error& e) {
+    throw Error("checkpoint " + path + ": " + e.what());
+  }
+  if (count_weights(m.spec) > 200'000'000) throw Error("checkpoint " + path + " describes an implausibly large model");
+  m.model = build_model(m.spec, 0);
+  if (ck.weights.size() != m.model->num_values() || ck.stats.size() != m.model->num_state() ||
+      m.classes.size() != static_cast<size_t>(m.spec.classes))
+    throw Error("checkpoint " + path + " is corrupt: its arrays do not match its model description");
+  std::copy(ck.weights.begin(), ck.weights.end(), m.model->values());
+  std::copy(ck.stats.begin(), ck.stats.end(), m.model->state());
+  m.meta = std::move(ck.meta);
+  return m;
+}
+
+}  // namespace tailor

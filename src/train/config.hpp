@@ -1,0 +1,41 @@
+#pragma once
+// Every setting of a training run, typed; printed and saved with the run as config.toml.
+#include <cstdint>
+#include <string>
+
+#include "data/dataset.hpp"
+#include "nn/init.hpp"
+#include "nn/model_spec.hpp"
+#include "optim/optimizer.hpp"
+#include "optim/schedule.hpp"
+
+namespace tailor {
+
+enum class StopOn { val, test };
+
+struct TrainConfig {
+  ModelSpec model = default_spec(Family::cnn);  // the template; sized to weights_target if set
+  int64_t weights_target = 0;                   // 0: use the widths as given
+  std::string data_dir = kDefaultDataDir;
+  std::string out_dir = "runs/latest";
+  OptimConfig optim;
+  ScheduleConfig schedule;
+  InitKind init = InitKind::kaiming_uniform;
+  int64_t epochs = 15;
+  int64_t batch_size = 64;
+  int64_t val_count = 5000;
+  uint64_t seed = 1;
+  int threads = 0;               // 0: all cores
+  float stop_at = 0;             // stop once accuracy (percent) on stop_on reaches it; 0: off
+  StopOn stop_on = StopOn::val;
+  int64_t patience = 0;          // epochs without a better val loss before stopping; 0: off
+  float label_smoothing = 0;
+  int64_t eval_batch = 500;
+  std::string progress = "auto";  // auto (bar on a terminal), bar, lines, none
+};
+
+// TOML text of the whole configuration plus what the run found out (`extra`: version, threads,
+// weights, data statistics), so a run can be read and repeated.
+std::string config_to_toml(const TrainConfig& cfg, const std::string& extra_toml_table);
+
+}  // namespace tailor

@@ -1,0 +1,42 @@
+#include "train/evaluate.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include "nn/loss.hpp"
+
+namespace tailor {
+
+EvalResult evaluate(Sequential& model, const Dataset& data, const std::vector<uint32_t>& indices,
+                    Normalization norm, int64_t batch, std::vector<float>* logits) {
+  std::vector<uint32_t> all;
+  const std::vector<uint32_t>* idx = &indices;
+  if (indices.empty()) {
+    all.resize(data.size());
+    std::iota(all.begin(), all.end(), 0u);
+    idx = &all;
+  }
+  const int64_t n = static_cast<int64_t>(idx->size()), pixels = data.pixels();
+  batch = std::max<int64_t>(1, std::min(batch, n));
+  std::vector<float> x(batch * pixels);
+  std::vector<int32_t> y(batch);
+  if (logits) logits->clear();
+  EvalResult r;
+  double loss = 0;
+  int64_t correct = 0;
+  for (int64_t b = 0; b < n; b += batch) {
+    const int64_t m = std::min(batch, n - b);
+    gather_batch(data, idx->data() + b, m, norm, x.data(), y.data());
+    ConstView out = model.forward(ConstView(x.data(), Shape{m, pixels}), Mode::eval);
+    LossStats st = softmax_cross_entropy(out, y.data(), View{});
+    loss += st.loss_sum;
+    correct += st.correct;
+    if (logits) logits->insert(logits->end(), out.data, out.data + out.numel());
+  }
+  r.count = n;
+  r.loss = n ? loss / n : 0;
+  r.acc = n ? 100.0 * static_cast<double>(correct) / n : 0;
+  return r;
+}
+
+}  // namespace tailor

@@ -1,0 +1,23 @@
+#pragma once
+#include <string>
+
+#include "train/config.hpp"
+
+namespace tailor {
+
+struct TrainOutcome {
+  int64_t weights = 0;
+  int64_t epochs_run = 0;
+  double val_acc = 0, test_acc = 0, test_loss = 0, train_seconds = 0;
+  std::string stop_reason;  // epochs, target_accuracy, patience
+};
+
+// Trains one model as `cfg` says and writes the run into cfg.out_dir: config.toml, metrics.csv
+// (one row per epoch, rewritten atomically after each), summary.json and model.ckpt.
+// Throws tailor::Error on bad input and when the loss stops being finite (the rows already
+// written and summary.json with stop_reason "diverged" stay).
+TrainOutcome train(TrainConfig cfg);
+
+std::string tailor_version();
+
+}  // namespace tailor

@@ -1,0 +1,132 @@
+// Checkpoints: save -> load gives bit-identical logits; every kind of damage is a clear error.
+#include <cstring>
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include "nn/init.hpp"
+#include "nn/model_spec.hpp"
+#include "train/checkpoint.hpp"
+#include "util/atomic_file.hpp"
+#include "util/error.hpp"
+
+namespace tailor {
+namespace {
+
+namespace fs = std::filesystem;
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("tailor_ckpt_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    spec_ = default_spec(Family::cnn);
+    spec_.channels = {4, 8};
+    spec_.hidden = {12};
+    model_ = build_model(spec_, 7);
+    Rng rng(3);
+    init_params(*model_, InitKind::kaiming_uniform, ActivationKind::relu, rng);
+    // Move the batch-norm statistics off their defaults with one training forward.
+    for (size_t i = 0; i < input_.size(); ++i) input_[i] = rng.normal();
+    model_->forward(ConstView(input_.data(), Shape{4, 784}), Mode::train);
+    ck_.meta = {{"model", spec_to_json(spec_)},
+                {"normalization", {{"mean", 0.25}, {"std", 0.5}}},
+                {"classes", class_names(10)}};
+    ck_.weights.assign(model_->values(), model_->values() + model_->num_values());
+    ck_.stats.assign(model_->state(), model_->state() + model_->num_state());
+    ck_.optim_state.assign(2 * model_->num_values(), 0.125f);
+    path_ = (dir_ / "model.ckpt").string();
+    save_checkpoint(path_, ck_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::vector<float> logits(Sequential& m) {
+    ConstView z = m.forward(ConstView(input_.data(), Shape{4, 784}), Mode::eval);
+    return {z.data, z.data + z.numel()};
+  }
+  void expect_error(const std::string& bytes, const std::string& needle) {
+    write_file_atomic(path_, bytes);
+    try {
+      load_model(path_);
+      FAIL() << "expected an error containing '" << needle << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(path_), std::string::npos) << e.what();
+    }
+  }
+
+  fs::path dir_;
+  std::string path_;
+  ModelSpec spec_;
+  std::unique_ptr<Sequential> model_;
+  std::vector<float> input_ = std::vector<float>(4 * 784);
+  Checkpoint ck_;
+};
+
+TEST_F(CheckpointTest, SaveLoadGivesBitIdenticalLogits) {
+  LoadedModel m = load_model(path_);
+  const std::vector<float> a = logits(*model_), b = logits(*m.model);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  EXPECT_FLOAT_EQ(m.norm.mean, 0.25f);
+  EXPECT_EQ(m.classes[9], "Ankle boot");
+  Checkpoint back = read_checkpoint(path_);
+  EXPECT_EQ(back.optim_state, ck_.optim_state);
+  EXPECT_EQ(back.stats, ck_.stats);
+}
+
+TEST_F(CheckpointTest, TruncatedIsAnError) {
+  const std::string bytes = read_file(path_);
+  for (size_t keep : {size_t{0}, size_t{5}, size_t{20}, bytes.size() / 2, bytes.size() - 1})
+    expect_error(bytes.substr(0, keep), "checkpoint");
+}
+
+TEST_F(CheckpointTest, FlippedByteFailsTheChecksum) {
+  std::string bytes = read_file(path_);
+  bytes[bytes.size() / 2] ^= 0x40;
+  expect_error(bytes, "checksum");
+}
+
+TEST_F(CheckpointTest, WrongMagicAndVersion) {
+  std::string bytes = read_file(path_);
+  std::string other = bytes;
+  other[0] = 'X';
+  expect_error(other, "not a tailor checkpoint");
+  bytes[8] = 9;  // version field
+  expect_error(bytes, "version 9");
+}
+
+TEST_F(CheckpointTest, HugeCountsAreRejectedBeforeAllocating) {
+  // A file with a valid checksum whose weight array claims 2^60 floats: the count is checked
+  // against the bytes present before anything is allocated.
+  const std::string meta = ck_.meta.dump();
+  std::string bytes("TAILORCK");
+  auto put = [&bytes](auto v) { bytes.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  put(uint32_t{kCheckpointVersion});
+  put(uint64_t{meta.size()});
+  bytes += meta;
+  put(uint64_t{1} << 60);
+  put(uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size())));
+  expect_error(bytes, "does not fit");
+}
+
+TEST_F(CheckpointTest, ArraysThatDoNotMatchTheModelAreRejected) {
+  Checkpoint bad = ck_;
+  bad.weights.resize(3);
+  save_checkpoint(path_, bad);
+  expect_error(read_file(path_), "do not match");
+}
+
+TEST_F(CheckpointTest, MissingFileNamesIt) {
+  fs::remove(path_);
+  try {
+    load_model(path_);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path_), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace tailor

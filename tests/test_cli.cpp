@@ -1,0 +1,218 @@
+// The program as a user meets it: help, bad input (one clear line, non-zero exit, nothing lost),
+// run files, eval == summary, determinism, early stopping, predict. Uses a tiny generated data
+// set so every case takes well under a second.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.hpp"
+#include "data/image.hpp"
+#include "tiny_data.hpp"
+
+namespace tailor {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::Ran;
+using testing::run_tailor;
+using testing::slurp;
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = (fs::temp_directory_path() / ("tailor_cli_" + std::to_string(::getpid()))).string();
+    fs::remove_all(root_);
+    testing::write_tiny_dataset(root_ + "/data", 600, 150);
+  }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
+
+  Ran tailor(const std::string& args) { return run_tailor(args, root_); }
+  // A small FCN on the tiny set; extra flags appended.
+  Ran train(const std::string& out, const std::string& extra = "") {
+    return tailor("train --model fcn --hidden 16,8 --epochs 3 --lr 0.01 --batch-size 32 --val 60 --threads 2 --progress none --data " +
+                  root_ + "/data --out " + root_ + "/" + out + " " + extra);
+  }
+  static nlohmann::json json_file(const std::string& path) { return nlohmann::json::parse(slurp(path)); }
+
+  // Bad input: non-zero exit, exactly one line on stderr, and it names `needle`.
+  void expect_one_line_error(const Ran& r, const std::string& needle) {
+    EXPECT_NE(r.code, 0) << r.out;
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
+    EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << r.err;
+  }
+
+  static std::string root_;
+};
+std::string Cli::root_;
+
+TEST_F(Cli, HelpNamesEveryCommandAndOptionDefaults) {
+  Ran top = tailor("--help");
+  EXPECT_EQ(top.code, 0);
+  for (const char* cmd : {"train", "eval", "predict", "summary"}) EXPECT_NE(top.out.find(cmd), std::string::npos) << cmd;
+  Ran tr = tailor("train --help");
+  EXPECT_EQ(tr.code, 0);
+  for (const char* opt : {"--model", "--weights", "--hidden", "--channels", "--batchnorm", "--dropout", "--activation",
+                          "--epochs", "--batch-size", "--optimizer", "--lr", "--momentum", "--nesterov", "--weight-decay",
+                          "--schedule", "--init", "--seed", "--threads", "--stop-at", "--stop-on", "--patience", "--val",
+                          "--data", "--out"})
+    EXPECT_NE(tr.out.find(opt), std::string::npos) << opt;
+  EXPECT_NE(tr.out.find("=adam"), std::string::npos) << "defaults are shown";
+  EXPECT_NE(tr.out.find("/usr/share/datasets/fashion-mnist"), std::string::npos);
+}
+
+TEST_F(Cli, BadFlagsAreOneClearLine) {
+  expect_one_line_error(tailor("train --bogus"), "--bogus");
+  expect_one_line_error(tailor("train --lr abc"), "abc");
+  expect_one_line_error(tailor("train --epochs -1"), "--epochs");
+  expect_one_line_error(tailor("train --dropout 1.5"), "--dropout");
+  expect_one_line_error(tailor("train --optimizer adagrad"), "--optimizer");
+  expect_one_line_error(tailor("train --hidden 10,abc --data " + root_ + "/data"), "--hidden");
+  expect_one_line_error(tailor("train --nesterov --data " + root_ + "/data"), "--nesterov");
+  expect_one_line_error(tailor("frobnicate"), "frobnicate");
+}
+
+TEST_F(Cli, MissingDataDirectorySaysWhichPackage) {
+  Ran r = tailor("train --data " + root_ + "/no_such_dir --out " + root_ + "/r_missing");
+  expect_one_line_error(r, "dataset-fashion-mnist");
+  EXPECT_NE(r.err.find(root_ + "/no_such_dir"), std::string::npos);
+}
+
+TEST_F(Cli, CorruptDataFileIsNamed) {
+  const std::string bad = root_ + "/bad_data";
+  testing::write_tiny_dataset(bad, 60, 30);
+  std::string bytes = slurp(bad + "/train-labels-idx1-ubyte.gz");
+  bytes.resize(bytes.size() / 2);  // truncated gzip
+  std::ofstream(bad + "/train-labels-idx1-ubyte.gz", std::ios::binary) << bytes;
+  expect_one_line_error(tailor("train --data " + bad + " --out " + root_ + "/r_bad"), "train-labels-idx1-ubyte.gz");
+}
+
+TEST_F(Cli, BudgetTooSmallForTheFamily) {
+  expect_one_line_error(tailor("train --model cnn --weights 50 --val 60 --data " + root_ + "/data --out " + root_ + "/r_small"),
+                        "--weights 50");
+}
+
+TEST_F(Cli, UnwritableOutputDirectory) {
+  std::ofstream(root_ + "/a_file") << "x";
+  expect_one_line_error(tailor("train --data " + root_ + "/data --out " + root_ + "/a_file/run"), "a_file/run");
+}
+
+TEST_F(Cli, RunFilesEvalAndSummaryAgree) {
+  Ran r = train("run1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string dir = root_ + "/run1";
+  const std::string metrics = slurp(dir + "/metrics.csv");
+  EXPECT_EQ(metrics.substr(0, metrics.find('\n')),
+            "epoch,train_loss,train_acc,val_loss,val_acc,test_acc,lr,epoch_seconds,elapsed_seconds,images_per_second");
+  EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 4);  // header + 3 epochs
+  const auto s = json_file(dir + "/summary.json");
+  for (const char* k : {"weights", "val_acc", "test_acc", "train_seconds", "epochs_run", "stop_reason"})
+    EXPECT_TRUE(s.contains(k)) << k;
+  EXPECT_EQ(s["weights"], 64 * 16 + 16 + 32 + 16 * 8 + 8 + 16 + 8 * 3 + 3);
+  EXPECT_EQ(s["stop_reason"], "epochs");
+  EXPECT_GT(s["test_acc"].get<double>(), 90.0) << "the tiny set is easy";
+  const std::string config = slurp(dir + "/config.toml");
+  for (const char* k : {"seed = 1", "threads = 2", "version = ", "optimizer = 'adam'", "epochs = 3"})
+    EXPECT_NE(config.find(k), std::string::npos) << k << "\n" << config;
+  EXPECT_FALSE(fs::exists(dir + "/metrics.csv.tmp"));
+
+  Ran e = tailor("eval --json " + dir);
+  ASSERT_EQ(e.code, 0) << e.err;
+  const auto ej = nlohmann::json::parse(e.out);
+  EXPECT_EQ(ej["test_acc"].get<double>(), s["test_acc"].get<double>()) << "eval reproduces summary.json exactly";
+  EXPECT_EQ(ej["test_loss"].get<double>(), s["test_loss"].get<double>());
+  EXPECT_EQ(ej["count"], 150);
+}
+
+TEST_F(Cli, SameSeedSameThreadsIsBitIdentical) {
+  ASSERT_EQ(train("det_a", "--model cnn --channels 4,8 --hidden 12 --seed 5").code, 0);
+  ASSERT_EQ(train("det_b", "--model cnn --channels 4,8 --hidden 12 --seed 5").code, 0);
+  ASSERT_EQ(train("det_c", "--model cnn --channels 4,8 --hidden 12 --seed 6").code, 0);
+  const std::string a = slurp(root_ + "/det_a/model.ckpt"), b = slurp(root_ + "/det_b/model.ckpt");
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, slurp(root_ + "/det_c/model.ckpt"));
+  // Metrics agree in every column but the timings.
+  auto strip = [](const std::string& csv) {
+    std::string out, line;
+    std::istringstream in(csv);
+    while (std::getline(in, line)) {
+      int commas = 0;
+      size_t cut = line.size();
+      for (size_t i = 0; i < line.size(); ++i)
+        if (line[i] == ',' && ++commas == 7) cut = i;
+      out += line.substr(0, cut) + "\n";
+    }
+    return out;
+  };
+  EXPECT_EQ(strip(slurp(root_ + "/det_a/metrics.csv")), strip(slurp(root_ + "/det_b/metrics.csv")));
+}
+
+TEST_F(Cli, StopAtTargetAccuracy) {
+  ASSERT_EQ(train("stop", "--epochs 50 --stop-at 60 --stop-on test").code, 0);
+  const auto s = json_file(root_ + "/stop/summary.json");
+  EXPECT_EQ(s["stop_reason"], "target_accuracy");
+  EXPECT_LT(s["epochs_run"].get<int>(), 50);
+  EXPECT_GE(s["test_acc"].get<double>(), 60.0);
+}
+
+TEST_F(Cli, PatienceRestoresTheBestWeights) {
+  ASSERT_EQ(train("pat", "--epochs 40 --patience 2 --lr 0.05").code, 0);
+  const auto s = json_file(root_ + "/pat/summary.json");
+  ASSERT_EQ(s["stop_reason"], "patience") << s.dump();
+  EXPECT_LT(s["best_epoch"].get<int>(), s["epochs_run"].get<int>());
+  Ran e = tailor("eval --json " + root_ + "/pat");
+  EXPECT_EQ(nlohmann::json::parse(e.out)["test_acc"].get<double>(), s["test_acc"].get<double>());
+}
+
+TEST_F(Cli, DivergenceStopsWithAMessageAndKeepsRows) {
+  Ran r = train("nan", "--no-batchnorm --optimizer sgd --momentum 0.99 --lr 1e5 --schedule onecycle --epochs 40");
+  expect_one_line_error(r, "diverged");
+  const auto s = json_file(root_ + "/nan/summary.json");
+  EXPECT_EQ(s["stop_reason"], "diverged");
+  const std::string metrics = slurp(root_ + "/nan/metrics.csv");
+  EXPECT_GE(s["epochs_run"].get<int>(), 1) << "the run diverges after the warm-up";
+  EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 1 + s["epochs_run"].get<int>());
+}
+
+TEST_F(Cli, CorruptOrTruncatedCheckpoint) {
+  ASSERT_EQ(train("ck").code, 0);
+  const std::string path = root_ + "/ck/model.ckpt";
+  const std::string good = slurp(path);
+  std::ofstream(path, std::ios::binary) << good.substr(0, good.size() - 7);
+  expect_one_line_error(tailor("eval " + root_ + "/ck"), path);
+  std::string flipped = good;
+  flipped[flipped.size() / 3] ^= 1;
+  std::ofstream(path, std::ios::binary) << flipped;
+  expect_one_line_error(tailor("eval " + root_ + "/ck"), "checksum");
+  expect_one_line_error(tailor("eval " + root_ + "/no_run"), "no_run");
+}
+
+TEST_F(Cli, PredictShowsTopClasses) {
+  ASSERT_EQ(train("pred").code, 0);
+  // A clean class-1 image: the bar on row 3.
+  GreyImage img;
+  img.width = img.height = 8;
+  img.pixels.assign(64, 20);
+  for (int c = 0; c < 8; ++c) img.pixels[3 * 8 + c] = 220;
+  write_png_grey(root_ + "/one.png", img);
+  Ran r = tailor("predict " + root_ + "/pred " + root_ + "/one.png --top 3");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.find(root_ + "/one.png: 1 "), 0u) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '%'), 3);
+  expect_one_line_error(tailor("predict " + root_ + "/pred " + root_ + "/missing.png"), "missing.png");
+}
+
+TEST_F(Cli, SummaryCountsWeights) {
+  Ran r = tailor("summary --model fcn --hidden 120,60 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["weights"], 784 * 120 + 120 + 240 + 120 * 60 + 60 + 120 + 60 * 10 + 10);
+  Ran t = tailor("summary --model cnn --weights 20k");
+  ASSERT_EQ(t.code, 0);
+  EXPECT_NE(t.out.find("total weights"), std::string::npos);
+  EXPECT_NE(t.out.find("conv2d"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tailor
