@@ -22,7 +22,7 @@ class RealData : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
   nlohmann::json train_and_check(const std::string& flags, const std::string& name) {
-    auto r = testing::run_tailor("train --threads 2 --progress none --out " + dir_ + "/" + name + " " + flags, dir_);
+    auto r = testing::run_tailor("train --threads 1 --progress none --out " + dir_ + "/" + name + " " + flags, dir_);
     EXPECT_EQ(r.code, 0) << r.err;
     auto s = nlohmann::json::parse(testing::slurp(dir_ + "/" + name + "/summary.json"));
     auto e = testing::run_tailor("eval --json " + dir_ + "/" + name, dir_);

@@ -46,7 +46,7 @@ Run add_eval(CLI::App& app) {
     if (test.rows != m.spec.height || test.cols != m.spec.width)
       throw Error("test images in " + dir + " are " + std::to_string(test.rows) + "x" + std::to_string(test.cols) +
                   " but the model takes " + std::to_string(m.spec.height) + "x" + std::to_string(m.spec.width));
-    EvalResult r = evaluate(*m.model, test, {}, m.norm, batch);
+    EvalResult r = evaluate(*m.model, test, nullptr, m.norm, batch);
     if (a->json) {
       nlohmann::json j{{"test_acc", r.acc}, {"test_loss", r.loss}, {"count", r.count}, {"threads", threads}};
       std::printf("%s\n", j.dump().c_str());

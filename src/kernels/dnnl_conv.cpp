@@ -4,7 +4,10 @@
 // the AVX-512 jit kernels) and reorders to and from the plain arrays are added where needed.
 // Measured on the CNN-100k epoch: plain-layout gemm:jit 6.5 s, blocked jit:avx512_core see
 // docs/performance.md.
+#include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl.hpp>
+
+#include <array>
 
 #include "kernels/kernels.hpp"
 
@@ -14,6 +17,13 @@ using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
 namespace {
+
+// oneDNN's C++ execute() builds a std::unordered_map of its arguments on every call; the C entry
+// point takes a plain array, so a step allocates nothing on our side.
+template <size_t N>
+void run(const dnnl::primitive& p, dnnl::stream& s, const std::array<dnnl_exec_arg_t, N>& args) {
+  dnnl_primitive_execute(p.get(), s.get(), static_cast<int>(N), args.data());
+}
 
 // A user array in plain layout and, when the primitive wants another layout, a buffer of that
 // layout with the reorder between them.
@@ -36,10 +46,10 @@ struct Operand {
   }
   void before(dnnl::stream& s, const void* p) {
     user.set_data_handle(const_cast<void*>(p));
-    if (reordered && to_inner) to_inner.execute(s, user, inner);
+    if (reordered && to_inner) run<2>(to_inner, s, {{{DNNL_ARG_FROM, user.get()}, {DNNL_ARG_TO, inner.get()}}});
   }
   void after(dnnl::stream& s) {
-    if (reordered && to_user) to_user.execute(s, inner, user);
+    if (reordered && to_user) run<2>(to_user, s, {{{DNNL_ARG_FROM, inner.get()}, {DNNL_ARG_TO, user.get()}}});
   }
 };
 
@@ -109,10 +119,10 @@ void Conv2dKernel::forward(const float* x, const float* weight, const float* bia
   m.f_w.before(m.stream, weight);
   m.f_b.before(m.stream, bias);
   m.f_dst.before(m.stream, y);
-  m.fwd.execute(m.stream, {{DNNL_ARG_SRC, m.f_src.inner},
-                           {DNNL_ARG_WEIGHTS, m.f_w.inner},
-                           {DNNL_ARG_BIAS, m.f_b.inner},
-                           {DNNL_ARG_DST, m.f_dst.inner}});
+  run<4>(m.fwd, m.stream, {{{DNNL_ARG_SRC, m.f_src.inner.get()},
+                            {DNNL_ARG_WEIGHTS, m.f_w.inner.get()},
+                            {DNNL_ARG_BIAS, m.f_b.inner.get()},
+                            {DNNL_ARG_DST, m.f_dst.inner.get()}}});
   m.f_dst.after(m.stream);
   m.stream.wait();
 }
@@ -122,9 +132,9 @@ void Conv2dKernel::backward_data(const float* dy, const float* weight, float* dx
   m.d_dst.before(m.stream, dy);
   m.d_w.before(m.stream, weight);
   m.d_src.before(m.stream, dx);
-  m.bwd_data.execute(m.stream, {{DNNL_ARG_DIFF_DST, m.d_dst.inner},
-                                {DNNL_ARG_WEIGHTS, m.d_w.inner},
-                                {DNNL_ARG_DIFF_SRC, m.d_src.inner}});
+  run<3>(m.bwd_data, m.stream, {{{DNNL_ARG_DIFF_DST, m.d_dst.inner.get()},
+                                 {DNNL_ARG_WEIGHTS, m.d_w.inner.get()},
+                                 {DNNL_ARG_DIFF_SRC, m.d_src.inner.get()}}});
   m.d_src.after(m.stream);
   m.stream.wait();
 }
@@ -135,10 +145,10 @@ void Conv2dKernel::backward_weights(const float* x, const float* dy, float* dwei
   m.w_ddst.before(m.stream, dy);
   m.w_dw.before(m.stream, dweight);
   m.w_db.before(m.stream, dbias);
-  m.bwd_weights.execute(m.stream, {{DNNL_ARG_SRC, m.w_src.inner},
-                                   {DNNL_ARG_DIFF_DST, m.w_ddst.inner},
-                                   {DNNL_ARG_DIFF_WEIGHTS, m.w_dw.inner},
-                                   {DNNL_ARG_DIFF_BIAS, m.w_db.inner}});
+  run<4>(m.bwd_weights, m.stream, {{{DNNL_ARG_SRC, m.w_src.inner.get()},
+                                    {DNNL_ARG_DIFF_DST, m.w_ddst.inner.get()},
+                                    {DNNL_ARG_DIFF_WEIGHTS, m.w_dw.inner.get()},
+                                    {DNNL_ARG_DIFF_BIAS, m.w_db.inner.get()}}});
   m.w_dw.after(m.stream);
   m.w_db.after(m.stream);
   m.stream.wait();

@@ -7,7 +7,10 @@
 
 namespace tailor {
 
-Shape::Shape(std::initializer_list<int64_t> d) : Shape(std::vector<int64_t>(d)) {}
+Shape::Shape(std::initializer_list<int64_t> d) {
+  if (d.size() > kMaxRank) throw std::length_error("tensor rank above 4");
+  for (int64_t v : d) dims[n++] = v;
+}
 
 Shape::Shape(const std::vector<int64_t>& d) {
   if (d.size() > kMaxRank) throw std::length_error("tensor rank above 4");

@@ -7,21 +7,22 @@
 
 namespace tailor {
 
-EvalResult evaluate(Sequential& model, const Dataset& data, const std::vector<uint32_t>& indices,
+EvalResult evaluate(Sequential& model, const Dataset& data, const std::vector<uint32_t>* indices,
                     Normalization norm, int64_t batch, std::vector<float>* logits) {
   std::vector<uint32_t> all;
-  const std::vector<uint32_t>* idx = &indices;
-  if (indices.empty()) {
+  const std::vector<uint32_t>* idx = indices;
+  if (!indices) {
     all.resize(data.size());
     std::iota(all.begin(), all.end(), 0u);
     idx = &all;
   }
   const int64_t n = static_cast<int64_t>(idx->size()), pixels = data.pixels();
+  EvalResult r;
+  if (n == 0) return r;
   batch = std::max<int64_t>(1, std::min(batch, n));
   std::vector<float> x(batch * pixels);
   std::vector<int32_t> y(batch);
   if (logits) logits->clear();
-  EvalResult r;
   double loss = 0;
   int64_t correct = 0;
   for (int64_t b = 0; b < n; b += batch) {

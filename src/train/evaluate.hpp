@@ -13,10 +13,10 @@ struct EvalResult {
   int64_t count = 0;
 };
 
-// Runs the model in evaluation mode over `indices` of `data` (all images when empty), in
+// Runs the model in evaluation mode over `indices` of `data` (all images when null), in
 // batches of `batch`. The batch size and thread count fix the arithmetic, so the same model,
 // data and settings give bit-identical logits. When `logits` is given it receives (n, classes).
-EvalResult evaluate(Sequential& model, const Dataset& data, const std::vector<uint32_t>& indices,
+EvalResult evaluate(Sequential& model, const Dataset& data, const std::vector<uint32_t>* indices,
                     Normalization norm, int64_t batch, std::vector<float>* logits = nullptr);
 
 }  // namespace tailor

@@ -1,5 +1,6 @@
 #include "train/progress.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <unistd.h>
 
@@ -16,12 +17,13 @@ void Progress::batch(int64_t epoch, int64_t done, double mean_loss, double acc) 
   auto now = std::chrono::steady_clock::now();
   if (done != batches_ && now - last_ < std::chrono::milliseconds(100)) return;
   last_ = now;
-  const int width = 30;
-  const int fill = static_cast<int>(width * done / std::max<int64_t>(batches_, 1));
-  std::string bar(fill, '#');
-  bar.resize(width, '.');
+  constexpr int kWidth = 30;
+  const int fill = static_cast<int>(kWidth * done / std::max<int64_t>(batches_, 1));
+  char bar[kWidth + 1];  // on the stack: this runs inside the training loop
+  for (int i = 0; i < kWidth; ++i) bar[i] = i < fill ? '#' : '.';
+  bar[kWidth] = '\0';
   std::fprintf(stderr, "\repoch %lld/%lld [%s] %3lld%%  loss %.4f  acc %.2f%%", static_cast<long long>(epoch),
-               static_cast<long long>(epochs_), bar.c_str(), static_cast<long long>(100 * done / std::max<int64_t>(batches_, 1)),
+               static_cast<long long>(epochs_), bar, static_cast<long long>(100 * done / std::max<int64_t>(batches_, 1)),
                mean_loss, acc);
   std::fflush(stderr);
 }

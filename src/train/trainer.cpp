@@ -57,6 +57,8 @@ TrainOutcome train(TrainConfig cfg) {
   cfg.model.height = data.train.rows;
   cfg.model.width = data.train.cols;
   cfg.model.classes = data.train.num_classes;
+  if (cfg.val_count == 0 && (cfg.patience > 0 || (cfg.stop_at > 0 && cfg.stop_on == StopOn::val)))
+    throw Error("--val 0 leaves no validation set for --patience or --stop-on val");
   if (cfg.weights_target > 0) cfg.model = fit_to_budget(cfg.model, cfg.weights_target);
 
   Rng master(cfg.seed);
@@ -133,12 +135,14 @@ TrainOutcome train(TrainConfig cfg) {
     }
     const double epoch_seconds = seconds_since(t0);
     train_seconds += epoch_seconds;
-    val = evaluate(*model, data.train, split.val, norm, cfg.eval_batch);
-    test = evaluate(*model, data.test, {}, norm, cfg.eval_batch);
+    val = evaluate(*model, data.train, &split.val, norm, cfg.eval_batch);
+    test = evaluate(*model, data.test, nullptr, norm, cfg.eval_batch);
     const double train_loss = loss_sum / seen, train_acc = 100.0 * correct / seen;
     const double ips = seen / epoch_seconds;
-    metrics += fmt::format("{},{:.6f},{:.4f},{:.6f},{:.4f},{:.4f},{:.6g},{:.3f},{:.3f},{:.0f}\n", epoch, train_loss,
-                           train_acc, val.loss, val.acc, test.acc, lr, epoch_seconds, seconds_since(wall_start), ips);
+    // Without a validation set (--val 0) its two columns stay empty rather than read as zero.
+    const std::string val_cols = val.count ? fmt::format("{:.6f},{:.4f}", val.loss, val.acc) : ",";
+    metrics += fmt::format("{},{:.6f},{:.4f},{},{:.4f},{:.6g},{:.3f},{:.3f},{:.0f}\n", epoch, train_loss, train_acc,
+                           val_cols, test.acc, lr, epoch_seconds, seconds_since(wall_start), ips);
     write_file_atomic(dir + "/metrics.csv", metrics);
     progress.epoch(fmt::format("epoch {:>3}/{}  loss {:.4f}  train {:.2f}%  val {:.2f}% (loss {:.4f})  test {:.2f}%  "
                                "{:.2f} s  {:.0f} img/s",
@@ -167,8 +171,8 @@ TrainOutcome train(TrainConfig cfg) {
   if (cfg.patience > 0 && !best_values.empty() && best_epoch != out.epochs_run) {
     std::copy(best_values.begin(), best_values.end(), model->values());
     std::copy(best_state.begin(), best_state.end(), model->state());
-    val = evaluate(*model, data.train, split.val, norm, cfg.eval_batch);
-    test = evaluate(*model, data.test, {}, norm, cfg.eval_batch);
+    val = evaluate(*model, data.train, &split.val, norm, cfg.eval_batch);
+    test = evaluate(*model, data.test, nullptr, norm, cfg.eval_batch);
   }
 
   Checkpoint ck;
