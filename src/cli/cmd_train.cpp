@@ -11,7 +11,7 @@ namespace {
 struct TrainArgs {
   ModelOptions model;
   TrainConfig cfg;
-  std::string optimizer = "adam", schedule = "constant", init = "kaiming", stop_on = "val";
+  std::string optimizer = "adam", schedule = "cosine", init = "kaiming", stop_on = "val";
 };
 }  // namespace
 

@@ -21,7 +21,7 @@ struct TrainConfig {
   OptimConfig optim;
   ScheduleConfig schedule;
   InitKind init = InitKind::kaiming_uniform;
-  int64_t epochs = 15;
+  int64_t epochs = 10;
   int64_t batch_size = 64;
   int64_t val_count = 5000;
   uint64_t seed = 1;
