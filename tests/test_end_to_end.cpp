@@ -34,13 +34,13 @@ class RealData : public ::testing::Test {
 };
 
 TEST_F(RealData, FcnLearnsFashionMnistInTwoEpochs) {
-  auto s = train_and_check("--model fcn --weights 100k --epochs 2", "fcn");
+  auto s = train_and_check("--model fcn --weights 100k --epochs 2 --schedule constant", "fcn");
   EXPECT_GE(s["test_acc"].get<double>(), 84.0);
   EXPECT_NEAR(s["weights"].get<double>(), 100000, 5000);
 }
 
 TEST_F(RealData, CnnLearnsFashionMnistInOneEpoch) {
-  auto s = train_and_check("--model cnn --weights 20k --epochs 1", "cnn");
+  auto s = train_and_check("--model cnn --weights 20k --epochs 1 --schedule constant", "cnn");
   EXPECT_GE(s["test_acc"].get<double>(), 85.0);
 }
 

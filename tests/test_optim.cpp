@@ -64,6 +64,7 @@ TEST(Optimizer, UnknownNameIsAnError) { EXPECT_THROW(parse_optimizer("adagrad"),
 
 TEST(Schedule, Values) {
   ScheduleConfig c;
+  c.kind = ScheduleKind::constant;
   EXPECT_FLOAT_EQ(lr_at(c, 0.1f, 50, 100, 10), 0.1f);
   c.kind = ScheduleKind::cosine;
   EXPECT_FLOAT_EQ(lr_at(c, 0.1f, 0, 100, 10), 0.1f);
