@@ -163,9 +163,9 @@ Normalization compute_normalization(const Dataset& d, const std::vector<uint32_t
 
 void gather_batch(const Dataset& d, const uint32_t* idx, size_t n, Normalization norm, float* out,
                   int32_t* out_labels) {
-  // One table lookup per pixel instead of a divide: lut[v] = (v/255 - mean)/std.
-  std::array<float, 256> lut;
-  for (int v = 0; v < 256; ++v) lut[v] = (static_cast<float>(v) / 255.0f - norm.mean) / norm.std;
+  // (v/255 - mean)/std as one multiply-add per pixel, which vectorises (a table lookup does not:
+  // it cost 8% of an FCN epoch).
+  const float scale = 1.0f / (255.0f * norm.std), shift = -norm.mean / norm.std;
   const size_t p = static_cast<size_t>(d.pixels());
   for (size_t b = 0; b < n; ++b) {
     const uint32_t i = idx[b];
@@ -174,7 +174,7 @@ void gather_batch(const Dataset& d, const uint32_t* idx, size_t n, Normalization
                   std::to_string(d.size()));
     const uint8_t* img = d.images.data() + i * p;
     float* dst = out + b * p;
-    for (size_t j = 0; j < p; ++j) dst[j] = lut[img[j]];
+    for (size_t j = 0; j < p; ++j) dst[j] = static_cast<float>(img[j]) * scale + shift;
     out_labels[b] = d.labels[i];
   }
 }

@@ -2,6 +2,8 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <algorithm>
+
 #include "kernels/kernels.hpp"
 
 namespace tailor::kernels {
@@ -10,11 +12,48 @@ namespace {
 int g_threads = 1;
 }
 
+namespace {
+
+void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+           int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+              k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace
+
+// Threads split C into blocks of whole rows (or whole columns when C is short and wide) and run
+// one single-threaded sgemm each, on the OpenMP threads the rest of the step uses. The sum over
+// k is never split, so every element is computed by the same code whatever the thread count:
+// the results are bit-identical for 1 or 2 threads.
 void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc) {
   if (m == 0 || n == 0) return;
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
-              k, alpha, a, lda, b, ldb, beta, c, ldc);
+  const double flops = 2.0 * m * n * k;
+  const int t = g_threads;
+  if (t <= 1 || flops < 4e5 || (m < 2 * t && n < 32 * t)) {
+    sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  const bool by_rows = m >= 2 * t && m * 8 >= n;
+#pragma omp parallel num_threads(t)
+  {
+    const int id = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (by_rows) {
+      const int lo = static_cast<int>(static_cast<long>(m) * id / nt), hi = static_cast<int>(static_cast<long>(m) * (id + 1) / nt);
+      if (hi > lo)
+        sgemm(ta, tb, hi - lo, n, k, alpha, ta ? a + lo : a + static_cast<long>(lo) * lda, lda, b, ldb, beta,
+              c + static_cast<long>(lo) * ldc, ldc);
+    } else {
+      // Column blocks rounded to 16 floats so each thread writes whole cache lines.
+      const int blocks = (n + 15) / 16;
+      const int lo = std::min(n, 16 * static_cast<int>(static_cast<long>(blocks) * id / nt));
+      const int hi = std::min(n, 16 * static_cast<int>(static_cast<long>(blocks) * (id + 1) / nt));
+      if (hi > lo)
+        sgemm(ta, tb, m, hi - lo, k, alpha, a, lda, tb ? b + static_cast<long>(lo) * ldb : b + lo, ldb, beta, c + lo,
+              ldc);
+    }
+  }
 }
 
 void set_threads(int threads) {

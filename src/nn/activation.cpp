@@ -76,7 +76,14 @@ void Dropout::forward(ConstView x, View y, Mode mode) {
     for (int64_t i = 0; i < n; ++i) scale_[i] = fixed_[i] ? keep_scale : 0.0f;
     fixed_.clear();
   } else {
-    for (int64_t i = 0; i < n; ++i) scale_[i] = rng_.uniform() >= p_ ? keep_scale : 0.0f;
+    // One draw from the layer's stream per batch, then a counter-based hash per element: the
+    // loop vectorises (a sequential generator cost 6% of an FCN epoch). Keep when the top 32
+    // bits of the hash are at or above p * 2^32.
+    const uint64_t base = rng_.next_u64() * 0x9E3779B97F4A7C15ull;
+    const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(p_) * 4294967296.0);
+    float* sc = scale_.data();
+    for (int64_t i = 0; i < n; ++i)
+      sc[i] = (Rng::mix(base + static_cast<uint64_t>(i)) >> 32) >= threshold ? keep_scale : 0.0f;
   }
   for (int64_t i = 0; i < n; ++i) y.data[i] = x.data[i] * scale_[i];
 }

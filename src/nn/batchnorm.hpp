@@ -21,14 +21,19 @@ class BatchNorm final : public Layer {
   std::vector<Param*> buffers() override { return {&running_mean_, &running_var_}; }
 
  private:
+  void forward_rows(ConstView x, View y, Mode mode);
+  void backward_rows(ConstView dy, View dx);
+
   int64_t c_;
   bool spatial_;
   float eps_, momentum_;
   Param weight_, bias_, running_mean_, running_var_;
   Mode mode_ = Mode::train;
   Shape shape_;
-  std::vector<float> xhat_;     // like x: normalised input, kept for backward
+  std::vector<float> xhat_;     // (N, C) inputs: normalised input, kept for backward
+  ConstView x_;                 // (N, C, H, W) inputs: the input itself, kept for backward
   std::vector<float> inv_std_;  // (C)
+  std::vector<float> stat_mean_;  // (C), the mean used by the last forward
 };
 
 }  // namespace tailor

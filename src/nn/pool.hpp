@@ -17,9 +17,13 @@ class MaxPool2d final : public Layer {
   void backward(ConstView dy, View dx) override;
 
  private:
+  void forward2(ConstView x, View y);
+  void backward2(ConstView dy, View dx);
+
   int64_t k_;
   Shape in_shape_;
-  std::vector<int32_t> argmax_;  // (N, C, Ho, Wo): flat index into x
+  std::vector<int32_t> argmax_;  // (N, C, Ho, Wo): flat index into x (general k)
+  ConstView x_, y_;              // k = 2: backward finds the winners again
 };
 
 // Flatten: y (N, C*H*W) = x (N, C, H, W), same memory order.

@@ -30,6 +30,14 @@ class Rng {
     double u2 = static_cast<double>(next_u64() >> 11) * (1.0 / 9007199254740992.0);
     return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
   }
+  // The SplitMix64 output function alone: a counter-based generator. hash(base + i) for
+  // i = 0, 1, ... is a good random stream whose elements can be made in any order (and so in
+  // vector registers).
+  static uint64_t mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
   // A child stream whose sequence does not overlap this one's in practice.
   Rng split(uint64_t salt) { return Rng(next_u64() ^ (salt * 0xD6E8FEB86659FD93ull)); }
 
