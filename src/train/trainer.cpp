@@ -31,11 +31,6 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 constexpr const char* kMetricsHeader =
     "epoch,train_loss,train_acc,val_loss,val_acc,test_acc,lr,epoch_seconds,elapsed_seconds,images_per_second\n";
 
-struct RunState {
-  std::string metrics = kMetricsHeader;
-  nlohmann::json summary;
-};
-
 void write_summary(const std::string& dir, const nlohmann::json& s) {
   write_file_atomic(dir + "/summary.json", s.dump(2) + "\n");
 }
@@ -97,6 +92,7 @@ TrainOutcome train(TrainConfig cfg) {
   nlohmann::json summary{{"version", tailor_version()}, {"model", spec_to_json(cfg.model)}, {"weights", weights},
                          {"seed", cfg.seed}, {"threads", cfg.threads}};
   std::string metrics = kMetricsHeader;
+  write_file_atomic(dir + "/metrics.csv", metrics);  // the header at once, rows as epochs finish
   Progress progress(cfg.progress, cfg.epochs, per_epoch);
   TrainOutcome out;
   out.weights = weights;
