@@ -16,7 +16,9 @@
 #include <gtest/gtest.h>
 
 #include "kernels/kernels.hpp"
+#include "kernels/pool.hpp"
 #include "kernels/ref.hpp"
+#include "util/rng.hpp"
 #include "util/rng.hpp"
 
 namespace tailor {
@@ -311,6 +313,66 @@ TEST(Conv2dKernel, ReportsItsImplementation) {
   kernels::Conv2dKernel kernel(kernels::Conv2dShape{});
   EXPECT_FALSE(kernel.impl_name().empty());
   RecordProperty("conv_impl", kernel.impl_name());
+}
+
+}  // namespace
+}  // namespace tailor
+
+namespace tailor {
+namespace {
+
+// 2x2 max-pooling: the AVX-512 kernel equals the reference loops bit for bit, odd sizes, rows
+// longer and shorter than a vector, and ties (values from a small set) included.
+TEST(MaxPool2x2Kernel, MatchesReferenceIncludingTies) {
+  Rng rng(21);
+  const int64_t sizes[][3] = {{1, 2, 2}, {3, 5, 7}, {2, 28, 28}, {4, 14, 14}, {1, 2, 66}, {2, 9, 35}, {5, 7, 3}};
+  for (const auto& s : sizes) {
+    const int64_t planes = s[0], h = s[1], w = s[2], ho = h / 2, wo = w / 2;
+    for (bool ties : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << planes << "x" << h << "x" << w << (ties ? " ties" : ""));
+      std::vector<float> x(planes * h * w), dy(planes * ho * wo);
+      for (auto& v : x) v = ties ? static_cast<float>(rng.below(3)) : rng.normal();
+      for (auto& v : dy) v = rng.normal();
+      std::vector<float> y(dy.size(), NAN), y_ref(dy.size(), NAN), dx(x.size(), NAN), dx_ref(x.size(), NAN);
+      kernels::maxpool2x2_forward(x.data(), y.data(), planes, h, w);
+      kernels::ref::maxpool2x2_forward(x.data(), y_ref.data(), planes, h, w);
+      EXPECT_EQ(y, y_ref);
+      kernels::maxpool2x2_backward(x.data(), y.data(), dy.data(), dx.data(), planes, h, w);
+      kernels::ref::maxpool2x2_backward(x.data(), y_ref.data(), dy.data(), dx_ref.data(), planes, h, w);
+      EXPECT_EQ(dx, dx_ref);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tailor
+
+namespace tailor {
+namespace {
+
+// gemm split over two threads by row or column blocks: correct (against the reference), and
+// the same bits on every call at that thread count. (Not the same bits as one thread: OpenBLAS
+// blocks a smaller problem differently.)
+TEST(GemmThreads, TwoThreadsAreCorrectAndRepeatable) {
+  Rng rng(22);
+  const int shapes[][3] = {{64, 117, 784}, {117, 784, 64}, {64, 784, 117}, {7, 300, 129}, {300, 5, 64}, {33, 33, 33}};
+  for (const auto& s : shapes) {
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        const int m = s[0], n = s[1], k = s[2];
+        std::vector<float> a(m * k), b(k * n), c1(m * n, 0.5f), c2(m * n, 0.5f), r(m * n, 0.5f);
+        for (auto& v : a) v = rng.normal();
+        for (auto& v : b) v = rng.normal();
+        const int lda = ta ? m : k, ldb = tb ? k : n;
+        kernels::set_threads(2);
+        kernels::gemm(ta, tb, m, n, k, 1.0f, a.data(), lda, b.data(), ldb, 1.0f, c1.data(), n);
+        kernels::gemm(ta, tb, m, n, k, 1.0f, a.data(), lda, b.data(), ldb, 1.0f, c2.data(), n);
+        kernels::set_threads(1);
+        kernels::ref::gemm(ta, tb, m, n, k, 1.0f, a.data(), lda, b.data(), ldb, 1.0f, r.data(), n);
+        EXPECT_EQ(c1, c2) << m << "x" << n << "x" << k << " ta " << ta << " tb " << tb;
+        for (size_t i = 0; i < r.size(); ++i) ASSERT_NEAR(c1[i], r[i], 1e-4f * std::sqrt(static_cast<float>(k)) * 4);
+      }
+  }
 }
 
 }  // namespace

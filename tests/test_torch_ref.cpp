@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "nn/activation.hpp"
+#include "nn/batchnorm.hpp"
+#include "util/rng.hpp"
 #include "nn/layer_factory.hpp"
 #include "nn/loss.hpp"
 #include "nn/sequential.hpp"
@@ -176,6 +178,47 @@ TEST_P(OptimCase, ThreeStepsMatchTorch) {
 INSTANTIATE_TEST_SUITE_P(TorchReference, OptimCase,
                          ::testing::Values("sgd", "sgd_momentum", "sgd_nesterov", "sgd_weight_decay", "adam",
                                            "adam_weight_decay", "adamw", "rmsprop", "rmsprop_momentum"));
+
+}  // namespace
+}  // namespace tailor
+
+namespace tailor {
+namespace {
+
+// The fused batch norm + ReLU (used in the CNN blocks) against batch norm, then ReLU, both
+// checked against PyTorch above: same outputs, input and parameter gradients, running stats.
+TEST(FusedBatchNormRelu, EqualsBatchNormThenRelu) {
+  for (Mode mode : {Mode::train, Mode::eval}) {
+    const Shape shape{5, 3, 6, 7};
+    BatchNorm fused(3, true, true), plain(3, true, false);
+    Activation relu(ActivationKind::relu);
+    Rng rng(mode == Mode::train ? 1 : 2);
+    std::vector<float> x(shape.numel()), dy(shape.numel());
+    for (auto& v : x) v = rng.normal() * 2 + 0.3f;
+    for (auto& v : dy) v = rng.normal();
+    std::vector<float> pf(6), gf(6), pp(6), gp(6), sf(6, 1.0f), sp(6, 1.0f);
+    for (int i = 0; i < 6; ++i) pf[i] = pp[i] = rng.uniform(-1, 1);
+    for (int i = 0; i < 3; ++i) sf[i] = sp[i] = rng.uniform(-0.5f, 0.5f);  // running means
+    auto bind = [](BatchNorm& l, std::vector<float>& p, std::vector<float>& g, std::vector<float>& st) {
+      l.params()[0]->value = p.data(), l.params()[0]->grad = g.data();
+      l.params()[1]->value = p.data() + 3, l.params()[1]->grad = g.data() + 3;
+      l.buffers()[0]->value = st.data(), l.buffers()[1]->value = st.data() + 3;
+    };
+    bind(fused, pf, gf, sf);
+    bind(plain, pp, gp, sp);
+    std::vector<float> yf(x.size()), yb(x.size()), yp(x.size()), dxf(x.size()), dr(x.size()), dxp(x.size());
+    fused.forward(ConstView(x.data(), shape), View{yf.data(), shape}, mode);
+    plain.forward(ConstView(x.data(), shape), View{yb.data(), shape}, mode);
+    relu.forward(ConstView(yb.data(), shape), View{yp.data(), shape}, mode);
+    EXPECT_EQ(yf, yp);
+    fused.backward(ConstView(dy.data(), shape), View{dxf.data(), shape});
+    relu.backward(ConstView(dy.data(), shape), View{dr.data(), shape});
+    plain.backward(ConstView(dr.data(), shape), View{dxp.data(), shape});
+    expect_close(dxf, dxp, "dx");
+    expect_close(gf, gp, "parameter gradients");
+    EXPECT_EQ(sf, sp);
+  }
+}
 
 }  // namespace
 }  // namespace tailor

@@ -32,7 +32,14 @@ Run add_summary(CLI::App& app) {
     const auto shapes = model->shapes(1);
     if (a->json) {
       nlohmann::json layers = nlohmann::json::array();
-      for (const auto& l : model->layers()) layers.push_back(l->describe());
+      // A fused batch norm + ReLU is two layers to PyTorch.
+      for (const auto& l : model->layers()) {
+        nlohmann::json d = l->describe();
+        const bool relu = d.value("relu", false);
+        d.erase("relu");
+        layers.push_back(d);
+        if (relu) layers.push_back({{"type", "relu"}});
+      }
       nlohmann::json j{{"model", spec_to_json(spec)},
                        {"layers", layers},
                        {"weights", model->num_values()},

@@ -23,9 +23,9 @@ void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, i
 }  // namespace
 
 // Threads split C into blocks of whole rows (or whole columns when C is short and wide) and run
-// one single-threaded sgemm each, on the OpenMP threads the rest of the step uses. The sum over
-// k is never split, so every element is computed by the same code whatever the thread count:
-// the results are bit-identical for 1 or 2 threads.
+// one single-threaded sgemm each, on the OpenMP threads the rest of the step uses. The split is
+// fixed by the shape and thread count, so results are bit-identical run to run at a given thread
+// count (not across thread counts: OpenBLAS blocks the smaller problems differently).
 void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc) {
   if (m == 0 || n == 0) return;

@@ -8,8 +8,8 @@
 
 namespace tailor {
 
-BatchNorm::BatchNorm(int64_t channels, bool spatial, float eps, float momentum)
-    : c_(channels), spatial_(spatial), eps_(eps), momentum_(momentum), inv_std_(channels), stat_mean_(channels) {
+BatchNorm::BatchNorm(int64_t channels, bool spatial, bool relu, float eps, float momentum)
+    : c_(channels), spatial_(spatial), relu_(relu && spatial), eps_(eps), momentum_(momentum), inv_std_(channels), stat_mean_(channels) {
   weight_ = {"weight", Shape{channels}, ParamRole::bn_scale};
   bias_ = {"bias", Shape{channels}, ParamRole::bn_shift};
   running_mean_ = {"running_mean", Shape{channels}, ParamRole::bn_shift};
@@ -17,6 +17,7 @@ BatchNorm::BatchNorm(int64_t channels, bool spatial, float eps, float momentum)
 }
 
 nlohmann::json BatchNorm::describe() const {
+  if (relu_) return {{"type", "batchnorm2d"}, {"channels", c_}, {"relu", true}};
   if (spatial_) return {{"type", "batchnorm2d"}, {"channels", c_}};
   return {{"type", "batchnorm1d"}, {"features", c_}};
 }
@@ -103,6 +104,7 @@ void BatchNorm::forward(ConstView x, View y, Mode mode) {
   // Spatial inputs are large: x itself is kept for backward (the model owns it until the next
   // forward) instead of writing a normalised copy, one memory stream fewer each way.
   x_ = x;
+  y_ = y;
   // Channels are independent: split them over threads (same arithmetic for any thread count).
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < c_; ++c) {
@@ -132,7 +134,10 @@ void BatchNorm::forward(ConstView x, View y, Mode mode) {
     for (int64_t i = 0; i < n; ++i) {
       const float* __restrict in = x.data + (i * c_ + c) * s;
       float* __restrict out = y.data + (i * c_ + c) * s;
-      for (int64_t j = 0; j < s; ++j) out[j] = in[j] * a + shift;
+      if (relu_)
+        for (int64_t j = 0; j < s; ++j) out[j] = std::max(in[j] * a + shift, 0.0f);
+      else
+        for (int64_t j = 0; j < s; ++j) out[j] = in[j] * a + shift;
     }
   }
 }
@@ -150,8 +155,15 @@ void BatchNorm::backward(ConstView dy, View dx) {
     double db = 0, dg = 0;
     for (int64_t i = 0; i < n; ++i) {
       const int64_t off = (i * c_ + c) * s;
-      db += sum_shifted(dy.data + off, s);
-      dg += dot_shifted(dy.data + off, x_.data + off, s, stat_mean_[c]);
+      if (relu_) {
+        float rs, rd;
+        masked_sum_dot(dy.data + off, y_.data + off, x_.data + off, s, stat_mean_[c], &rs, &rd);
+        db += rs;
+        dg += rd;
+      } else {
+        db += sum_shifted(dy.data + off, s);
+        dg += dot_shifted(dy.data + off, x_.data + off, s, stat_mean_[c]);
+      }
     }
     dg *= inv_std_[c];  // sum dy * xhat, xhat = (x - mean) * inv
     weight_.grad[c] = static_cast<float>(dg);
@@ -161,7 +173,8 @@ void BatchNorm::backward(ConstView dy, View dx) {
     if (mode_ == Mode::eval) {
       for (int64_t i = 0; i < n; ++i) {
         const int64_t off = (i * c_ + c) * s;
-        for (int64_t j = 0; j < s; ++j) dx.data[off + j] = dy.data[off + j] * scale;
+        for (int64_t j = 0; j < s; ++j)
+          dx.data[off + j] = (!relu_ || y_.data[off + j] > 0.0f) ? dy.data[off + j] * scale : 0.0f;
       }
       continue;
     }
@@ -169,8 +182,15 @@ void BatchNorm::backward(ConstView dy, View dx) {
     const float mean = stat_mean_[c], inv = inv_std_[c];
     for (int64_t i = 0; i < n; ++i) {
       const int64_t off = (i * c_ + c) * s;
-      for (int64_t j = 0; j < s; ++j)
-        dx.data[off + j] = scale * (dy.data[off + j] - mdb - (x_.data[off + j] - mean) * inv * mdg);
+      const float* __restrict g = dy.data + off;
+      const float* __restrict in = x_.data + off;
+      const float* __restrict out = y_.data + off;
+      float* __restrict d = dx.data + off;
+      if (relu_)
+        for (int64_t j = 0; j < s; ++j)
+          d[j] = scale * (g[j] * static_cast<float>(out[j] > 0.0f) - mdb - (in[j] - mean) * inv * mdg);
+      else
+        for (int64_t j = 0; j < s; ++j) d[j] = scale * (g[j] - mdb - (in[j] - mean) * inv * mdg);
     }
   }
 }

@@ -11,8 +11,12 @@ namespace tailor {
 // variance is updated with the unbiased batch variance, momentum 0.1, as PyTorch does.
 class BatchNorm final : public Layer {
  public:
-  BatchNorm(int64_t channels, bool spatial, float eps = 1e-5f, float momentum = 0.1f);
-  std::string type() const override { return spatial_ ? "batchnorm2d" : "batchnorm1d"; }
+  // relu: y = max(0, batch norm) in one pass (spatial inputs only): the separate activation
+  // layer's read and write of the whole tensor, each way, are saved.
+  BatchNorm(int64_t channels, bool spatial, bool relu = false, float eps = 1e-5f, float momentum = 0.1f);
+  std::string type() const override {
+    return std::string(spatial_ ? "batchnorm2d" : "batchnorm1d") + (relu_ ? "+relu" : "");
+  }
   nlohmann::json describe() const override;
   Shape output_shape(const Shape& in) const override;
   void forward(ConstView x, View y, Mode mode) override;
@@ -25,13 +29,13 @@ class BatchNorm final : public Layer {
   void backward_rows(ConstView dy, View dx);
 
   int64_t c_;
-  bool spatial_;
+  bool spatial_, relu_;
   float eps_, momentum_;
   Param weight_, bias_, running_mean_, running_var_;
   Mode mode_ = Mode::train;
   Shape shape_;
   std::vector<float> xhat_;     // (N, C) inputs: normalised input, kept for backward
-  ConstView x_;                 // (N, C, H, W) inputs: the input itself, kept for backward
+  ConstView x_, y_;             // (N, C, H, W) inputs: input and output, kept for backward
   std::vector<float> inv_std_;  // (C)
   std::vector<float> stat_mean_;  // (C), the mean used by the last forward
 };

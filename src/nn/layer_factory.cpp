@@ -18,7 +18,8 @@ LayerPtr layer_from_json(const nlohmann::json& j, uint64_t seed) {
                                       j.at("kernel").get<int64_t>(), j.value("padding", int64_t{0}));
     if (t == "maxpool2d") return std::make_unique<MaxPool2d>(j.at("kernel").get<int64_t>());
     if (t == "batchnorm1d") return std::make_unique<BatchNorm>(j.at("features").get<int64_t>(), false);
-    if (t == "batchnorm2d") return std::make_unique<BatchNorm>(j.at("channels").get<int64_t>(), true);
+    if (t == "batchnorm2d")
+      return std::make_unique<BatchNorm>(j.at("channels").get<int64_t>(), true, j.value("relu", false));
     if (t == "flatten") return std::make_unique<Flatten>();
     if (t == "dropout") return std::make_unique<Dropout>(j.at("p").get<float>(), seed);
     if (t == "relu" || t == "sigmoid" || t == "tanh") return std::make_unique<Activation>(parse_activation(t));

@@ -144,8 +144,10 @@ std::unique_ptr<Sequential> build_model(const ModelSpec& s, uint64_t dropout_see
         throw Error("too many conv blocks (" + std::to_string(s.channels.size()) + ") for " +
                     std::to_string(s.height) + "x" + std::to_string(s.width) + " images");
       m->add(std::make_unique<Conv2d>(c, co, 3, 1));
-      if (s.batchnorm) m->add(std::make_unique<BatchNorm>(co, true));
-      m->add(std::make_unique<Activation>(s.activation));
+      // Batch norm and ReLU run as one layer (one pass over the block's largest tensor).
+      const bool fuse = s.batchnorm && s.activation == ActivationKind::relu;
+      if (s.batchnorm) m->add(std::make_unique<BatchNorm>(co, true, fuse));
+      if (!fuse) m->add(std::make_unique<Activation>(s.activation));
       m->add(std::make_unique<MaxPool2d>(2));
       c = co;
       h /= 2;

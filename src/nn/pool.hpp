@@ -17,9 +17,6 @@ class MaxPool2d final : public Layer {
   void backward(ConstView dy, View dx) override;
 
  private:
-  void forward2(ConstView x, View y);
-  void backward2(ConstView dy, View dx);
-
   int64_t k_;
   Shape in_shape_;
   std::vector<int32_t> argmax_;  // (N, C, Ho, Wo): flat index into x (general k)

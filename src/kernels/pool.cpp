@@ -1,0 +1,112 @@
+#include "kernels/pool.hpp"
+
+#include <algorithm>
+#include <bit>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace tailor::kernels {
+
+#if defined(__AVX512F__)
+
+namespace {
+
+// Lane indices that split 32 interleaved floats (a0 b0 a1 b1 ...) into evens and odds, and the
+// inverse that interleaves two vectors again.
+const __m512i kEven = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+const __m512i kOdd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+const __m512i kLow = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+const __m512i kHigh = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+
+// Masks for `n` of 16 outputs: their 2n inputs as two 16-lane halves.
+struct Masks {
+  __mmask16 out, lo, hi;
+  explicit Masks(int64_t n) {
+    const uint32_t in = n >= 16 ? 0xFFFFFFFFu : (1u << (2 * n)) - 1u;
+    out = static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1u);
+    lo = static_cast<__mmask16>(in & 0xFFFF);
+    hi = static_cast<__mmask16>(in >> 16);
+  }
+};
+
+// Loads 2n interleaved floats and splits them into (even, odd) lanes.
+inline void load_pairs(const float* p, const Masks& m, __m512& even, __m512& odd) {
+  const __m512 a = _mm512_maskz_loadu_ps(m.lo, p), b = _mm512_maskz_loadu_ps(m.hi, p + 16);
+  even = _mm512_permutex2var_ps(a, kEven, b);
+  odd = _mm512_permutex2var_ps(a, kOdd, b);
+}
+
+inline void store_pairs(float* p, const Masks& m, __m512 even, __m512 odd) {
+  _mm512_mask_storeu_ps(p, m.lo, _mm512_permutex2var_ps(even, kLow, odd));
+  _mm512_mask_storeu_ps(p + 16, m.hi, _mm512_permutex2var_ps(even, kHigh, odd));
+}
+
+}  // namespace
+
+void maxpool2x2_forward(const float* x, float* y, int64_t planes, int64_t h, int64_t w) {
+  const int64_t ho = h / 2, wo = w / 2;
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t i = 0; i < ho; ++i) {
+      const float* r0 = x + (p * h + 2 * i) * w;
+      float* out = y + (p * ho + i) * wo;
+      for (int64_t j = 0; j < wo; j += 16) {
+        const Masks m(wo - j);
+        __m512 a, b, c, d;
+        load_pairs(r0 + 2 * j, m, a, b);
+        load_pairs(r0 + w + 2 * j, m, c, d);
+        // max(a, b) keeps a on ties (first maximum wins, as the reference)
+        const __m512 top = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), a, b);
+        const __m512 bottom = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(d, c, _CMP_GT_OQ), c, d);
+        _mm512_mask_storeu_ps(out + j, m.out, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(bottom, top, _CMP_GT_OQ), top, bottom));
+      }
+    }
+}
+
+void maxpool2x2_backward(const float* x, const float* y, const float* dy, float* dx, int64_t planes, int64_t h,
+                         int64_t w) {
+  const int64_t ho = h / 2, wo = w / 2;
+  const __m512 zero = _mm512_setzero_ps();
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < planes; ++p) {
+    float* base = dx + p * h * w;
+    for (int64_t i = 0; i < ho; ++i) {
+      const float* r0 = x + (p * h + 2 * i) * w;
+      float* d0 = base + 2 * i * w;
+      const float* mrow = y + (p * ho + i) * wo;
+      const float* grow = dy + (p * ho + i) * wo;
+      for (int64_t j = 0; j < wo; j += 16) {
+        const Masks m(wo - j);
+        const __m512 mx = _mm512_maskz_loadu_ps(m.out, mrow + j), g = _mm512_maskz_loadu_ps(m.out, grow + j);
+        __m512 a, b, c, d;
+        load_pairs(r0 + 2 * j, m, a, b);
+        load_pairs(r0 + w + 2 * j, m, c, d);
+        // Each window's gradient goes to the first of its inputs equal to the maximum.
+        const __mmask16 ea = _mm512_cmp_ps_mask(a, mx, _CMP_EQ_OQ);
+        const __mmask16 eb = _mm512_cmp_ps_mask(b, mx, _CMP_EQ_OQ) & ~ea;
+        const __mmask16 ec = _mm512_cmp_ps_mask(c, mx, _CMP_EQ_OQ) & ~ea & ~eb;
+        const __mmask16 ed = static_cast<__mmask16>(~(ea | eb | ec));
+        store_pairs(d0 + 2 * j, m, _mm512_mask_blend_ps(ea, zero, g), _mm512_mask_blend_ps(eb, zero, g));
+        store_pairs(d0 + w + 2 * j, m, _mm512_mask_blend_ps(ec, zero, g), _mm512_mask_blend_ps(ed, zero, g));
+      }
+      if (w & 1) d0[w - 1] = d0[2 * w - 1] = 0.0f;
+    }
+    if (h & 1) std::fill_n(base + (h - 1) * w, w, 0.0f);
+  }
+}
+
+#else  // no AVX-512: the reference loops
+
+void maxpool2x2_forward(const float* x, float* y, int64_t planes, int64_t h, int64_t w) {
+  ref::maxpool2x2_forward(x, y, planes, h, w);
+}
+void maxpool2x2_backward(const float* x, const float* y, const float* dy, float* dx, int64_t planes, int64_t h,
+                         int64_t w) {
+  ref::maxpool2x2_backward(x, y, dy, dx, planes, h, w);
+}
+
+#endif
+
+}  // namespace tailor::kernels

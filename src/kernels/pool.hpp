@@ -1,0 +1,22 @@
+#pragma once
+// 2x2 max-pooling, stride 2, floor mode, on planes of (H, W) floats: the CNN blocks' pooling.
+//   forward:  y (P, H/2, W/2) = max over each 2x2 window of x (P, H, W)
+//   backward: dx (P, H, W) = dy at the window's first maximum (as PyTorch), 0 elsewhere
+//             (the winner is found again from x and y; every element of dx is written)
+// The fast versions use AVX-512 masked loads and stores where the build has it (rows of 7 or 14
+// outputs are shorter than a vector, so plain vectorised loops ran their scalar tails).
+#include <cstdint>
+
+namespace tailor::kernels {
+
+void maxpool2x2_forward(const float* x, float* y, int64_t planes, int64_t h, int64_t w);
+void maxpool2x2_backward(const float* x, const float* y, const float* dy, float* dx, int64_t planes, int64_t h,
+                         int64_t w);
+
+namespace ref {
+void maxpool2x2_forward(const float* x, float* y, int64_t planes, int64_t h, int64_t w);
+void maxpool2x2_backward(const float* x, const float* y, const float* dy, float* dx, int64_t planes, int64_t h,
+                         int64_t w);
+}  // namespace ref
+
+}  // namespace tailor::kernels
