@@ -11,6 +11,7 @@ usage: bench/torch_train.py MODEL_JSON --epochs 3 --batch-size 64 --threads 1 [-
 import argparse
 import gzip
 import json
+import resource
 import statistics
 import struct
 import sys
@@ -106,7 +107,8 @@ def main():
             model(xs[i:i + 500])
         eval_s = time.perf_counter() - t0
     json.dump({"threads": a.threads, "weights": weights, "epoch_seconds": times,
-               "median_epoch_seconds": statistics.median(times), "eval_images_per_second": len(xs) / eval_s},
+               "median_epoch_seconds": statistics.median(times), "eval_images_per_second": len(xs) / eval_s,
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0},
               sys.stdout)
     print()
 

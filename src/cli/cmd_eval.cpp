@@ -39,7 +39,7 @@ Run add_eval(CLI::App& app) {
     if (!c->parsed()) return -1;
     LoadedModel m = load_model(checkpoint_path(a->run));
     const int threads = a->threads > 0 ? a->threads : m.meta.value("threads", 1);
-    const int64_t batch = a->batch > 0 ? a->batch : m.meta.value("eval_batch", int64_t{500});
+    const int64_t batch = a->batch > 0 ? a->batch : m.meta.value("eval_batch", int64_t{256});
     kernels::set_threads(threads);
     const std::string dir = a->data.empty() ? m.meta.value("data_dir", std::string(kDefaultDataDir)) : a->data;
     Dataset test = load_dataset(dir, "t10k", static_cast<int>(m.spec.classes));

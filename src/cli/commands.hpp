@@ -12,5 +12,6 @@ Run add_train(CLI::App& app);
 Run add_eval(CLI::App& app);
 Run add_predict(CLI::App& app);
 Run add_summary(CLI::App& app);
+Run add_bench(CLI::App& app);
 
 }  // namespace tailor::cli

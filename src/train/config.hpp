@@ -30,7 +30,7 @@ struct TrainConfig {
   StopOn stop_on = StopOn::val;
   int64_t patience = 0;          // epochs without a better val loss before stopping; 0: off
   float label_smoothing = 0;
-  int64_t eval_batch = 500;
+  int64_t eval_batch = 256;
   std::string progress = "auto";  // auto (bar on a terminal), bar, lines, none
 };
 

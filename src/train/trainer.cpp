@@ -1,5 +1,7 @@
 #include "train/trainer.hpp"
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cmath>
 #include <thread>
@@ -22,6 +24,12 @@
 namespace tailor {
 
 std::string tailor_version() { return TAILOR_VERSION; }
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
 
 namespace {
 
@@ -73,7 +81,8 @@ TrainOutcome train(TrainConfig cfg) {
       tailor_version(), cfg.threads, weights, cfg.model.widths_str(), split.train.size(), split.val.size(),
       data.test.size(), norm.mean, norm.std);
   write_file_atomic(dir + "/config.toml", config_to_toml(cfg, extra));
-  std::printf("tailor %s: %s %s, %lld weights, %zu train / %zu val / %zu test images, %d threads\n",
+  if (cfg.progress != "none")
+    std::printf("tailor %s: %s %s, %lld weights, %zu train / %zu val / %zu test images, %d threads\n",
               tailor_version().c_str(), family_name(cfg.model.family).c_str(), cfg.model.widths_str().c_str(),
               static_cast<long long>(weights), split.train.size(), split.val.size(), data.test.size(), cfg.threads);
 
@@ -131,6 +140,7 @@ TrainOutcome train(TrainConfig cfg) {
     }
     const double epoch_seconds = seconds_since(t0);
     train_seconds += epoch_seconds;
+    out.epoch_seconds.push_back(epoch_seconds);
     val = evaluate(*model, data.train, &split.val, norm, cfg.eval_batch);
     test = evaluate(*model, data.test, nullptr, norm, cfg.eval_batch);
     const double train_loss = loss_sum / seen, train_acc = 100.0 * correct / seen;
@@ -199,6 +209,9 @@ TrainOutcome train(TrainConfig cfg) {
   summary["test_loss"] = test.loss;
   summary["train_seconds"] = train_seconds;
   summary["wall_seconds"] = seconds_since(wall_start);
+  out.peak_rss_mb = peak_rss_mb();
+  out.forward_flops_per_image = model->forward_flops(1);
+  summary["peak_rss_mb"] = out.peak_rss_mb;
   summary["epochs_run"] = out.epochs_run;
   summary["best_epoch"] = cfg.patience > 0 ? best_epoch : out.epochs_run;
   summary["stop_reason"] = out.stop_reason;

@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <vector>
 
 #include "train/config.hpp"
 
@@ -10,6 +11,9 @@ struct TrainOutcome {
   int64_t epochs_run = 0;
   double val_acc = 0, test_acc = 0, test_loss = 0, train_seconds = 0;
   std::string stop_reason;  // epochs, target_accuracy, patience
+  std::vector<double> epoch_seconds;  // the training pass of each epoch
+  int64_t forward_flops_per_image = 0;
+  double peak_rss_mb = 0;
 };
 
 // Trains one model as `cfg` says and writes the run into cfg.out_dir: config.toml, metrics.csv
@@ -19,5 +23,8 @@ struct TrainOutcome {
 TrainOutcome train(TrainConfig cfg);
 
 std::string tailor_version();
+
+// Peak resident memory of this process so far, in MiB.
+double peak_rss_mb();
 
 }  // namespace tailor

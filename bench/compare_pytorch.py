@@ -1,0 +1,81 @@
+#!/usr/bin/python3
+"""Side-by-side speed of tailor and PyTorch 1.13 (Debian python3-torch) on this CPU, in one run.
+
+Trains the FCN-100k and CNN-100k exactly as `tailor train --weights 100k` builds them (the layer
+list comes from `tailor summary --json`), at batch 64 and 256 with Adam, each program at its best
+of 1 and 2 threads, and prints seconds per epoch (median of EPOCHS), the ratio, evaluation
+images per second over the 10,000 test images, tailor's achieved GFLOP/s and its share of the
+measured sgemm peak, and each program's peak memory (RSS).
+
+usage: bench/compare_pytorch.py [--epochs 3] [--tailor build/tailor]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_json(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--tailor", default=os.path.join(HERE, "..", "build", "tailor"))
+    a = ap.parse_args()
+    batches, threads = [64, 256], [1, 2]
+
+    tailor = {}  # (model, batch) -> best row over thread counts
+    for t in threads:
+        for row in run_json([a.tailor, "bench", "--json", "--epochs", str(a.epochs), "--threads", str(t),
+                             "--batch-sizes", ",".join(map(str, batches))]):
+            key = (row["model"], row["batch"])
+            if key not in tailor or row["epoch_seconds"] < tailor[key]["epoch_seconds"]:
+                tailor[key] = row
+            best_eval = max(tailor[key].get("best_eval", 0), row["eval_images_per_second"])
+            tailor[key]["best_eval"] = best_eval
+
+    torch = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in ["fcn", "cnn"]:
+            spec = os.path.join(tmp, model + ".json")
+            with open(spec, "w") as f:
+                f.write(subprocess.run([a.tailor, "summary", "--model", model, "--weights", "100k", "--json"],
+                                       check=True, capture_output=True, text=True).stdout)
+            for b in batches:
+                for t in threads:
+                    r = run_json(["/usr/bin/python3", os.path.join(HERE, "torch_train.py"), spec, "--epochs",
+                                  str(a.epochs), "--batch-size", str(b), "--threads", str(t)])
+                    key = (model, b)
+                    if key not in torch or r["median_epoch_seconds"] < torch[key]["median_epoch_seconds"]:
+                        best_eval = max(torch.get(key, {}).get("eval_images_per_second", 0), r["eval_images_per_second"])
+                        torch[key] = r
+                        torch[key]["eval_images_per_second"] = best_eval
+                    else:
+                        torch[key]["eval_images_per_second"] = max(torch[key]["eval_images_per_second"],
+                                                                   r["eval_images_per_second"])
+
+    peak = next(iter(tailor.values()))["sgemm_peak_gflops_per_core"]
+    print(f"sgemm 1024^3 peak measured by tailor bench: {peak:.0f} GFLOP/s per core")
+    head = ("model", "batch", "tailor s/ep", "torch s/ep", "ratio", "tailor eval/s", "torch eval/s", "ratio",
+            "GFLOP/s", "of peak", "tailor MiB", "torch MiB")
+    print("%-9s %5s %11s %10s %6s %13s %12s %6s %8s %7s %10s %9s" % head)
+    for (model, b), t in sorted(tailor.items(), key=lambda kv: (kv[0][0] != "fcn", kv[0][1])):
+        p = torch[(model, b)]
+        print("%-9s %5d %11.3f %10.3f %5.1fx %13.0f %12.0f %5.1fx %8.1f %6.1f%% %10.0f %9.0f" % (
+            model + "-100k", b, t["epoch_seconds"], p["median_epoch_seconds"],
+            p["median_epoch_seconds"] / t["epoch_seconds"], t["best_eval"], p["eval_images_per_second"],
+            t["best_eval"] / p["eval_images_per_second"], t["gflops"], 100 * t["peak_share"], t["peak_rss_mb"],
+            p["peak_rss_mb"]))
+    print(f"(median of {a.epochs} epochs of 55,000 images, Adam 1e-3; each program at its best of 1 and 2 threads; "
+          "share of peak = GFLOP/s / (per-core peak x threads used); tailor's RSS is its bench process's peak so far)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

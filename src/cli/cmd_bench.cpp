@@ -1,0 +1,127 @@
+// `tailor bench`: this machine's figures for the models `tailor train --weights 100k` builds.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "kernels/kernels.hpp"
+#include "train/checkpoint.hpp"
+#include "train/evaluate.hpp"
+#include "train/trainer.hpp"
+#include "util/error.hpp"
+
+namespace tailor::cli {
+
+namespace {
+
+struct BenchArgs {
+  int64_t epochs = 3;
+  int threads = 0;
+  std::vector<int64_t> batches{64, 256};
+  std::vector<std::string> models{"fcn", "cnn"};
+  std::string weights = "100k", data = kDefaultDataDir;
+  bool json = false;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// One core's fp32 peak as OpenBLAS sgemm 1024^3 reaches it (best of 5 after a warm-up call).
+double sgemm_peak_gflops() {
+  const int n = 1024;
+  std::vector<float> a(n * n, 1.0f), b(n * n, 0.5f), c(n * n);
+  kernels::set_threads(1);
+  std::vector<double> r;
+  kernels::gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  for (int i = 0; i < 5; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    kernels::gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    r.push_back(2.0 * n * n * n / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 1e9);
+  }
+  return *std::max_element(r.begin(), r.end());
+}
+
+// Multiply-adds x 2 of one training step per image: forward, weight gradients, and input
+// gradients for every layer but the first (tailor skips those).
+int64_t train_flops_per_image(const ModelSpec& spec) {
+  auto m = build_model(spec, 0);
+  const int64_t first = m->layers()[0]->forward_flops(Shape::batched(1, m->item_shape()));
+  return 3 * m->forward_flops(1) - first;
+}
+
+}  // namespace
+
+Run add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* c = app.add_subcommand("bench", "Speed on this machine: seconds per epoch, GFLOP/s, share of the sgemm "
+                                            "peak, evaluation images/s and peak memory");
+  c->add_option("--epochs", a->epochs, "Epochs per configuration (the median is shown)")->check(CLI::Range(1, 100))->capture_default_str();
+  c->add_option("--threads", a->threads, "Threads (0: all cores)")->check(CLI::Range(0, 1024))->capture_default_str();
+  c->add_option("--batch-sizes", a->batches, "Batch sizes to measure")->check(CLI::Range(1, 65536))->delimiter(',')->capture_default_str();
+  c->add_option("--models", a->models, "Families to measure")->check(CLI::IsMember({"fcn", "cnn"}))->delimiter(',')->capture_default_str();
+  c->add_option("--weights", a->weights, "Weight budget of the models")->capture_default_str();
+  c->add_option("--data", a->data, "Data directory")->capture_default_str();
+  c->add_flag("--json", a->json, "Print JSON instead of a table");
+  return [a, c]() {
+    if (!c->parsed()) return -1;
+    const int threads = a->threads > 0 ? a->threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const double peak = sgemm_peak_gflops();
+    const std::string tmp = (std::filesystem::temp_directory_path() / ("tailor_bench_" + std::to_string(::getpid()))).string();
+    nlohmann::json rows = nlohmann::json::array();
+    if (!a->json)
+      std::printf("sgemm 1024^3 on one core: %.0f GFLOP/s; %d threads, so the peak used is %.0f GFLOP/s\n\n"
+                  "%-9s %5s %8s %10s %10s %8s %12s %9s\n",
+                  peak, threads, peak * threads, "model", "batch", "weights", "s/epoch", "GFLOP/s", "of peak", "eval img/s",
+                  "RSS MiB");
+    for (const std::string& family : a->models)
+      for (int64_t batch : a->batches) {
+        TrainConfig cfg;
+        cfg.model = default_spec(parse_family(family));
+        cfg.weights_target = parse_weight_count(a->weights);
+        cfg.data_dir = a->data;
+        cfg.out_dir = tmp;
+        cfg.epochs = a->epochs;
+        cfg.batch_size = batch;
+        cfg.threads = threads;
+        cfg.progress = "none";
+        TrainOutcome r = train(cfg);
+        LoadedModel m = load_model(tmp + "/model.ckpt");
+        Dataset test = load_dataset(a->data, "t10k", static_cast<int>(m.spec.classes));
+        std::vector<double> eval_ips;
+        for (int i = 0; i < 3; ++i) {
+          auto t0 = std::chrono::steady_clock::now();
+          evaluate(*m.model, test, nullptr, m.norm, cfg.eval_batch);
+          eval_ips.push_back(test.size() / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        const double sec = median(r.epoch_seconds);
+        const double images = static_cast<double>(60000 - cfg.val_count);
+        const double gflops = static_cast<double>(train_flops_per_image(m.spec)) * images / sec / 1e9;
+        nlohmann::json row{{"model", family},       {"batch", batch},          {"weights", r.weights},
+                           {"epoch_seconds", sec},  {"gflops", gflops},        {"peak_share", gflops / (peak * threads)},
+                           {"eval_images_per_second", median(eval_ips)},       {"peak_rss_mb", peak_rss_mb()},
+                           {"threads", threads},    {"sgemm_peak_gflops_per_core", peak}};
+        rows.push_back(row);
+        if (!a->json)
+          std::printf("%-9s %5lld %8lld %10.3f %10.1f %7.1f%% %12.0f %9.0f\n", (family + "-" + a->weights).c_str(),
+                      static_cast<long long>(batch), static_cast<long long>(r.weights), sec, gflops,
+                      100.0 * gflops / (peak * threads), median(eval_ips), peak_rss_mb());
+        std::fflush(stdout);
+      }
+    std::filesystem::remove_all(tmp);
+    if (a->json) std::printf("%s\n", rows.dump(2).c_str());
+    else std::printf("\n(median of %lld epochs of 55,000 images, Adam; RSS is this process's peak so far)\n",
+                     static_cast<long long>(a->epochs));
+    return 0;
+  };
+}
+
+}  // namespace tailor::cli
