@@ -13,5 +13,7 @@ Run add_eval(CLI::App& app);
 Run add_predict(CLI::App& app);
 Run add_summary(CLI::App& app);
 Run add_bench(CLI::App& app);
+Run add_sweep(CLI::App& app);
+Run add_report(CLI::App& app);
 
 }  // namespace tailor::cli

@@ -2,11 +2,15 @@
 
 #include <sstream>
 
+#include <fmt/format.h>
 #include <toml++/toml.h>
 
 namespace tailor {
 
 namespace {
+// A float as the shortest decimal that reads back to it (0.001f -> 0.001, not 0.0010000000475).
+double shortest(float f) { return std::stod(fmt::format("{}", f)); }
+
 toml::array to_array(const std::vector<int64_t>& v) {
   toml::array a;
   for (int64_t x : v) a.push_back(x);
@@ -19,31 +23,31 @@ std::string config_to_toml(const TrainConfig& c, const std::string& extra) {
                     {"channels", to_array(c.model.channels)},
                     {"hidden", to_array(c.model.hidden)},
                     {"batchnorm", c.model.batchnorm},
-                    {"dropout", static_cast<double>(c.model.dropout)},
+                    {"dropout", shortest(c.model.dropout)},
                     {"activation", activation_name(c.model.activation)},
                     {"init", init_name(c.init)},
                     {"weights_target", c.weights_target}};
   toml::table optim{{"optimizer", optimizer_name(c.optim.kind)},
-                    {"lr", static_cast<double>(c.optim.lr)},
-                    {"momentum", static_cast<double>(c.optim.momentum)},
+                    {"lr", shortest(c.optim.lr)},
+                    {"momentum", shortest(c.optim.momentum)},
                     {"nesterov", c.optim.nesterov},
-                    {"weight_decay", static_cast<double>(c.optim.weight_decay)},
-                    {"beta1", static_cast<double>(c.optim.beta1)},
-                    {"beta2", static_cast<double>(c.optim.beta2)},
-                    {"eps", static_cast<double>(c.optim.eps)},
-                    {"alpha", static_cast<double>(c.optim.alpha)},
+                    {"weight_decay", shortest(c.optim.weight_decay)},
+                    {"beta1", shortest(c.optim.beta1)},
+                    {"beta2", shortest(c.optim.beta2)},
+                    {"eps", shortest(c.optim.eps)},
+                    {"alpha", shortest(c.optim.alpha)},
                     {"schedule", schedule_name(c.schedule.kind)},
                     {"step_epochs", c.schedule.step_epochs},
-                    {"gamma", static_cast<double>(c.schedule.gamma)}};
+                    {"gamma", shortest(c.schedule.gamma)}};
   toml::table train{{"epochs", c.epochs},
                     {"batch_size", c.batch_size},
                     {"val", c.val_count},
                     {"seed", static_cast<int64_t>(c.seed)},
                     {"threads", static_cast<int64_t>(c.threads)},
-                    {"stop_at", static_cast<double>(c.stop_at)},
+                    {"stop_at", shortest(c.stop_at)},
                     {"stop_on", c.stop_on == StopOn::val ? "val" : "test"},
                     {"patience", c.patience},
-                    {"label_smoothing", static_cast<double>(c.label_smoothing)},
+                    {"label_smoothing", shortest(c.label_smoothing)},
                     {"eval_batch", c.eval_batch}};
   toml::table root{{"data", toml::table{{"dir", c.data_dir}}},
                    {"model", model},

@@ -1,0 +1,117 @@
+// `tailor sweep FILE` and `tailor report DIR`.
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "cli/commands.hpp"
+#include "sweep/results.hpp"
+#include "sweep/runner.hpp"
+#include "util/error.hpp"
+
+namespace tailor::cli {
+
+namespace {
+
+// The sweep's view of `train`'s options, read off the real parser so the two never disagree.
+OptionTable train_options() {
+  CLI::App app;
+  add_train(app);
+  OptionTable table;
+  for (const CLI::Option* o : app.get_subcommand("train")->get_options()) {
+    for (const std::string& name : o->get_lnames()) {
+      if (name == "help") continue;
+      OptionInfo info;
+      info.is_flag = o->get_expected_max() == 0;  // flags take no value
+      for (const std::string& f : o->get_fnames()) info.negatable = info.negatable || f == "no-" + name;
+      if (name.rfind("no-", 0) != 0) table[name] = info;
+    }
+  }
+  return table;
+}
+
+// `train --KEY VALUE` through the real parser: its types, ranges and choices.
+void check_option(const std::string& key, const std::string& value) {
+  CLI::App app;
+  add_train(app);
+  std::vector<std::string> args{value, "--" + key, "train"};  // CLI11 takes them in reverse
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    throw Error(e.what());
+  }
+}
+
+std::string self_exe() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw Error("cannot find the tailor binary to run trials: " + ec.message());
+  return p.string();
+}
+
+struct SweepArgs {
+  std::string file, out, data, progress = "auto";
+  int jobs = 1, threads_per_job = 0, seeds = 0;
+};
+
+}  // namespace
+
+Run add_sweep(CLI::App& app) {
+  auto a = std::make_shared<SweepArgs>();
+  CLI::App* c = app.add_subcommand("sweep", "Run every trial of a sweep file (resumable, in parallel) and write its "
+                                            "results table");
+  c->add_option("file", a->file, "Sweep file (TOML; see experiments/ and docs/sweeps.md)")->required();
+  c->add_option("--jobs", a->jobs, "Trials run at once")->check(CLI::Range(1, 256))->capture_default_str();
+  c->add_option("--threads-per-job", a->threads_per_job, "Threads of each trial (0: cores / jobs)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  c->add_option("--seeds", a->seeds, "Run seeds 1..N instead of the file's seeds")->check(CLI::Range(1, 1000));
+  c->add_option("--out", a->out, "Sweep directory (default: the file's out, or runs/<name>)");
+  c->add_option("--data", a->data, "Data directory for every trial (default: train's)");
+  c->add_option("--progress", a->progress, "auto, bar, lines or none")
+      ->check(CLI::IsMember({"auto", "bar", "lines", "none"}))
+      ->capture_default_str();
+  return [a, c]() {
+    if (!c->parsed()) return -1;
+    SweepSpec spec = read_sweep(a->file, train_options(), check_option);
+    if (a->seeds > 0) {
+      std::vector<TrialSpec> trials;
+      for (const TrialSpec& t : spec.trials)
+        if (t.seed == spec.seeds.front())
+          for (int s = 1; s <= a->seeds; ++s) {
+            trials.push_back(t);
+            trials.back().seed = static_cast<uint64_t>(s);
+          }
+      spec.trials = std::move(trials);
+    }
+    if (!a->out.empty()) spec.out = a->out;
+    RunOptions opt;
+    opt.exe = self_exe();
+    opt.jobs = a->jobs;
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    opt.threads_per_job = a->threads_per_job > 0 ? a->threads_per_job : std::max(1, cores / a->jobs);
+    opt.data_dir = a->data;
+    opt.progress = a->progress;
+    SweepOutcome r = run_sweep(spec, opt);
+    write_results_table(spec.out, study_table1_csv());
+    std::printf("sweep %s: %d trials (%d already done, %d ran, %d failed) in %.1f s wall time\n", spec.name.c_str(), r.total,
+                r.skipped, r.ran, r.failed, r.seconds);
+    std::printf("results: %s/table.md and table.csv\n", spec.out.c_str());
+    return r.failed ? 1 : 0;
+  };
+}
+
+Run add_report(CLI::App& app) {
+  auto dir = std::make_shared<std::string>();
+  CLI::App* c = app.add_subcommand("report", "Write the results table (table.md, table.csv) of a sweep directory");
+  c->add_option("dir", *dir, "Sweep directory (holds sweep.json)")->required();
+  return [dir, c]() {
+    if (!c->parsed()) return -1;
+    std::printf("%s", write_results_table(*dir, study_table1_csv()).c_str());
+    std::printf("\nwritten: %s/table.md and table.csv\n", dir->c_str());
+    return 0;
+  };
+}
+
+}  // namespace tailor::cli

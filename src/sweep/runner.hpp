@@ -1,0 +1,28 @@
+#pragma once
+// Runs a sweep's trials as `tailor train` child processes, several at once within a core budget.
+// Each trial lives in OUT/trials/<id>/ (id: a hash of its full configuration and seed); a trial
+// is finished when its summary.json exists (train writes it last, atomically), so a sweep
+// started again, even after SIGKILL, runs only what is not finished.
+#include <string>
+
+#include "sweep/sweep_file.hpp"
+
+namespace tailor {
+
+struct RunOptions {
+  std::string exe;          // the tailor binary for the children
+  int jobs = 1;             // trials at once
+  int threads_per_job = 1;  // --threads of each trial
+  std::string data_dir;     // --data for every trial ("" = train's default)
+  std::string progress = "auto";
+};
+
+struct SweepOutcome {
+  int total = 0, skipped = 0, ran = 0, failed = 0;
+  double seconds = 0;
+};
+
+// Writes OUT/sweep.json (the trials) first, then runs what is missing.
+SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt);
+
+}  // namespace tailor

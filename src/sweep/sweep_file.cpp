@@ -1,0 +1,287 @@
+#include "sweep/sweep_file.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "util/error.hpp"
+#include "util/rng.hpp"
+
+namespace tailor {
+
+namespace {
+
+// Keys a sweep sets itself for every trial.
+const std::set<std::string> kReserved{"out", "seed", "threads", "progress", "help"};
+
+class Reader {
+ public:
+  Reader(std::string path, const OptionTable& options, const OptionCheck& check)
+      : path_(std::move(path)), options_(options), check_(check) {}
+
+  [[noreturn]] void fail(const toml::node& at, const std::string& key, const std::string& what) const {
+    throw Error(fmt::format("{}:{}: key '{}': {}", path_, at.source().begin.line, key, what));
+  }
+
+  // One value in command-line form, checked for the option's kind and by `train` itself.
+  std::string value(const std::string& key, const toml::node& v) const {
+    auto it = options_.find(key);
+    if (it == options_.end() || kReserved.count(key))
+      fail(v, key, kReserved.count(key) ? "is set by the sweep itself (seeds, --out, --threads-per-job)"
+                                        : "is not a `tailor train` option");
+    std::string text;
+    if (it->second.is_flag) {
+      if (!v.is_boolean()) fail(v, key, "wants true or false");
+      text = *v.value<bool>() ? "true" : "false";
+    } else if (v.is_integer()) {
+      text = std::to_string(*v.value<int64_t>());
+    } else if (v.is_floating_point()) {
+      text = fmt::format("{}", *v.value<double>());
+    } else if (v.is_string()) {
+      text = *v.value<std::string>();
+    } else if (v.is_array()) {  // widths: [120, 60] -> "120,60"
+      for (const auto& e : *v.as_array()) {
+        if (!e.is_integer()) fail(v, key, "a list here must hold integers (widths)");
+        text += (text.empty() ? "" : ",") + std::to_string(*e.value<int64_t>());
+      }
+      if (text.empty()) fail(v, key, "is an empty list");
+    } else {
+      std::ostringstream type;
+      type << v.type();
+      fail(v, key, "has a value of the wrong type (" + type.str() + ")");
+    }
+    if (!it->second.is_flag) {
+      try {
+        check_(key, text);
+      } catch (const Error& e) {
+        fail(v, key, e.what());
+      }
+    }
+    return text;
+  }
+
+  // A table of settings (base or a row), `skip` naming keys that are not options.
+  std::map<std::string, std::string> settings(const toml::table& t, const std::set<std::string>& skip) const {
+    std::map<std::string, std::string> out;
+    for (const auto& [k, v] : t) {
+      const std::string key(k.str());
+      if (skip.count(key)) continue;
+      out[key] = value(key, v);
+    }
+    return out;
+  }
+
+  using Axis = std::pair<std::string, std::vector<std::string>>;
+
+  std::vector<Axis> grid(const toml::table& t) const {
+    std::vector<Axis> axes;
+    for (const auto& [k, v] : t) {
+      const std::string key(k.str());
+      const toml::array* a = v.as_array();
+      if (!a) fail(v, key, "a grid axis must be a list of values");
+      if (a->empty()) fail(v, key, "is an empty axis");
+      Axis axis{key, {}};
+      for (const auto& e : *a) axis.second.push_back(value(key, e));
+      axes.push_back(std::move(axis));
+    }
+    return axes;
+  }
+
+  // [random]: `trials` draws of every axis, from a seeded stream (sample_seed, default 1).
+  std::vector<std::map<std::string, std::string>> random(const toml::table& t) const {
+    const toml::node* n = t.get("trials");
+    if (!n || !n->is_integer() || *n->value<int64_t>() < 1 || *n->value<int64_t>() > 100000)
+      fail(n ? *n : static_cast<const toml::node&>(t), "trials", "[random] needs trials = a count in [1, 100000]");
+    const int64_t count = *n->value<int64_t>();
+    const toml::node* s = t.get("sample_seed");
+    Rng rng(s && s->is_integer() ? static_cast<uint64_t>(*s->value<int64_t>()) : 1);
+    std::vector<std::map<std::string, std::string>> draws(count);
+    for (const auto& [k, v] : t) {
+      const std::string key(k.str());
+      if (key == "trials" || key == "sample_seed") continue;
+      const toml::table* d = v.as_table();
+      if (!d || d->size() != 1) fail(v, key, "wants one of { uniform | log_uniform | int_uniform | choice = [...] }");
+      const auto& [kind_k, range] = *d->begin();
+      const std::string kind(kind_k.str());
+      const toml::array* r = range.as_array();
+      if (!r || r->empty()) fail(v, key, "its " + kind + " needs a non-empty list");
+      for (auto& draw : draws) {
+        if (kind == "choice") {
+          draw[key] = value(key, (*r)[rng.below(r->size())]);
+          continue;
+        }
+        if (r->size() != 2 || !(*r)[0].is_number() || !(*r)[1].is_number())
+          fail(v, key, kind + " wants [low, high]");
+        const double lo = (*r)[0].value<double>().value(), hi = (*r)[1].value<double>().value();
+        if (!(lo <= hi)) fail(v, key, kind + " wants low <= high");
+        double x = 0;
+        if (kind == "uniform") {
+          x = lo + (hi - lo) * rng.uniform();
+        } else if (kind == "log_uniform") {
+          if (lo <= 0) fail(v, key, "log_uniform needs a positive range");
+          x = std::exp(std::log(lo) + (std::log(hi) - std::log(lo)) * rng.uniform());
+        } else if (kind == "int_uniform") {
+          toml::value<int64_t> i(static_cast<int64_t>(lo) + static_cast<int64_t>(rng.below(static_cast<uint64_t>(hi - lo) + 1)));
+          draw[key] = value(key, i);
+          continue;
+        } else {
+          fail(v, key, "unknown distribution '" + kind + "' (uniform, log_uniform, int_uniform, choice)");
+        }
+        // Four significant digits: readable in tables, and distinct draws stay distinct.
+        draw[key] = value(key, toml::value<double>(std::stod(fmt::format("{:.4g}", x))));
+      }
+    }
+    return draws;
+  }
+
+ private:
+  std::string path_;
+  const OptionTable& options_;
+  const OptionCheck& check_;
+};
+
+std::string label(const std::map<std::string, std::string>& extra) {
+  std::string s;
+  for (const auto& [k, v] : extra) s += (s.empty() ? "" : " ") + k + "=" + v;
+  return s;
+}
+
+}  // namespace
+
+std::vector<std::string> TrialSpec::args() const {
+  std::vector<std::string> a;
+  for (const auto& s : settings) {
+    if (s.value == "true" || s.value == "false") {
+      if (s.value == "true") a.push_back("--" + s.key);
+      else a.push_back("--no-" + s.key);  // only negatable flags get "false" through read_sweep
+      continue;
+    }
+    a.push_back("--" + s.key);
+    a.push_back(s.value);
+  }
+  return a;
+}
+
+std::string TrialSpec::group_key() const {
+  std::string k;
+  for (const auto& s : settings) k += s.key + "=" + s.value + ";";
+  return k;
+}
+
+std::string TrialSpec::id() const {
+  // FNV-1a, 64 bits: stable across runs and builds, so finished trials are found again.
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : group_key() + "seed=" + std::to_string(seed)) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ull;
+  }
+  return fmt::format("{:016x}", h);
+}
+
+const std::string* TrialSpec::get(const std::string& key) const {
+  for (const auto& s : settings)
+    if (s.key == key) return &s.value;
+  return nullptr;
+}
+
+SweepSpec read_sweep(const std::string& path, const OptionTable& options, const OptionCheck& check) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw Error(fmt::format("{}:{}: {}", path, e.source().begin.line, e.description()));
+  }
+  Reader r(path, options, check);
+  SweepSpec spec;
+  spec.path = path;
+  const std::set<std::string> top{"name", "out", "seeds", "base", "row", "grid", "random"};
+  for (const auto& [k, v] : root)
+    if (!top.count(std::string(k.str())))
+      r.fail(v, std::string(k.str()), "unknown top-level key (name, out, seeds, base, row, grid, random)");
+  const std::string stem = std::filesystem::path(path).stem().string();
+  spec.name = root["name"].value_or(stem);
+  spec.out = root["out"].value_or("runs/" + spec.name);
+  if (const toml::array* seeds = root["seeds"].as_array()) {
+    if (seeds->empty()) r.fail(*seeds, "seeds", "is an empty list");
+    for (const auto& s : *seeds) {
+      if (!s.is_integer() || *s.value<int64_t>() < 0) r.fail(s, "seeds", "wants non-negative integers");
+      spec.seeds.push_back(static_cast<uint64_t>(*s.value<int64_t>()));
+    }
+  } else if (root.contains("seeds")) {
+    r.fail(*root.get("seeds"), "seeds", "wants a list such as [1, 2, 3]");
+  } else {
+    spec.seeds = {1};
+  }
+  std::map<std::string, std::string> base;
+  if (root.contains("base")) {
+    const toml::table* b = root["base"].as_table();
+    if (!b) r.fail(*root.get("base"), "base", "must be a table");
+    base = r.settings(*b, {});
+  }
+  std::vector<std::pair<std::string, std::map<std::string, std::string>>> rows;
+  if (root.contains("row")) {
+    const toml::array* a = root["row"].as_array();
+    if (!a || a->empty()) r.fail(*root.get("row"), "row", "must be [[row]] tables");
+    for (const auto& n : *a) {
+      const toml::table* t = n.as_table();
+      if (!t) r.fail(n, "row", "must be a table");
+      const toml::node* name = t->get("name");
+      if (!name || !name->is_string()) r.fail(n, "name", "every [[row]] needs name = \"...\"");
+      auto settings = base;
+      for (auto& [k, v] : r.settings(*t, {"name"})) settings[k] = v;
+      rows.emplace_back(*name->value<std::string>(), settings);
+    }
+  } else {
+    rows.emplace_back("base", base);
+  }
+  std::vector<Reader::Axis> axes;
+  if (root.contains("grid")) {
+    const toml::table* g = root["grid"].as_table();
+    if (!g) r.fail(*root.get("grid"), "grid", "must be a table of axes");
+    axes = r.grid(*g);
+  }
+  std::vector<std::map<std::string, std::string>> draws{{}};
+  if (root.contains("random")) {
+    const toml::table* t = root["random"].as_table();
+    if (!t) r.fail(*root.get("random"), "random", "must be a table");
+    draws = r.random(*t);
+  }
+  // rows x grid points x random draws x seeds, in that order.
+  std::vector<std::map<std::string, std::string>> points{{}};
+  for (const auto& [key, values] : axes) {
+    std::vector<std::map<std::string, std::string>> next;
+    for (const auto& p : points)
+      for (const auto& v : values) {
+        auto q = p;
+        q[key] = v;
+        next.push_back(q);
+      }
+    points = std::move(next);
+  }
+  for (const auto& [row_name, row] : rows)
+    for (const auto& point : points)
+      for (const auto& draw : draws) {
+        auto settings = row;
+        auto extra = point;
+        for (const auto& [k, v] : draw) extra[k] = v;
+        for (const auto& [k, v] : extra) settings[k] = v;
+        TrialSpec t;
+        t.row = extra.empty() ? row_name : row_name + " " + label(extra);
+        for (const auto& [k, v] : settings) {
+          if (v == "false" && !options.at(k).negatable) continue;  // an off flag without a --no- form
+          t.settings.push_back({k, v});
+        }
+        for (uint64_t seed : spec.seeds) {
+          t.seed = seed;
+          spec.trials.push_back(t);
+        }
+      }
+  return spec;
+}
+
+}  // namespace tailor

@@ -1,0 +1,60 @@
+#pragma once
+// Sweep files: a base configuration, named rows, grid and random axes and seeds, expanded into
+// trials. Every key is a `tailor train` option (its long name without the dashes), so anything
+// `train` can do a sweep can set or vary:
+//
+//   name = "optimizers"            # the sweep; results go to `out` (default runs/<name>)
+//   seeds = [1, 2, 3]
+//   [base]                         # every trial starts from these
+//   model = "cnn"
+//   weights = "100k"
+//   [[row]]                        # named trials; each overrides base (none: one row, "base")
+//   name = "FCN 100k"
+//   model = "fcn"
+//   [grid]                         # every combination, for every row
+//   optimizer = ["sgd", "adam"]
+//   [random]                       # `trials` samples, for every row and grid point
+//   trials = 8
+//   lr = { log_uniform = [1e-4, 1e-2] }   # also uniform, int_uniform, choice = [...]
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace tailor {
+
+// What the sweep needs to know of each `train` option.
+struct OptionInfo {
+  bool is_flag = false;    // takes no value (--nesterov, --batchnorm/--no-batchnorm)
+  bool negatable = false;  // has a --no- form
+};
+using OptionTable = std::map<std::string, OptionInfo>;
+// Checks one option's value as `train` would; throws tailor::Error with the reason.
+using OptionCheck = std::function<void(const std::string& key, const std::string& value)>;
+
+struct Setting {
+  std::string key, value;  // value in command-line form: "0.001", "120,60", "true"
+};
+
+struct TrialSpec {
+  std::string row;                // the row name, with the grid/random values that made it
+  uint64_t seed = 1;
+  std::vector<Setting> settings;  // sorted by key, one per key
+  std::vector<std::string> args() const;  // train arguments, without --seed/--out/--threads
+  std::string group_key() const;          // everything but the seed: trials that differ only by seed
+  std::string id() const;                 // 16 hex digits of a hash of group_key and seed
+  const std::string* get(const std::string& key) const;
+};
+
+struct SweepSpec {
+  std::string name, out, path;
+  std::vector<uint64_t> seeds;
+  std::vector<TrialSpec> trials;
+};
+
+// Reads and expands a sweep file; any unknown key, wrong type, empty axis, or value `train` would
+// refuse is one tailor::Error "FILE:LINE: key 'K': what", before anything runs.
+SweepSpec read_sweep(const std::string& path, const OptionTable& options, const OptionCheck& check);
+
+}  // namespace tailor

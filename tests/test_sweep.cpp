@@ -1,0 +1,143 @@
+// Sweeps: sweep-file errors name file, line and key before anything runs; expansion; a sweep
+// killed with SIGKILL and started again finishes without redoing finished trials and without a
+// corrupt or duplicated row.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "cli_runner.hpp"
+#include "sweep/sweep_file.hpp"
+#include "tiny_data.hpp"
+#include "util/error.hpp"
+
+namespace tailor {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::run_tailor;
+using testing::slurp;
+
+class Sweep : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = (fs::temp_directory_path() / ("tailor_sweep_" + std::to_string(::getpid()))).string();
+    fs::remove_all(root_);
+    testing::write_tiny_dataset(root_ + "/data", 600, 150);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  std::string write(const std::string& name, const std::string& text) {
+    const std::string path = root_ + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+  // Bad sweep file: one line naming FILE:LINE and the key, non-zero exit, no trial started.
+  void expect_file_error(const std::string& text, int line, const std::string& key) {
+    const std::string path = write("bad.toml", text);
+    auto r = run_tailor("sweep " + path + " --out " + root_ + "/bad_out --data " + root_ + "/data", root_);
+    EXPECT_NE(r.code, 0);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    EXPECT_NE(r.err.find(path + ":" + std::to_string(line) + ": key '" + key + "'"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(root_ + "/bad_out/trials")) << "nothing may start";
+  }
+  std::string root_;
+};
+
+TEST_F(Sweep, FileErrorsNameFileLineAndKey) {
+  expect_file_error("name = \"x\"\n[base]\nmodel = \"fcn\"\nfrobnicate = 3\n", 4, "frobnicate");  // unknown option
+  expect_file_error("name = \"x\"\n[base]\nepochs = \"many\"\n", 3, "epochs");                      // wrong type (value)
+  expect_file_error("name = \"x\"\n[base]\nbatchnorm = 1\n", 3, "batchnorm");                       // wrong type (flag)
+  expect_file_error("name = \"x\"\n\n[grid]\nlr = []\n", 4, "lr");                                  // empty axis
+  expect_file_error("name = \"x\"\n[grid]\noptimizer = [\"adam\", \"adagrad\"]\n", 3, "optimizer");  // refused value
+  expect_file_error("name = \"x\"\n[bsae]\nepochs = 3\n", 2, "bsae");                               // unknown table
+  expect_file_error("name = \"x\"\n[base]\nout = \"elsewhere\"\n", 3, "out");                       // set by the sweep
+  expect_file_error("name = \"x\"\n[[row]]\nepochs = 3\n", 2, "name");                              // row without a name
+}
+
+TEST(SweepFile, ExpandsRowsGridAndSeeds) {
+  OptionTable options{{"model", {}}, {"epochs", {}}, {"lr", {}}, {"batchnorm", {true, true}}, {"nesterov", {true, false}}};
+  const std::string path = (fs::temp_directory_path() / ("tailor_sweepfile_" + std::to_string(::getpid()) + ".toml")).string();
+  std::ofstream(path) << "name = \"t\"\nseeds = [1, 2]\n[base]\nepochs = 3\nbatchnorm = false\nnesterov = false\n"
+                         "[[row]]\nname = \"A\"\nmodel = \"fcn\"\n[[row]]\nname = \"B\"\nmodel = \"cnn\"\nepochs = 5\n"
+                         "[grid]\nlr = [0.001, 0.01, 0.1]\n";
+  SweepSpec s = read_sweep(path, options, [](const std::string&, const std::string&) {});
+  fs::remove(path);
+  ASSERT_EQ(s.trials.size(), 2u * 3u * 2u);
+  EXPECT_EQ(s.out, "runs/t");
+  EXPECT_EQ(s.trials[0].row, "A lr=0.001");
+  EXPECT_EQ(*s.trials[0].get("epochs"), "3");
+  EXPECT_EQ(*s.trials[6].get("epochs"), "5");  // row B overrides base
+  // batchnorm = false becomes --no-batchnorm; nesterov = false (no --no- form) is left out.
+  const auto args = s.trials[0].args();
+  EXPECT_NE(std::find(args.begin(), args.end(), "--no-batchnorm"), args.end());
+  EXPECT_EQ(std::find(args.begin(), args.end(), "--nesterov"), args.end());
+  // Seeds share a group; every trial has its own id, stable across reads.
+  EXPECT_EQ(s.trials[0].group_key(), s.trials[1].group_key());
+  std::set<std::string> ids;
+  for (const auto& t : s.trials) ids.insert(t.id());
+  EXPECT_EQ(ids.size(), s.trials.size());
+  EXPECT_EQ(s.trials[0].id().size(), 16u);
+}
+
+TEST_F(Sweep, KilledAndRestartedFinishesWithoutRedoingOrDuplicating) {
+  const std::string file = write("kill.toml",
+                                 "name = \"kill\"\nseeds = [1, 2, 3]\n[base]\nmodel = \"fcn\"\nhidden = [16]\nepochs = 120\n"
+                                 "val = 60\nbatch-size = 16\n[grid]\nlr = [0.001, 0.003]\n");
+  const std::string out = root_ + "/kill_out";
+  const std::string cmd = std::string(TAILOR_BINARY) + " sweep " + file + " --out " + out + " --data " + root_ +
+                          "/data --jobs 1 --threads-per-job 1 --progress none";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd + " >/dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Kill the sweep (SIGKILL) once two trials have finished.
+  auto finished = [&] {
+    int n = 0;
+    if (fs::exists(out + "/trials"))
+      for (const auto& d : fs::directory_iterator(out + "/trials")) n += fs::exists(d.path() / "summary.json");
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (finished() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the trial child dies with it
+  const int before = finished();
+  ASSERT_GE(before, 2);
+  ASSERT_LT(before, 6) << "the sweep finished before it could be killed; make the trials longer";
+  std::map<std::string, std::string> kept;
+  for (const auto& d : fs::directory_iterator(out + "/trials"))
+    if (fs::exists(d.path() / "summary.json")) kept[d.path().string()] = slurp((d.path() / "summary.json").string());
+
+  auto r = run_tailor("sweep " + file + " --out " + out + " --data " + root_ + "/data --jobs 2 --threads-per-job 1 "
+                      "--progress none", root_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("6 trials (" + std::to_string(before) + " already done, " + std::to_string(6 - before) + " ran"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(finished(), 6);
+  for (const auto& [dir, summary] : kept) EXPECT_EQ(slurp(dir + "/summary.json"), summary) << dir << " was redone";
+  // One row per configuration, each with its three seeds, nothing duplicated or torn.
+  const std::string csv = slurp(out + "/table.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3) << csv;  // header + 2 rows
+  EXPECT_NE(csv.find("\"base lr=0.001\",fcn,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\"base lr=0.003\",fcn,"), std::string::npos) << csv;
+  for (const char* row : {"\"base lr=0.001\"", "\"base lr=0.003\""}) {
+    const size_t at = csv.find(row);
+    const std::string line = csv.substr(at, csv.find('\n', at) - at);
+    EXPECT_NE(line.find(",3,3,"), std::string::npos) << "seeds and finished: " << line;
+  }
+}
+
+}  // namespace
+}  // namespace tailor
