@@ -141,3 +141,26 @@ TEST_F(Sweep, KilledAndRestartedFinishesWithoutRedoingOrDuplicating) {
 
 }  // namespace
 }  // namespace tailor
+
+namespace tailor {
+namespace {
+
+// Every shipped sweep file reads and expands (the study's Table 1 has its nine rows).
+TEST(ShippedSweeps, AllExperimentFilesRead) {
+  const std::string dir = std::string(TAILOR_TEST_DATA) + "/../../experiments";
+  const std::string scratch = (std::filesystem::temp_directory_path() / ("tailor_shipped_" + std::to_string(::getpid()))).string();
+  std::filesystem::create_directories(scratch);
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() != ".toml") continue;
+    ++files;
+    auto r = testing::run_tailor("sweep " + e.path().string() + " --dry-run", scratch);
+    EXPECT_EQ(r.code, 0) << e.path() << ": " << r.err;
+    if (e.path().stem() == "table1") EXPECT_NE(r.out.find("9 trials"), std::string::npos) << r.out;
+  }
+  EXPECT_GE(files, 5);
+  std::filesystem::remove_all(scratch);
+}
+
+}  // namespace
+}  // namespace tailor

@@ -53,6 +53,7 @@ std::string self_exe() {
 struct SweepArgs {
   std::string file, out, data, progress = "auto";
   int jobs = 1, threads_per_job = 0, seeds = 0;
+  bool dry_run = false;
 };
 
 }  // namespace
@@ -69,6 +70,7 @@ Run add_sweep(CLI::App& app) {
   c->add_option("--seeds", a->seeds, "Run seeds 1..N instead of the file's seeds")->check(CLI::Range(1, 1000));
   c->add_option("--out", a->out, "Sweep directory (default: the file's out, or runs/<name>)");
   c->add_option("--data", a->data, "Data directory for every trial (default: train's)");
+  c->add_flag("--dry-run", a->dry_run, "List the trials (id, row, seed, train options) and stop");
   c->add_option("--progress", a->progress, "auto, bar, lines or none")
       ->check(CLI::IsMember({"auto", "bar", "lines", "none"}))
       ->capture_default_str();
@@ -86,6 +88,16 @@ Run add_sweep(CLI::App& app) {
       spec.trials = std::move(trials);
     }
     if (!a->out.empty()) spec.out = a->out;
+    if (a->dry_run) {
+      for (const TrialSpec& t : spec.trials) {
+        std::string args;
+        for (const auto& x : t.args()) args += " " + x;
+        std::printf("%s  %-40s seed %llu:%s\n", t.id().c_str(), t.row.c_str(), static_cast<unsigned long long>(t.seed),
+                    args.c_str());
+      }
+      std::printf("%zu trials; results would go to %s\n", spec.trials.size(), spec.out.c_str());
+      return 0;
+    }
     RunOptions opt;
     opt.exe = self_exe();
     opt.jobs = a->jobs;
