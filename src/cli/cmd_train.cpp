@@ -49,6 +49,10 @@ Run add_train(CLI::App& app) {
   c->add_option("--label-smoothing", g.label_smoothing, "Label smoothing in [0, 0.5]")
       ->check(CLI::Range(0.0f, 0.5f))
       ->capture_default_str();
+  c->add_option("--shift", g.augment.shift, "Augmentation: shift training images by up to N pixels each way (0: off)")
+      ->check(CLI::Range(0, 16))
+      ->capture_default_str();
+  c->add_flag("--flip", g.augment.flip, "Augmentation: mirror training images left-right at random");
   c->add_option("--seed", g.seed, "Seed of every random choice (split, init, shuffle, dropout)")->capture_default_str();
   c->add_option("--threads", g.threads, "Threads (0: all cores); results are bit-identical per seed and thread count")
       ->check(CLI::Range(0, 1024))

@@ -48,6 +48,8 @@ std::string config_to_toml(const TrainConfig& c, const std::string& extra) {
                     {"stop_on", c.stop_on == StopOn::val ? "val" : "test"},
                     {"patience", c.patience},
                     {"label_smoothing", shortest(c.label_smoothing)},
+                    {"shift", c.augment.shift},
+                    {"flip", c.augment.flip},
                     {"eval_batch", c.eval_batch}};
   toml::table root{{"data", toml::table{{"dir", c.data_dir}}},
                    {"model", model},

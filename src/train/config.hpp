@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include "data/augment.hpp"
 #include "data/dataset.hpp"
 #include "nn/init.hpp"
 #include "nn/model_spec.hpp"
@@ -30,6 +31,7 @@ struct TrainConfig {
   StopOn stop_on = StopOn::val;
   int64_t patience = 0;          // epochs without a better val loss before stopping; 0: off
   float label_smoothing = 0;
+  AugmentConfig augment;
   int64_t eval_batch = 256;
   std::string progress = "auto";  // auto (bar on a terminal), bar, lines, none
 };

@@ -65,7 +65,7 @@ TrainOutcome train(TrainConfig cfg) {
   if (cfg.weights_target > 0) cfg.model = fit_to_budget(cfg.model, cfg.weights_target);
 
   Rng master(cfg.seed);
-  Rng init_rng = master.split(1), shuffle_rng = master.split(2);
+  Rng init_rng = master.split(1), shuffle_rng = master.split(2), augment_rng = master.split(4);
   const uint64_t dropout_seed = master.split(3).next_u64();
   Split split = stratified_split(data.train.labels, data.train.num_classes, cfg.val_count, cfg.seed);
   const Normalization norm = compute_normalization(data.train, split.train);
@@ -94,6 +94,8 @@ TrainOutcome train(TrainConfig cfg) {
   std::vector<uint32_t> order = split.train;
   std::vector<float> x(bs * pixels), dlogits(bs * cfg.model.classes);
   std::vector<int32_t> y(bs);
+  std::vector<float> scratch(pixels);
+  const float background = -norm.mean / norm.std;  // a black pixel, normalised
   std::vector<float> best_values, best_state;
   double best_val_loss = INFINITY;
   int64_t best_epoch = 0, since_best = 0;
@@ -118,6 +120,7 @@ TrainOutcome train(TrainConfig cfg) {
     for (int64_t b = 0; b < per_epoch; ++b) {
       const int64_t start = b * bs, m = std::min(bs, n_train - start);
       gather_batch(data.train, order.data() + start, m, norm, x.data(), y.data());
+      augment_batch(x.data(), m, data.train.rows, data.train.cols, cfg.augment, background, augment_rng, scratch.data());
       ConstView logits = model->forward(ConstView(x.data(), Shape{m, pixels}), Mode::train);
       View dl{dlogits.data(), Shape{m, cfg.model.classes}};
       LossStats st = softmax_cross_entropy(logits, y.data(), dl, cfg.label_smoothing);
