@@ -65,8 +65,9 @@ TrainOutcome train(TrainConfig cfg) {
   if (cfg.weights_target > 0) cfg.model = fit_to_budget(cfg.model, cfg.weights_target);
 
   Rng master(cfg.seed);
-  Rng init_rng = master.split(1), shuffle_rng = master.split(2), augment_rng = master.split(4);
+  Rng init_rng = master.split(1), shuffle_rng = master.split(2);
   const uint64_t dropout_seed = master.split(3).next_u64();
+  Rng augment_rng = master.split(4);  // drawn last: runs without augmentation are as before it
   Split split = stratified_split(data.train.labels, data.train.num_classes, cfg.val_count, cfg.seed);
   const Normalization norm = compute_normalization(data.train, split.train);
   auto model = build_model(cfg.model, dropout_seed);
