@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "cli/commands.hpp"
+#include "report/html_report.hpp"
 #include "sweep/results.hpp"
 #include "sweep/runner.hpp"
 #include "util/error.hpp"
@@ -106,22 +107,25 @@ Run add_sweep(CLI::App& app) {
     opt.data_dir = a->data;
     opt.progress = a->progress;
     SweepOutcome r = run_sweep(spec, opt);
-    write_results_table(spec.out, study_table1_csv());
+    write_html_report(spec.out, write_results_table(spec.out, study_table1_csv()));
     std::printf("sweep %s: %d trials (%d already done, %d ran, %d failed) in %.1f s wall time\n", spec.name.c_str(), r.total,
                 r.skipped, r.ran, r.failed, r.seconds);
-    std::printf("results: %s/table.md and table.csv\n", spec.out.c_str());
+    std::printf("results: %s/table.md, table.csv and report.html\n", spec.out.c_str());
     return r.failed ? 1 : 0;
   };
 }
 
 Run add_report(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
-  CLI::App* c = app.add_subcommand("report", "Write the results table (table.md, table.csv) of a sweep directory");
+  CLI::App* c = app.add_subcommand("report", "Write the results table (table.md, table.csv) and report.html of a sweep "
+                                             "directory");
   c->add_option("dir", *dir, "Sweep directory (holds sweep.json)")->required();
   return [dir, c]() {
     if (!c->parsed()) return -1;
-    std::printf("%s", write_results_table(*dir, study_table1_csv()).c_str());
-    std::printf("\nwritten: %s/table.md and table.csv\n", dir->c_str());
+    const std::string md = write_results_table(*dir, study_table1_csv());
+    write_html_report(*dir, md);
+    std::printf("%s", md.c_str());
+    std::printf("\nwritten: %s/table.md, table.csv and report.html\n", dir->c_str());
     return 0;
   };
 }
