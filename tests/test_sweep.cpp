@@ -137,6 +137,15 @@ TEST_F(Sweep, KilledAndRestartedFinishesWithoutRedoingOrDuplicating) {
     const std::string line = csv.substr(at, csv.find('\n', at) - at);
     EXPECT_NE(line.find(",3,3,"), std::string::npos) << "seeds and finished: " << line;
   }
+  // The figures: two PNGs per run, four for the sweep, and the interactive report.
+  auto is_png = [](const fs::path& p) { return slurp(p.string()).rfind("\x89PNG\r\n\x1a\n", 0) == 0; };
+  for (const auto& d : fs::directory_iterator(out + "/trials")) {
+    EXPECT_TRUE(is_png(d.path() / "loss.png")) << d.path();
+    EXPECT_TRUE(is_png(d.path() / "val_acc.png")) << d.path();
+  }
+  for (const char* f : {"train_loss.png", "val_acc.png", "test_acc.png", "accuracy_vs_weights.png"})
+    EXPECT_TRUE(is_png(fs::path(out) / "figures" / f)) << f;
+  EXPECT_TRUE(fs::exists(out + "/report.html"));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "cli/commands.hpp"
+#include "report/figures.hpp"
 #include "report/html_report.hpp"
 #include "sweep/results.hpp"
 #include "sweep/runner.hpp"
@@ -108,24 +109,27 @@ Run add_sweep(CLI::App& app) {
     opt.progress = a->progress;
     SweepOutcome r = run_sweep(spec, opt);
     write_html_report(spec.out, write_results_table(spec.out, study_table1_csv()));
+    write_sweep_figures(spec.out);
     std::printf("sweep %s: %d trials (%d already done, %d ran, %d failed) in %.1f s wall time\n", spec.name.c_str(), r.total,
                 r.skipped, r.ran, r.failed, r.seconds);
-    std::printf("results: %s/table.md, table.csv and report.html\n", spec.out.c_str());
+    std::printf("results: %s/table.md, table.csv, report.html and figures/*.png\n", spec.out.c_str());
     return r.failed ? 1 : 0;
   };
 }
 
 Run add_report(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
-  CLI::App* c = app.add_subcommand("report", "Write the results table (table.md, table.csv) and report.html of a sweep "
-                                             "directory");
+  CLI::App* c = app.add_subcommand("report", "Write the results table (table.md, table.csv), report.html and the PNG "
+                                             "figures of a sweep directory");
   c->add_option("dir", *dir, "Sweep directory (holds sweep.json)")->required();
   return [dir, c]() {
     if (!c->parsed()) return -1;
     const std::string md = write_results_table(*dir, study_table1_csv());
     write_html_report(*dir, md);
+    const int figures = write_sweep_figures(*dir);
     std::printf("%s", md.c_str());
-    std::printf("\nwritten: %s/table.md, table.csv and report.html\n", dir->c_str());
+    std::printf("\nwritten: %s/table.md, table.csv, report.html and %d PNG figures (figures/, trials/*/)\n",
+                dir->c_str(), figures);
     return 0;
   };
 }

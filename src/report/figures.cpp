@@ -1,0 +1,219 @@
+#include "report/figures.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <plplot/plplot.h>
+
+#include "util/atomic_file.hpp"
+#include "util/error.hpp"
+
+namespace tailor {
+
+namespace {
+
+// cmap0: 0 white background, 1 black ink, 2 light grey grid, 3.. the Tableau 10 series colours.
+constexpr PLINT kR[] = {255, 0, 220, 31, 255, 44, 214, 148, 140, 227, 127, 188, 23};
+constexpr PLINT kG[] = {255, 0, 220, 119, 127, 160, 39, 103, 86, 119, 127, 189, 190};
+constexpr PLINT kB[] = {255, 0, 220, 180, 14, 44, 40, 189, 75, 194, 127, 34, 207};
+constexpr int kSeriesColours = 10;
+const char* const kMarkers[] = {"#(840)", "#(841)", "#(842)", "#(843)", "#(844)", "#(852)", "#(851)"};
+
+struct Range {
+  double lo = INFINITY, hi = -INFINITY;
+  void add(double v) {
+    if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  }
+  void pad(double frac) {
+    if (!(lo <= hi)) lo = 0, hi = 1;
+    if (hi - lo < 1e-12) lo -= 0.5, hi += 0.5;
+    const double p = (hi - lo) * frac;
+    lo -= p;
+    hi += p;
+  }
+};
+
+// One figure on its own PLplot stream, written to path.tmp and renamed when complete.
+class Figure {
+ public:
+  Figure(const std::string& path, int width, int height) : path_(path) {
+    plmkstrm(&stream_);
+    plsdev("pngcairo");
+    plsfnam((path + ".tmp").c_str());
+    plspage(0, 0, width, height, 0, 0);
+    plscmap0(kR, kG, kB, sizeof(kR) / sizeof(kR[0]));
+    plinit();
+    plschr(0, 0.85);
+  }
+  ~Figure() {
+    if (!done_) {
+      plend1();
+      std::remove((path_ + ".tmp").c_str());
+    }
+  }
+  // Axes box with a light grid, then labels, in a viewport that leaves room for a legend.
+  void axes(const Range& x, const Range& y, bool log_x, const std::string& title, const std::string& xl,
+            const std::string& yl, bool legend_room) {
+    pladv(0);
+    plvpor(0.09, legend_room ? 0.66 : 0.95, 0.11, 0.9);
+    plwind(log_x ? std::log10(x.lo) : x.lo, log_x ? std::log10(x.hi) : x.hi, y.lo, y.hi);
+    const char* xo = log_x ? "l" : "";
+    plcol0(2);
+    plbox((std::string("g") + (log_x ? "l" : "")).c_str(), 0, 0, "g", 0, 0);
+    plcol0(1);
+    plbox((std::string("bcnst") + xo).c_str(), 0, 0, "bcnstv", 0, 0);
+    pllab(xl.c_str(), yl.c_str(), title.c_str());
+  }
+  // markers[i]: index into kMarkers of series i.
+  void legend(const std::vector<std::string>& names, bool lines, const std::vector<int>& markers) {
+    const int n = static_cast<int>(names.size());
+    std::vector<PLINT> opt(n, lines ? (PL_LEGEND_LINE | PL_LEGEND_SYMBOL) : PL_LEGEND_SYMBOL), tc(n, 1), lc(n), ls(n, 1),
+        sc(n), sn(n, 1);
+    std::vector<PLFLT> lw(n, 2.0), ss(n, 1.0);
+    std::vector<const char*> text(n), sym(n);
+    for (int i = 0; i < n; ++i) {
+      lc[i] = sc[i] = 3 + i % kSeriesColours;
+      text[i] = names[i].c_str();
+      sym[i] = kMarkers[markers[i] % 7];
+    }
+    PLFLT w, h;
+    plcol0(1);
+    // To the right of the plot, centred vertically; smaller text when there are many runs.
+    const PLFLT text_scale = n > 12 ? 0.6 : 0.8;
+    pllegend(&w, &h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, PL_POSITION_RIGHT | PL_POSITION_OUTSIDE, 0.02, 0.0, 0.06,
+             0, 1, 1, 0, 0, n, opt.data(), 0.8, text_scale, 1.6, 0.0, tc.data(), text.data(), nullptr, nullptr,
+             nullptr, nullptr, lc.data(), ls.data(), lw.data(), sc.data(), ss.data(), sn.data(), sym.data());
+  }
+  void finish() {
+    plend1();
+    done_ = true;
+    std::error_code ec;
+    std::filesystem::rename(path_ + ".tmp", path_, ec);
+    if (ec) throw Error("cannot write " + path_ + ": " + ec.message());
+  }
+
+ private:
+  std::string path_;
+  PLINT stream_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace
+
+void line_chart_png(const std::string& path, const std::string& title, const std::string& xlabel,
+                    const std::string& ylabel, const std::vector<Series>& series) {
+  Range x, y;
+  for (const auto& s : series) {
+    for (double v : s.x) x.add(v);
+    for (double v : s.y) y.add(v);
+  }
+  if (x.lo == x.hi) x.hi = x.lo + 1;
+  y.pad(0.05);
+  Figure f(path, 1000, 560);
+  f.axes(x, y, false, title, xlabel, ylabel, true);
+  plwidth(2);
+  for (size_t i = 0; i < series.size(); ++i) {
+    const auto& s = series[i];
+    plcol0(3 + static_cast<PLINT>(i % kSeriesColours));
+    plline(static_cast<PLINT>(s.x.size()), s.x.data(), s.y.data());
+    plstring(static_cast<PLINT>(s.x.size()), s.x.data(), s.y.data(), kMarkers[(i / kSeriesColours) % 7]);
+  }
+  plwidth(1);
+  std::vector<std::string> names;
+  std::vector<int> markers;
+  for (size_t i = 0; i < series.size(); ++i) {
+    names.push_back(series[i].name);
+    markers.push_back(static_cast<int>(i / kSeriesColours));
+  }
+  f.legend(names, true, markers);
+  f.finish();
+}
+
+void scatter_png(const std::string& path, const std::string& title, const std::string& xlabel,
+                 const std::string& ylabel, const std::vector<Series>& series, bool log_x) {
+  Range x, y;
+  for (const auto& s : series) {
+    for (double v : s.x) x.add(v);
+    for (double v : s.y) y.add(v);
+  }
+  if (log_x) {
+    x.lo = std::pow(10.0, std::floor(std::log10(std::max(x.lo, 1.0)) - 0.1));
+    x.hi = std::pow(10.0, std::ceil(std::log10(std::max(x.hi, 10.0)) + 0.1));
+  } else {
+    x.pad(0.05);
+  }
+  y.pad(0.08);
+  Figure f(path, 1000, 560);
+  f.axes(x, y, log_x, title, xlabel, ylabel, true);
+  for (size_t i = 0; i < series.size(); ++i) {
+    std::vector<double> xs = series[i].x;
+    if (log_x)
+      for (double& v : xs) v = std::log10(v);
+    plcol0(3 + static_cast<PLINT>(i % kSeriesColours));
+    plschr(0, 1.4);
+    plstring(static_cast<PLINT>(xs.size()), xs.data(), series[i].y.data(), kMarkers[i % 7]);
+    plschr(0, 0.85);
+  }
+  std::vector<std::string> names;
+  std::vector<int> markers;
+  for (size_t i = 0; i < series.size(); ++i) {
+    names.push_back(series[i].name);
+    markers.push_back(static_cast<int>(i));
+  }
+  f.legend(names, false, markers);
+  f.finish();
+}
+
+int write_sweep_figures(const std::string& dir) {
+  const auto manifest = nlohmann::json::parse(read_file(dir + "/sweep.json"));
+  std::vector<Series> loss, val, test;
+  std::map<std::string, Series> by_family;
+  int files = 0;
+  for (const auto& t : manifest.at("trials")) {
+    const std::string tdir = dir + "/trials/" + t.at("id").get<std::string>();
+    if (!std::filesystem::exists(tdir + "/summary.json")) continue;
+    const std::string run = t.at("row").get<std::string>() + " (seed " + std::to_string(t.at("seed").get<uint64_t>()) + ")";
+    Series l{run, {}, {}}, v{run, {}, {}}, te{run, {}, {}};
+    std::istringstream csv(read_file(tdir + "/metrics.csv"));
+    std::string line;
+    std::getline(csv, line);
+    while (std::getline(csv, line)) {
+      std::vector<std::string> f;
+      std::stringstream ss(line);
+      for (std::string c; std::getline(ss, c, ',');) f.push_back(c);
+      if (f.size() < 6) continue;
+      const double epoch = std::stod(f[0]);
+      l.x.push_back(epoch), l.y.push_back(std::stod(f[1]));
+      if (!f[4].empty()) v.x.push_back(epoch), v.y.push_back(std::stod(f[4]));
+      te.x.push_back(epoch), te.y.push_back(std::stod(f[5]));
+    }
+    // Per run: the study's pair of curves, training loss and validation accuracy.
+    line_chart_png(tdir + "/loss.png", "Training loss: " + run, "epoch", "training loss", {l});
+    line_chart_png(tdir + "/val_acc.png", "Validation accuracy: " + run, "epoch", "validation accuracy (%)", {v});
+    files += 2;
+    loss.push_back(l), val.push_back(v), test.push_back(te);
+    const auto s = nlohmann::json::parse(read_file(tdir + "/summary.json"));
+    const std::string family = s.at("model").value("family", std::string("?"));
+    Series& fam = by_family[family];
+    fam.name = family == "fcn" ? "FCN" : family == "cnn" ? "CNN" : family;
+    fam.x.push_back(s.value("weights", 0.0));
+    fam.y.push_back(s.value("test_acc", NAN));
+  }
+  if (loss.empty()) return files;
+  std::filesystem::create_directories(dir + "/figures");
+  line_chart_png(dir + "/figures/train_loss.png", "Training loss", "epoch", "training loss", loss);
+  line_chart_png(dir + "/figures/val_acc.png", "Validation accuracy", "epoch", "validation accuracy (%)", val);
+  line_chart_png(dir + "/figures/test_acc.png", "Test accuracy", "epoch", "test accuracy (%)", test);
+  std::vector<Series> families;
+  for (auto& [k, s] : by_family) families.push_back(s);
+  scatter_png(dir + "/figures/accuracy_vs_weights.png", "Test accuracy against weight count", "weights",
+              "test accuracy (%)", families, true);
+  return files + 4;
+}
+
+}  // namespace tailor
