@@ -5,12 +5,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <sstream>
 
-#include <nlohmann/json.hpp>
 #include <plplot/plplot.h>
 
-#include "util/atomic_file.hpp"
+#include "sweep/run_data.hpp"
 #include "util/error.hpp"
 
 namespace tailor {
@@ -170,39 +168,28 @@ void scatter_png(const std::string& path, const std::string& title, const std::s
 }
 
 int write_sweep_figures(const std::string& dir) {
-  const auto manifest = nlohmann::json::parse(read_file(dir + "/sweep.json"));
   std::vector<Series> loss, val, test;
   std::map<std::string, Series> by_family;
   int files = 0;
-  for (const auto& t : manifest.at("trials")) {
-    const std::string tdir = dir + "/trials/" + t.at("id").get<std::string>();
-    if (!std::filesystem::exists(tdir + "/summary.json")) continue;
-    const std::string run = t.at("row").get<std::string>() + " (seed " + std::to_string(t.at("seed").get<uint64_t>()) + ")";
+  for (const TrialRecord& t : read_trials(dir)) {
+    if (!t.finished) continue;
+    const std::string run = t.label();
     Series l{run, {}, {}}, v{run, {}, {}}, te{run, {}, {}};
-    std::istringstream csv(read_file(tdir + "/metrics.csv"));
-    std::string line;
-    std::getline(csv, line);
-    while (std::getline(csv, line)) {
-      std::vector<std::string> f;
-      std::stringstream ss(line);
-      for (std::string c; std::getline(ss, c, ',');) f.push_back(c);
-      if (f.size() < 6) continue;
-      const double epoch = std::stod(f[0]);
-      l.x.push_back(epoch), l.y.push_back(std::stod(f[1]));
-      if (!f[4].empty()) v.x.push_back(epoch), v.y.push_back(std::stod(f[4]));
-      te.x.push_back(epoch), te.y.push_back(std::stod(f[5]));
+    for (const EpochRow& e : read_metrics(t.dir + "/metrics.csv")) {
+      l.x.push_back(e.epoch), l.y.push_back(e.train_loss);
+      if (!std::isnan(e.val_acc)) v.x.push_back(e.epoch), v.y.push_back(e.val_acc);
+      te.x.push_back(e.epoch), te.y.push_back(e.test_acc);
     }
     // Per run: the study's pair of curves, training loss and validation accuracy.
-    line_chart_png(tdir + "/loss.png", "Training loss: " + run, "epoch", "training loss", {l});
-    line_chart_png(tdir + "/val_acc.png", "Validation accuracy: " + run, "epoch", "validation accuracy (%)", {v});
+    line_chart_png(t.dir + "/loss.png", "Training loss: " + run, "epoch", "training loss", {l});
+    line_chart_png(t.dir + "/val_acc.png", "Validation accuracy: " + run, "epoch", "validation accuracy (%)", {v});
     files += 2;
     loss.push_back(l), val.push_back(v), test.push_back(te);
-    const auto s = nlohmann::json::parse(read_file(tdir + "/summary.json"));
-    const std::string family = s.at("model").value("family", std::string("?"));
+    const std::string family = t.summary.at("model").value("family", std::string("?"));
     Series& fam = by_family[family];
     fam.name = family == "fcn" ? "FCN" : family == "cnn" ? "CNN" : family;
-    fam.x.push_back(s.value("weights", 0.0));
-    fam.y.push_back(s.value("test_acc", NAN));
+    fam.x.push_back(t.summary.value("weights", 0.0));
+    fam.y.push_back(t.summary.value("test_acc", NAN));
   }
   if (loss.empty()) return files;
   std::filesystem::create_directories(dir + "/figures");

@@ -1,12 +1,13 @@
 #include "report/html_report.hpp"
 
-#include <filesystem>
+#include <cmath>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "report/assets.hpp"
+#include "sweep/run_data.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
 
@@ -92,34 +93,19 @@ void write_html_report(const std::string& dir, const std::string& table_md) {
   const WebAssets js = web_assets();
   if (js.vega.empty())
     throw Error("this tailor was built without the web assets for report.html (run scripts/setup.sh, then make)");
-  json manifest;
-  try {
-    manifest = json::parse(read_file(dir + "/sweep.json"));
-  } catch (const json::exception& e) {
-    throw Error(dir + "/sweep.json is not a sweep manifest: " + e.what());
-  }
   json curves = json::array(), points = json::array();
-  for (const auto& t : manifest.at("trials")) {
-    const std::string tdir = dir + "/trials/" + t.at("id").get<std::string>();
-    if (!std::filesystem::exists(tdir + "/summary.json")) continue;
-    const std::string run = fmt::format("{} (seed {})", t.at("row").get<std::string>(), t.at("seed").get<uint64_t>());
-    std::istringstream csv(read_file(tdir + "/metrics.csv"));
-    std::string line;
-    std::getline(csv, line);  // header
-    while (std::getline(csv, line)) {
-      std::vector<std::string> f;
-      std::stringstream ss(line);
-      for (std::string c; std::getline(ss, c, ',');) f.push_back(c);
-      if (f.size() < 6) continue;
-      json row{{"run", run}, {"epoch", std::stoi(f[0])}, {"train_loss", std::stod(f[1])}, {"test_acc", std::stod(f[5])}};
-      if (!f[4].empty()) row["val_acc"] = std::stod(f[4]);
+  for (const TrialRecord& t : read_trials(dir)) {
+    if (!t.finished) continue;
+    const std::string run = t.label();
+    for (const EpochRow& e : read_metrics(t.dir + "/metrics.csv")) {
+      json row{{"run", run}, {"epoch", e.epoch}, {"train_loss", e.train_loss}, {"test_acc", e.test_acc}};
+      if (!std::isnan(e.val_acc)) row["val_acc"] = e.val_acc;
       curves.push_back(row);
     }
-    const auto s = json::parse(read_file(tdir + "/summary.json"));
     points.push_back({{"run", run},
-                      {"model", s.at("model").value("family", std::string("?"))},
-                      {"weights", s.value("weights", 0)},
-                      {"test_acc", s.value("test_acc", 0.0)}});
+                      {"model", t.summary.at("model").value("family", std::string("?"))},
+                      {"weights", t.summary.value("weights", 0)},
+                      {"test_acc", t.summary.value("test_acc", 0.0)}});
   }
   json specs = json::array({curve_spec("train_loss", "Training loss", "training loss"),
                             curve_spec("val_acc", "Validation accuracy", "validation accuracy (%)"),
@@ -136,7 +122,7 @@ void write_html_report(const std::string& dir, const std::string& table_md) {
                      {"color", {{"field", "model"}, {"type", "nominal"}, {"title", "family"}}},
                      {"shape", {{"field", "model"}, {"type", "nominal"}}},
                      {"tooltip", json::array({{{"field", "run"}}, {{"field", "weights"}}, {{"field", "test_acc"}, {"format", ".2f"}}})}}}});
-  const std::string name = manifest.value("name", std::string("sweep"));
+  const std::string name = sweep_name(dir);
   std::string html = fmt::format(R"(<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tailor report: {0}</title>
 <style>

@@ -11,6 +11,7 @@
 #include <toml++/toml.h>
 
 #include "nn/model_spec.hpp"
+#include "sweep/run_data.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
 
@@ -74,7 +75,7 @@ struct Group {
   std::string model, optimizer, init, schedule, stop;
   int64_t weights = 0, target = 0, epochs = 0;
   double lr = 0, dropout = 0;
-  Stats val, test, seconds, epochs_run;
+  Stats val, test, seconds;
   int seeds = 0, finished = 0;
 };
 
@@ -88,27 +89,24 @@ const std::string& study_table1_csv() {
 }
 
 std::string write_results_table(const std::string& dir, const std::string& study_csv) {
-  nlohmann::json manifest;
-  try {
-    manifest = nlohmann::json::parse(read_file(dir + "/sweep.json"));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(dir + "/sweep.json is not a sweep manifest: " + e.what());
-  }
   std::vector<Group> groups;
   std::map<std::string, size_t> index;
-  for (const auto& t : manifest.at("trials")) {
-    const std::string key = t.at("group").get<std::string>();
-    if (!index.count(key)) {
-      index[key] = groups.size();
+  for (const TrialRecord& t : read_trials(dir)) {
+    if (!index.count(t.group)) {
+      index[t.group] = groups.size();
       groups.push_back({});
-      groups.back().row = t.at("row").get<std::string>();
+      groups.back().row = t.row;
     }
-    Group& g = groups[index[key]];
+    Group& g = groups[index[t.group]];
     ++g.seeds;
-    const std::string tdir = dir + "/trials/" + t.at("id").get<std::string>();
-    if (!std::filesystem::exists(tdir + "/summary.json")) continue;
-    const auto s = nlohmann::json::parse(read_file(tdir + "/summary.json"));
-    toml::table cfg = toml::parse_file(tdir + "/config.toml");
+    if (!t.finished) continue;
+    const auto& s = t.summary;
+    toml::table cfg;
+    try {
+      cfg = toml::parse_file(t.dir + "/config.toml");
+    } catch (const toml::parse_error& e) {
+      throw Error(t.dir + "/config.toml: " + std::string(e.description()));
+    }
     g.model = cfg["model"]["family"].value_or(std::string("?"));
     g.target = cfg["model"]["weights_target"].value_or(int64_t{0});
     g.dropout = cfg["model"]["dropout"].value_or(0.0);
@@ -125,7 +123,6 @@ std::string write_results_table(const std::string& dir, const std::string& study
       g.test.v.push_back(s.value("test_acc", NAN));
     }
     g.seconds.v.push_back(s.value("train_seconds", NAN));
-    g.epochs_run.v.push_back(s.value("epochs_run", 0.0));
     ++g.finished;
   }
   const auto study = read_study(study_csv);
