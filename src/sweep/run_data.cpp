@@ -29,6 +29,8 @@ std::vector<EpochRow> read_metrics(const std::string& path) {
 }
 
 static nlohmann::json manifest(const std::string& dir) {
+  if (!std::filesystem::exists(dir + "/sweep.json"))
+    throw Error(dir + " is not a sweep directory (it has no sweep.json; `tailor sweep FILE` makes one)");
   try {
     return nlohmann::json::parse(read_file(dir + "/sweep.json"));
   } catch (const nlohmann::json::exception& e) {

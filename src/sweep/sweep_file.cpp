@@ -191,6 +191,7 @@ const std::string* TrialSpec::get(const std::string& key) const {
 
 SweepSpec read_sweep(const std::string& path, const OptionTable& options, const OptionCheck& check) {
   toml::table root;
+  if (!std::filesystem::is_regular_file(path)) throw Error("sweep file " + path + " not found");
   try {
     root = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
