@@ -103,7 +103,7 @@ Run add_bench(CLI::App& app) {
           eval_ips.push_back(test.size() / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         }
         const double sec = median(r.epoch_seconds);
-        const double images = static_cast<double>(60000 - cfg.val_count);
+        const double images = static_cast<double>(r.train_images);
         const double gflops = static_cast<double>(train_flops_per_image(m.spec)) * images / sec / 1e9;
         nlohmann::json row{{"model", family},       {"batch", batch},          {"weights", r.weights},
                            {"epoch_seconds", sec},  {"gflops", gflops},        {"peak_share", gflops / (peak * threads)},
@@ -118,7 +118,7 @@ Run add_bench(CLI::App& app) {
       }
     std::filesystem::remove_all(tmp);
     if (a->json) std::printf("%s\n", rows.dump(2).c_str());
-    else std::printf("\n(median of %lld epochs of 55,000 images, Adam; RSS is this process's peak so far)\n",
+    else std::printf("\n(median of %lld epochs, Adam; RSS is this process's peak so far)\n",
                      static_cast<long long>(a->epochs));
     return 0;
   };

@@ -108,6 +108,7 @@ TrainOutcome train(TrainConfig cfg) {
   Progress progress(cfg.progress, cfg.epochs, per_epoch);
   TrainOutcome out;
   out.weights = weights;
+  out.train_images = n_train;
   out.stop_reason = "epochs";
   double train_seconds = 0, lr = cfg.optim.lr;
   EvalResult val, test;

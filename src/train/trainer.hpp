@@ -9,6 +9,7 @@ namespace tailor {
 struct TrainOutcome {
   int64_t weights = 0;
   int64_t epochs_run = 0;
+  int64_t train_images = 0;  // per epoch
   double val_acc = 0, test_acc = 0, test_loss = 0, train_seconds = 0;
   std::string stop_reason;  // epochs, target_accuracy, patience
   std::vector<double> epoch_seconds;  // the training pass of each epoch
