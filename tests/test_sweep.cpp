@@ -173,3 +173,42 @@ TEST(ShippedSweeps, AllExperimentFilesRead) {
 
 }  // namespace
 }  // namespace tailor
+
+namespace tailor {
+namespace {
+
+// [random]: every distribution, the draws within their ranges, the same draws for the same
+// sample_seed, and a draw train refuses reported at the line of its distribution.
+TEST(SweepFile, RandomAxes) {
+  OptionTable options{{"lr", {}}, {"batch-size", {}}, {"optimizer", {}}, {"dropout", {}}};
+  std::vector<std::pair<std::string, std::string>> checked;
+  const std::string path = (fs::temp_directory_path() / ("tailor_random_" + std::to_string(::getpid()) + ".toml")).string();
+  std::ofstream(path) << "name = \"r\"\n[random]\ntrials = 5\nsample_seed = 3\nlr = { log_uniform = [1e-4, 1e-2] }\n"
+                         "batch-size = { int_uniform = [16, 128] }\noptimizer = { choice = [\"adam\", \"sgd\"] }\n"
+                         "dropout = { uniform = [0.0, 0.5] }\n";
+  auto check = [](const std::string& key, const std::string& value) {
+    if (key == "dropout" && std::stod(value) > 0.4) throw Error("too high");
+  };
+  SweepSpec a = read_sweep(path, options, [](const std::string&, const std::string&) {});
+  ASSERT_EQ(a.trials.size(), 5u);
+  for (const auto& t : a.trials) {
+    const double lr = std::stod(*t.get("lr"));
+    const int bs = std::stoi(*t.get("batch-size"));
+    EXPECT_TRUE(lr >= 1e-4 * 0.999 && lr <= 1e-2 * 1.001) << lr;
+    EXPECT_TRUE(bs >= 16 && bs <= 128) << bs;
+    EXPECT_TRUE(*t.get("optimizer") == "adam" || *t.get("optimizer") == "sgd");
+  }
+  SweepSpec b = read_sweep(path, options, [](const std::string&, const std::string&) {});
+  for (size_t i = 0; i < a.trials.size(); ++i) EXPECT_EQ(a.trials[i].id(), b.trials[i].id());
+  try {
+    // Five draws of U(0, 0.5): at least one is above 0.4 with near certainty for this seed.
+    read_sweep(path, options, check);
+    FAIL() << "expected the refused draw to be reported";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ":8: key 'dropout'"), std::string::npos) << e.what();
+  }
+  fs::remove(path);
+}
+
+}  // namespace
+}  // namespace tailor

@@ -29,14 +29,16 @@ class Reader {
   }
 
   // One value in command-line form, checked for the option's kind and by `train` itself.
-  std::string value(const std::string& key, const toml::node& v) const {
+  // `where` locates errors when v was made here (a random draw) rather than read from the file.
+  std::string value(const std::string& key, const toml::node& v, const toml::node* where = nullptr) const {
+    const toml::node& at = where ? *where : v;
     auto it = options_.find(key);
     if (it == options_.end() || kReserved.count(key))
-      fail(v, key, kReserved.count(key) ? "is set by the sweep itself (seeds, --out, --threads-per-job)"
+      fail(at, key, kReserved.count(key) ? "is set by the sweep itself (seeds, --out, --threads-per-job)"
                                         : "is not a `tailor train` option");
     std::string text;
     if (it->second.is_flag) {
-      if (!v.is_boolean()) fail(v, key, "wants true or false");
+      if (!v.is_boolean()) fail(at, key, "wants true or false");
       text = *v.value<bool>() ? "true" : "false";
     } else if (v.is_integer()) {
       text = std::to_string(*v.value<int64_t>());
@@ -46,20 +48,20 @@ class Reader {
       text = *v.value<std::string>();
     } else if (v.is_array()) {  // widths: [120, 60] -> "120,60"
       for (const auto& e : *v.as_array()) {
-        if (!e.is_integer()) fail(v, key, "a list here must hold integers (widths)");
+        if (!e.is_integer()) fail(at, key, "a list here must hold integers (widths)");
         text += (text.empty() ? "" : ",") + std::to_string(*e.value<int64_t>());
       }
-      if (text.empty()) fail(v, key, "is an empty list");
+      if (text.empty()) fail(at, key, "is an empty list");
     } else {
       std::ostringstream type;
       type << v.type();
-      fail(v, key, "has a value of the wrong type (" + type.str() + ")");
+      fail(at, key, "has a value of the wrong type (" + type.str() + ")");
     }
     if (!it->second.is_flag) {
       try {
         check_(key, text);
       } catch (const Error& e) {
-        fail(v, key, e.what());
+        fail(at, key, e.what());
       }
     }
     return text;
@@ -106,9 +108,10 @@ class Reader {
       if (key == "trials" || key == "sample_seed") continue;
       const toml::table* d = v.as_table();
       if (!d || d->size() != 1) fail(v, key, "wants one of { uniform | log_uniform | int_uniform | choice = [...] }");
-      const auto& [kind_k, range] = *d->begin();
-      const std::string kind(kind_k.str());
-      const toml::array* r = range.as_array();
+      // toml++'s iterator hands out a proxy that lives inside the iterator: keep it alive.
+      const auto entry = d->begin();
+      const std::string kind(entry->first.str());
+      const toml::array* r = entry->second.as_array();
       if (!r || r->empty()) fail(v, key, "its " + kind + " needs a non-empty list");
       for (auto& draw : draws) {
         if (kind == "choice") {
@@ -127,13 +130,13 @@ class Reader {
           x = std::exp(std::log(lo) + (std::log(hi) - std::log(lo)) * rng.uniform());
         } else if (kind == "int_uniform") {
           toml::value<int64_t> i(static_cast<int64_t>(lo) + static_cast<int64_t>(rng.below(static_cast<uint64_t>(hi - lo) + 1)));
-          draw[key] = value(key, i);
+          draw[key] = value(key, i, &v);
           continue;
         } else {
           fail(v, key, "unknown distribution '" + kind + "' (uniform, log_uniform, int_uniform, choice)");
         }
         // Four significant digits: readable in tables, and distinct draws stay distinct.
-        draw[key] = value(key, toml::value<double>(std::stod(fmt::format("{:.4g}", x))));
+        draw[key] = value(key, toml::value<double>(std::stod(fmt::format("{:.4g}", x))), &v);
       }
     }
     return draws;
