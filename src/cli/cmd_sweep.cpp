@@ -19,7 +19,7 @@ namespace {
 // The sweep's view of `train`'s options, read off the real parser so the two never disagree.
 OptionTable train_options() {
   CLI::App app;
-  add_train(app);
+  const Run keep = add_train(app);  // owns the variables the options write to
   OptionTable table;
   for (const CLI::Option* o : app.get_subcommand("train")->get_options()) {
     for (const std::string& name : o->get_lnames()) {
@@ -36,7 +36,7 @@ OptionTable train_options() {
 // `train --KEY VALUE` through the real parser: its types, ranges and choices.
 void check_option(const std::string& key, const std::string& value) {
   CLI::App app;
-  add_train(app);
+  const Run keep = add_train(app);  // owns the variables the options write to: parsing writes there
   std::vector<std::string> args{value, "--" + key, "train"};  // CLI11 takes them in reverse
   try {
     app.parse(args);
