@@ -214,9 +214,7 @@ TrainOutcome train(TrainConfig cfg) {
   summary["test_loss"] = test.loss;
   summary["train_seconds"] = train_seconds;
   summary["wall_seconds"] = seconds_since(wall_start);
-  out.peak_rss_mb = peak_rss_mb();
-  out.forward_flops_per_image = model->forward_flops(1);
-  summary["peak_rss_mb"] = out.peak_rss_mb;
+  summary["peak_rss_mb"] = peak_rss_mb();
   summary["epochs_run"] = out.epochs_run;
   summary["best_epoch"] = cfg.patience > 0 ? best_epoch : out.epochs_run;
   summary["stop_reason"] = out.stop_reason;

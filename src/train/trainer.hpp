@@ -13,8 +13,6 @@ struct TrainOutcome {
   double val_acc = 0, test_acc = 0, test_loss = 0, train_seconds = 0;
   std::string stop_reason;  // epochs, target_accuracy, patience
   std::vector<double> epoch_seconds;  // the training pass of each epoch
-  int64_t forward_flops_per_image = 0;
-  double peak_rss_mb = 0;
 };
 
 // Trains one model as `cfg` says and writes the run into cfg.out_dir: config.toml, metrics.csv
