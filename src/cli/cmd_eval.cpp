@@ -11,7 +11,6 @@
 
 namespace tailor::cli {
 
-// A run directory or a checkpoint file -> the checkpoint path.
 std::string checkpoint_path(const std::string& run) {
   if (std::filesystem::is_directory(run)) return run + "/model.ckpt";
   return run;

@@ -11,8 +11,6 @@
 
 namespace tailor::cli {
 
-std::string checkpoint_path(const std::string& run);
-
 namespace {
 struct PredictArgs {
   std::string run;

@@ -1,12 +1,16 @@
 #pragma once
 // One function pair per subcommand: add_* declares the options, the returned callback runs it.
 #include <functional>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
 namespace tailor::cli {
 
 using Run = std::function<int()>;
+
+// A run directory or a checkpoint file -> the checkpoint path (eval and predict take either).
+std::string checkpoint_path(const std::string& run);
 
 Run add_train(CLI::App& app);
 Run add_eval(CLI::App& app);

@@ -27,8 +27,7 @@ class Optimizer {
   void step(float* params, const float* grads, float lr);
   int64_t steps() const { return t_; }
   // State for checkpoints: [m..., v...] as the optimizer needs; the step count separately.
-  std::vector<float>& state() { return state_; }
-  void set_steps(int64_t t) { t_ = t; }
+  const std::vector<float>& state() const { return state_; }
   const OptimConfig& config() const { return cfg_; }
 
  private:

@@ -1,13 +1,10 @@
 #include "sweep/results.hpp"
 
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
 #include "nn/model_spec.hpp"

@@ -112,6 +112,10 @@ TrainOutcome train(TrainConfig cfg) {
   out.stop_reason = "epochs";
   double train_seconds = 0, lr = cfg.optim.lr;
   EvalResult val, test;
+  auto evaluate_both = [&] {
+    val = evaluate(*model, data.train, &split.val, norm, cfg.eval_batch);
+    test = evaluate(*model, data.test, nullptr, norm, cfg.eval_batch);
+  };
 
   for (int64_t epoch = 1; epoch <= cfg.epochs; ++epoch) {
     // Fisher-Yates shuffle from the run's own stream.
@@ -146,8 +150,7 @@ TrainOutcome train(TrainConfig cfg) {
     const double epoch_seconds = seconds_since(t0);
     train_seconds += epoch_seconds;
     out.epoch_seconds.push_back(epoch_seconds);
-    val = evaluate(*model, data.train, &split.val, norm, cfg.eval_batch);
-    test = evaluate(*model, data.test, nullptr, norm, cfg.eval_batch);
+    evaluate_both();
     const double train_loss = loss_sum / seen, train_acc = 100.0 * correct / seen;
     const double ips = seen / epoch_seconds;
     // Without a validation set (--val 0) its two columns stay empty rather than read as zero.
@@ -182,8 +185,7 @@ TrainOutcome train(TrainConfig cfg) {
   if (cfg.patience > 0 && !best_values.empty() && best_epoch != out.epochs_run) {
     std::copy(best_values.begin(), best_values.end(), model->values());
     std::copy(best_state.begin(), best_state.end(), model->state());
-    val = evaluate(*model, data.train, &split.val, norm, cfg.eval_batch);
-    test = evaluate(*model, data.test, nullptr, norm, cfg.eval_batch);
+    evaluate_both();
   }
 
   Checkpoint ck;
