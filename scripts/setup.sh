@@ -5,7 +5,7 @@
 set -euo pipefail
 packages=(cmake g++ make pkg-config libdnnl-dev libopenblas-dev libcli11-dev libtomlplusplus-dev
           nlohmann-json3-dev libfmt-dev zlib1g-dev libpng-dev libgtest-dev libbenchmark-dev
-          dataset-fashion-mnist chromium libplplot-dev plplot-driver-cairo)
+          libjpeg-dev libcpp-httplib-dev dataset-fashion-mnist chromium libplplot-dev plplot-driver-cairo)
 command -v node > /dev/null || packages+=(nodejs)
 command -v npm > /dev/null || packages+=(npm)
 if [[ "${1:-}" == "--torch" ]]; then packages+=(python3-torch python3-numpy); fi

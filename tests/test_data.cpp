@@ -2,6 +2,9 @@
 // normalisation and batching, and the image files used by `tailor predict`.
 #include <gtest/gtest.h>
 #include <png.h>
+// jpeglib.h needs size_t and FILE declared first.
+#include <cstdio>
+#include <jpeglib.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -565,19 +568,72 @@ TEST(Image, BadFilesNameThemselves) {
   expect_error([&] { load_image(missing); }, {missing});
   const std::string text = dir.file("notes.png");
   write_bytes(text, "hello");
-  expect_error([&] { load_image(text); }, {text, "PNG or PGM"});
+  expect_error([&] { load_image(text); }, {text, "PNG, JPEG or PGM"});
   const std::string cut = dir.file("cut.pgm");
   write_bytes(cut, "P5 4 4 255\nabc");
   expect_error([&] { load_image(cut); }, {cut, "truncated"});
   const std::string huge = dir.file("huge.pgm");
   write_bytes(huge, "P5 100000 100000 255\n");
-  expect_error([&] { load_image(huge); }, {huge, "64M"});
+  expect_error([&] { load_image(huge); }, {huge, "limit of 67108864 pixels"});
   const std::string over = dir.file("over.pgm");
   write_bytes(over, "P2 1 1 10 11");
   expect_error([&] { load_image(over); }, {over, "maxval"});
   const std::string broken_png = dir.file("broken.png");
   write_bytes(broken_png, std::string("\x89PNG\r\n\x1a\n", 8) + "garbage");
   expect_error([&] { load_image(broken_png); }, {broken_png});
+  const std::string broken_jpeg = dir.file("broken.jpg");
+  write_bytes(broken_jpeg, std::string("\xFF\xD8\xFF\xE0", 4) + "garbage");
+  expect_error([&] { load_image(broken_jpeg); }, {broken_jpeg, "JPEG"});
+  // The two refusals a server tells apart (413 and 415).
+  EXPECT_THROW(decode_image("P5 2000 2000 255\n", "upload", 1000000), ImageTooLarge);
+  EXPECT_THROW(decode_image("GIF89a", "upload"), NotAnImage);
+}
+
+// A JPEG made with libjpeg: colour (a red-to-blue gradient over green) at quality 95.
+std::string make_jpeg(int width, int height) {
+  jpeg_compress_struct c;
+  jpeg_error_mgr err;
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  unsigned char* out = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&c, &out, &size);
+  c.image_width = static_cast<JDIMENSION>(width);
+  c.image_height = static_cast<JDIMENSION>(height);
+  c.input_components = 3;
+  c.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&c);
+  jpeg_set_quality(&c, 95, TRUE);
+  jpeg_start_compress(&c, TRUE);
+  std::vector<unsigned char> row(static_cast<size_t>(width) * 3);
+  while (c.next_scanline < c.image_height) {
+    for (int x = 0; x < width; ++x) {
+      row[x * 3] = static_cast<unsigned char>(255 * x / (width - 1));
+      row[x * 3 + 1] = 128;
+      row[x * 3 + 2] = static_cast<unsigned char>(255 - 255 * x / (width - 1));
+    }
+    JSAMPROW r = row.data();
+    jpeg_write_scanlines(&c, &r, 1);
+  }
+  jpeg_finish_compress(&c);
+  jpeg_destroy_compress(&c);
+  std::string bytes(reinterpret_cast<char*>(out), size);
+  std::free(out);
+  return bytes;
+}
+
+TEST(Image, JpegColourBecomesLuminance) {
+  TempDir dir;
+  const std::string path = dir.file("photo.jpg");
+  write_bytes(path, make_jpeg(40, 16));
+  GreyImage img = load_image(path);
+  ASSERT_EQ(img.width, 40);
+  ASSERT_EQ(img.height, 16);
+  // JPEG's luma: Y = 0.299 R + 0.587 G + 0.114 B (JFIF), within compression error.
+  for (int x : {0, 13, 39}) {
+    const double r = 255.0 * x / 39, g = 128, b = 255 - r;
+    EXPECT_NEAR(img.pixels[8 * 40 + x], 0.299 * r + 0.587 * g + 0.114 * b, 6.0) << x;
+  }
 }
 
 // Bounding box of the non-zero pixels of a (rows, cols) canvas: {x0, y0, x1, y1}.

@@ -1,20 +1,21 @@
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "inspect/analysis.hpp"
 #include "kernels/kernels.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
+#include "util/atomic_file.hpp"
 #include "util/error.hpp"
 
 namespace tailor::cli {
 
-std::string checkpoint_path(const std::string& run) {
-  if (std::filesystem::is_directory(run)) return run + "/model.ckpt";
-  return run;
-}
+std::string checkpoint_path(const std::string& run) { return tailor::checkpoint_path(run); }
 
 namespace {
 struct EvalArgs {
@@ -22,6 +23,7 @@ struct EvalArgs {
   int threads = -1;
   int64_t batch = 0;
   bool json = false;
+  std::string predictions;
 };
 }  // namespace
 
@@ -34,6 +36,8 @@ Run add_eval(CLI::App& app) {
       ->check(CLI::Range(1, 1024));
   c->add_option("--eval-batch", a->batch, "Images per batch (default: the run's)")->check(CLI::Range(1, 65536));
   c->add_flag("--json", a->json, "Print the result as JSON (full precision, as in summary.json)");
+  c->add_option("--predictions", a->predictions,
+                "Also write every test image's prediction to this CSV (index,true,predicted,probability)");
   return [a, c]() {
     if (!c->parsed()) return -1;
     LoadedModel m = load_model(checkpoint_path(a->run));
@@ -45,7 +49,18 @@ Run add_eval(CLI::App& app) {
     if (test.rows != m.spec.height || test.cols != m.spec.width)
       throw Error("test images in " + dir + " are " + std::to_string(test.rows) + "x" + std::to_string(test.cols) +
                   " but the model takes " + std::to_string(m.spec.height) + "x" + std::to_string(m.spec.width));
-    EvalResult r = evaluate(*m.model, test, nullptr, m.norm, batch);
+    std::vector<float> logits;
+    EvalResult r = evaluate(*m.model, test, nullptr, m.norm, batch, a->predictions.empty() ? nullptr : &logits);
+    if (!a->predictions.empty()) {
+      const int64_t k = m.spec.classes;
+      std::string csv = "index,true,predicted,probability\n";
+      for (size_t i = 0; i < test.size(); ++i) {
+        const float* z = logits.data() + i * k;
+        const int64_t best = std::max_element(z, z + k) - z;
+        csv += fmt::format("{},{},{},{:.6f}\n", i, test.labels[i], best, softmax(z, k)[static_cast<size_t>(best)]);
+      }
+      write_file_atomic(a->predictions, csv);
+    }
     if (a->json) {
       nlohmann::json j{{"test_acc", r.acc}, {"test_loss", r.loss}, {"count", r.count}, {"threads", threads}};
       std::printf("%s\n", j.dump().c_str());

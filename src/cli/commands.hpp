@@ -19,5 +19,7 @@ Run add_summary(CLI::App& app);
 Run add_bench(CLI::App& app);
 Run add_sweep(CLI::App& app);
 Run add_report(CLI::App& app);
+Run add_inspect(CLI::App& app);
+Run add_serve(CLI::App& app);
 
 }  // namespace tailor::cli

@@ -1,6 +1,10 @@
 #include "data/image.hpp"
 
 #include <png.h>
+// jpeglib.h needs size_t and FILE declared first.
+#include <cstdio>
+#include <jpeglib.h>
+#include <csetjmp>
 
 #include <algorithm>
 #include <cmath>
@@ -16,13 +20,16 @@ namespace {
 // paper texture and compression noise do not widen the bounding box.
 constexpr int kInkThreshold = 32;
 
+// The pixel limit of the decode in progress (load_image: kMaxImagePixels; a server: lower).
+thread_local uint64_t t_max_pixels = kMaxImagePixels;
+
 void check_pixel_count(uint64_t width, uint64_t height, const std::string& path) {
   if (width == 0 || height == 0)
-    throw Error(path + ": image is " + std::to_string(width) + "x" + std::to_string(height) +
-                ", which is empty");
-  if (width * height > kMaxImagePixels)
-    throw Error(path + ": image is " + std::to_string(width) + "x" + std::to_string(height) +
-                ", more than the 64M-pixel limit");
+    throw NotAnImage(path + ": image is " + std::to_string(width) + "x" + std::to_string(height) +
+                     ", which is empty");
+  if (width * height > t_max_pixels)
+    throw ImageTooLarge(path + ": image is " + std::to_string(width) + "x" + std::to_string(height) +
+                        ", more than the limit of " + std::to_string(t_max_pixels) + " pixels");
 }
 
 // Frees libpng's simplified-API state on every path out (finish_read frees it too; freeing
@@ -38,7 +45,7 @@ GreyImage decode_png(const std::string& path, const std::string& bytes) {
   image.version = PNG_IMAGE_VERSION;
   PngImageGuard guard{&image};
   if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size()))
-    throw Error(path + ": cannot read PNG (libpng: " + image.message + ")");
+    throw NotAnImage(path + ": cannot read PNG (libpng: " + image.message + ")");
   check_pixel_count(image.width, image.height, path);
   // libpng converts any colour type / bit depth to 8-bit sRGB grey (luminance) and, since the
   // output has no alpha, composites onto `background` (its green channel, for grey output).
@@ -49,7 +56,62 @@ GreyImage decode_png(const std::string& path, const std::string& bytes) {
   out.pixels.resize(static_cast<size_t>(out.width) * static_cast<size_t>(out.height));
   const png_color white = {255, 255, 255};
   if (!png_image_finish_read(&image, &white, out.pixels.data(), out.width, nullptr))
-    throw Error(path + ": cannot decode PNG (libpng: " + image.message + ")");
+    throw NotAnImage(path + ": cannot decode PNG (libpng: " + image.message + ")");
+  return out;
+}
+
+// libjpeg reports errors through error_exit, which must not return: it jumps back to decode_jpeg
+// (no C++ object with a destructor is live between setjmp and the jump but the message buffer).
+struct JpegError {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+void jpeg_error_exit(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<JpegError*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, err->message);
+  std::longjmp(err->jump, 1);
+}
+
+void jpeg_quiet(j_common_ptr, int) {}  // warnings (e.g. premature end of data) are not errors
+
+GreyImage decode_jpeg(const std::string& path, const std::string& bytes) {
+  jpeg_decompress_struct cinfo;
+  JpegError err;
+  err.message[0] = '\0';
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = jpeg_error_exit;
+  err.mgr.emit_message = jpeg_quiet;
+  GreyImage out;
+  // Filled in before setjmp returns a second time; checked after the jump.
+  int failure = 0;  // 1 = libjpeg error, 2 = too large, 3 = empty
+  uint64_t width = 0, height = 0;
+  jpeg_create_decompress(&cinfo);
+  if (setjmp(err.jump) == 0) {
+    jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+    jpeg_read_header(&cinfo, TRUE);
+    width = cinfo.image_width, height = cinfo.image_height;
+    if (width == 0 || height == 0) failure = 3;
+    else if (width * height > t_max_pixels) failure = 2;
+    if (failure == 0) {
+      cinfo.out_color_space = JCS_GRAYSCALE;  // libjpeg converts YCbCr (and CMYK is refused)
+      jpeg_start_decompress(&cinfo);
+      out.width = static_cast<int>(cinfo.output_width);
+      out.height = static_cast<int>(cinfo.output_height);
+      out.pixels.resize(static_cast<size_t>(out.width) * static_cast<size_t>(out.height));
+      while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = out.pixels.data() + static_cast<size_t>(cinfo.output_scanline) * out.width;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+      }
+      jpeg_finish_decompress(&cinfo);
+    }
+  } else {
+    failure = 1;
+  }
+  jpeg_destroy_decompress(&cinfo);
+  if (failure == 1) throw NotAnImage(path + ": cannot decode JPEG (libjpeg: " + err.message + ")");
+  if (failure != 0) check_pixel_count(width, height, path);
   return out;
 }
 
@@ -67,7 +129,7 @@ class PgmReader {
     const uint64_t maxval = number("maxval");
     check_pixel_count(width, height, path_);
     if (maxval < 1 || maxval > 65535)
-      throw Error(path_ + ": PGM maxval " + std::to_string(maxval) + " is not in [1, 65535]");
+      throw NotAnImage(path_ + ": PGM maxval " + std::to_string(maxval) + " is not in [1, 65535]");
 
     GreyImage img;
     img.width = static_cast<int>(width);
@@ -77,17 +139,17 @@ class PgmReader {
     if (!plain) {
       // Exactly one whitespace byte separates maxval from the binary raster.
       if (pos_ >= s_.size() || !is_space(s_[pos_]))
-        throw Error(path_ + ": PGM header must end with one whitespace byte before the raster");
+        throw NotAnImage(path_ + ": PGM header must end with one whitespace byte before the raster");
       ++pos_;
       const size_t need = count * bytes_per_sample;
       if (s_.size() - pos_ < need)
-        throw Error(path_ + ": PGM raster truncated (needs " + std::to_string(need) +
+        throw NotAnImage(path_ + ": PGM raster truncated (needs " + std::to_string(need) +
                     " bytes, file has " + std::to_string(s_.size() - pos_) + ")");
     }
     // Plain samples need a digit each and whitespace between, so a file too short to hold
     // them is refused before the buffer is allocated.
     if (plain && s_.size() - pos_ < 2 * count - 1)
-      throw Error(path_ + ": PGM raster truncated (" + std::to_string(count) +
+      throw NotAnImage(path_ + ": PGM raster truncated (" + std::to_string(count) +
                   " samples cannot fit in the " + std::to_string(s_.size() - pos_) + " bytes left)");
     img.pixels.resize(count);
     for (size_t i = 0; i < count; ++i) {
@@ -101,7 +163,7 @@ class PgmReader {
         pos_ += 2;
       }
       if (v > maxval)
-        throw Error(path_ + ": PGM sample " + std::to_string(v) + " at pixel " + std::to_string(i) +
+        throw NotAnImage(path_ + ": PGM sample " + std::to_string(v) + " at pixel " + std::to_string(i) +
                     " exceeds maxval " + std::to_string(maxval));
       img.pixels[i] = static_cast<uint8_t>((v * 255 + maxval / 2) / maxval);  // rounded
     }
@@ -124,13 +186,13 @@ class PgmReader {
         break;
       }
     }
-    if (pos_ >= s_.size()) throw Error(path_ + ": PGM ends before its " + what);
+    if (pos_ >= s_.size()) throw NotAnImage(path_ + ": PGM ends before its " + what);
     if (s_[pos_] < '0' || s_[pos_] > '9')
-      throw Error(path_ + ": PGM " + what + " is not a number at byte " + std::to_string(pos_));
+      throw NotAnImage(path_ + ": PGM " + what + " is not a number at byte " + std::to_string(pos_));
     uint64_t v = 0;
     while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') {
       v = v * 10 + static_cast<uint64_t>(s_[pos_++] - '0');
-      if (v > (uint64_t{1} << 32)) throw Error(path_ + ": PGM " + what + " is too large");
+      if (v > (uint64_t{1} << 32)) throw NotAnImage(path_ + ": PGM " + what + " is too large");
     }
     return v;
   }
@@ -188,15 +250,24 @@ double border_mean(const GreyImage& img) {
 
 }  // namespace
 
-GreyImage load_image(const std::string& path) {
-  const std::string bytes = read_file(path);
+GreyImage decode_image(const std::string& bytes, const std::string& name, uint64_t max_pixels) {
+  struct LimitGuard {
+    uint64_t saved = t_max_pixels;
+    ~LimitGuard() { t_max_pixels = saved; }
+  } guard;
+  t_max_pixels = max_pixels;
   static const unsigned char kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (bytes.size() >= 8 && std::memcmp(bytes.data(), kPngSignature, 8) == 0)
-    return decode_png(path, bytes);
+    return decode_png(name, bytes);
+  if (bytes.size() >= 3 && static_cast<uint8_t>(bytes[0]) == 0xFF && static_cast<uint8_t>(bytes[1]) == 0xD8 &&
+      static_cast<uint8_t>(bytes[2]) == 0xFF)
+    return decode_jpeg(name, bytes);
   if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '2' || bytes[1] == '5'))
-    return PgmReader(path, bytes).read();
-  throw Error(path + ": not a PNG or PGM (P2/P5) image");
+    return PgmReader(name, bytes).read();
+  throw NotAnImage(name + ": not a PNG, JPEG or PGM (P2/P5) image");
 }
+
+GreyImage load_image(const std::string& path) { return decode_image(read_file(path), path); }
 
 std::vector<uint8_t> to_dataset_format(const GreyImage& img, int rows, int cols) {
   if (rows < 1 || cols < 1)
@@ -253,11 +324,11 @@ std::vector<uint8_t> to_dataset_format(const GreyImage& img, int rows, int cols)
   return canvas;
 }
 
-void write_png_grey(const std::string& path, const GreyImage& img) {
+std::string encode_png_grey(const GreyImage& img) {
   if (img.width <= 0 || img.height <= 0 ||
       img.pixels.size() != static_cast<size_t>(img.width) * static_cast<size_t>(img.height))
-    throw Error("cannot write " + path + ": image of " + std::to_string(img.width) + "x" +
-                std::to_string(img.height) + " has " + std::to_string(img.pixels.size()) + " pixels");
+    throw Error("image of " + std::to_string(img.width) + "x" + std::to_string(img.height) + " has " +
+                std::to_string(img.pixels.size()) + " pixels");
   png_image image;
   std::memset(&image, 0, sizeof image);
   image.version = PNG_IMAGE_VERSION;
@@ -268,11 +339,21 @@ void write_png_grey(const std::string& path, const GreyImage& img) {
   png_alloc_size_t size = 0;
   if (!png_image_write_to_memory(&image, nullptr, &size, 0, img.pixels.data(), img.width, nullptr) ||
       size == 0)
-    throw Error("cannot write " + path + ": PNG encoding failed (libpng: " + image.message + ")");
+    throw Error(std::string("PNG encoding failed (libpng: ") + image.message + ")");
   std::string png(size, '\0');
   if (!png_image_write_to_memory(&image, png.data(), &size, 0, img.pixels.data(), img.width, nullptr))
-    throw Error("cannot write " + path + ": PNG encoding failed (libpng: " + image.message + ")");
+    throw Error(std::string("PNG encoding failed (libpng: ") + image.message + ")");
   png.resize(size);
+  return png;
+}
+
+void write_png_grey(const std::string& path, const GreyImage& img) {
+  std::string png;
+  try {
+    png = encode_png_grey(img);
+  } catch (const Error& e) {
+    throw Error("cannot write " + path + ": " + e.what());
+  }
   write_file_atomic(path, png);
 }
 

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "util/error.hpp"
+
 namespace tailor {
 
 struct GreyImage {
@@ -14,10 +16,26 @@ struct GreyImage {
 // Images larger than this are refused before any pixel buffer is allocated.
 inline constexpr uint64_t kMaxImagePixels = uint64_t{64} << 20;
 
+// The two ways a picture can be refused, so a server can answer 415 or 413.
+class NotAnImage : public Error {
+ public:
+  using Error::Error;
+};
+class ImageTooLarge : public Error {
+ public:
+  using Error::Error;
+};
+
 // Reads a PNG (any colour type and bit depth, via libpng; colour becomes luminance, alpha is
-// composited on white) or a PGM (P2 or P5, maxval up to 65535, scaled to 0..255). The format is
-// detected from the content, not the extension. Errors name the file.
+// composited on white), a JPEG (baseline or progressive, via libjpeg; colour becomes luminance)
+// or a PGM (P2 or P5, maxval up to 65535, scaled to 0..255). The format is detected from the
+// content, not the extension. Errors name the file.
 GreyImage load_image(const std::string& path);
+// The same for bytes in memory; `name` stands for the file in errors. Pictures of more than
+// max_pixels throw ImageTooLarge (checked from the header, before decoding); bytes that are not
+// one of the three formats, or fail to decode, throw NotAnImage.
+GreyImage decode_image(const std::string& bytes, const std::string& name,
+                       uint64_t max_pixels = kMaxImagePixels);
 
 // Converts a picture the way Fashion-MNIST was made, giving (rows, cols) uint8:
 //   1. if the border is lighter than the middle (mean of the outermost pixels > 127), invert,
@@ -29,6 +47,8 @@ GreyImage load_image(const std::string& path);
 // A blank image gives an all-black canvas.
 std::vector<uint8_t> to_dataset_format(const GreyImage& img, int rows, int cols);
 
+// An 8-bit greyscale PNG file's bytes, encoded in memory by libpng.
+std::string encode_png_grey(const GreyImage& img);
 // Writes an 8-bit greyscale PNG (encoded in memory by libpng, then write_file_atomic).
 void write_png_grey(const std::string& path, const GreyImage& img);
 

@@ -9,7 +9,8 @@
 namespace tailor::kernels {
 
 namespace {
-int g_threads = 1;
+// Per calling thread, as OpenMP's own thread-count setting is: server threads set 1 each.
+thread_local int g_threads = 1;
 }
 
 namespace {

@@ -1,6 +1,7 @@
 #include "train/checkpoint.hpp"
 
 #include <cstring>
+#include <filesystem>
 
 #include <zlib.h>
 
@@ -129,6 +130,11 @@ LoadedModel load_model(const std::string& path) {
   std::copy(ck.stats.begin(), ck.stats.end(), m.model->state());
   m.meta = std::move(ck.meta);
   return m;
+}
+
+std::string checkpoint_path(const std::string& run) {
+  if (std::filesystem::is_directory(run)) return run + "/model.ckpt";
+  return run;
 }
 
 }  // namespace tailor

@@ -36,4 +36,7 @@ struct LoadedModel {
 };
 LoadedModel load_model(const std::string& path);
 
+// A run directory or a checkpoint file -> the checkpoint path (commands take either).
+std::string checkpoint_path(const std::string& run);
+
 }  // namespace tailor

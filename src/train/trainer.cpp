@@ -197,7 +197,8 @@ TrainOutcome train(TrainConfig cfg) {
              {"optimizer", optimizer_name(cfg.optim.kind)},
              {"steps", opt.steps()},
              {"epochs_run", out.epochs_run},
-             {"data_dir", cfg.data_dir},
+             // Absolute, so eval, inspect and serve find the data from any working directory.
+             {"data_dir", std::filesystem::absolute(cfg.data_dir).lexically_normal().string()},
              {"eval_batch", cfg.eval_batch},
              {"threads", cfg.threads},
              {"seed", cfg.seed}};

@@ -1,0 +1,419 @@
+#include "serve/server.hpp"
+
+#include <httplib.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <numeric>
+
+#include <nlohmann/json.hpp>
+
+#include "data/image.hpp"
+#include "inspect/analysis.hpp"
+#include "kernels/kernels.hpp"
+#include "serve/static_files.hpp"
+#include "train/checkpoint.hpp"
+#include "util/atomic_file.hpp"
+#include "util/error.hpp"
+
+namespace tailor::serve {
+
+namespace {
+
+using nlohmann::json;
+
+// A request the server refuses: status and one line for {"error": ...}.
+struct HttpError {
+  int status;
+  std::string message;
+};
+
+struct RunState {
+  std::string id, name, path;
+  LoadedModel m;
+  int64_t eval_batch = 256;
+  json test_acc;  // from summary.json, or null
+  std::shared_ptr<const Dataset> test;
+  std::string test_error;
+  // The model's activation buffers serve one request at a time; predictions over the test set
+  // are made once, under the same lock, on first use.
+  std::mutex mu;
+  std::unique_ptr<Predictions> preds;
+};
+
+// Rounded for JSON: 0.123456789 -> 0.1235 (the page shows percentages, and the body stays small).
+double round4(double v) { return std::round(v * 1e4) / 1e4; }
+
+void send_json(httplib::Response& res, const json& j, int status = 200) {
+  res.status = status;
+  res.set_content(j.dump(), "application/json");
+}
+
+bool flag_param(const httplib::Request& req, const char* name, bool fallback) {
+  if (!req.has_param(name)) return fallback;
+  const std::string v = req.get_param_value(name);
+  if (v == "1" || v == "true" || v == "yes") return true;
+  if (v == "0" || v == "false" || v == "no") return false;
+  throw HttpError{400, std::string("parameter '") + name + "' must be 0 or 1, not '" + v + "'"};
+}
+
+int64_t int_param(const httplib::Request& req, const char* name, int64_t fallback, int64_t lo, int64_t hi) {
+  if (!req.has_param(name)) return fallback;
+  const std::string v = req.get_param_value(name);
+  int64_t out = 0;
+  size_t used = 0;
+  try {
+    out = std::stoll(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != v.size())
+    throw HttpError{400, std::string("parameter '") + name + "' must be a whole number, not '" + v + "'"};
+  if (out < lo || out > hi)
+    throw HttpError{400, std::string("parameter '") + name + "' is " + v + ", outside [" + std::to_string(lo) + ", " +
+                             std::to_string(hi) + "]"};
+  return out;
+}
+
+// httplib listens with a backlog of 5 connections: a burst of clients overflows it and some
+// connections are reset (measured: 152 of 200 concurrent requests failed). On Linux, listen()
+// on a listening socket sets a new backlog, so it is called again once the socket is bound.
+class HttpServer : public httplib::Server {
+ public:
+  void enlarge_backlog() { ::listen(svr_sock_.load(), SOMAXCONN); }
+};
+
+}  // namespace
+
+struct Server::Impl {
+  Options opt;
+  std::vector<std::unique_ptr<RunState>> runs;
+  std::map<std::string, std::shared_ptr<const Dataset>> test_sets;  // by directory
+  HttpServer http;
+
+  RunState& run_by_id(const std::string& id) {
+    for (auto& r : runs)
+      if (r->id == id) return *r;
+    throw HttpError{404, "no run '" + id + "' (there are " + std::to_string(runs.size()) + ", numbered from 0)"};
+  }
+
+  RunState& run_param(const httplib::Request& req) {
+    return run_by_id(req.has_param("run") ? req.get_param_value("run") : std::string("0"));
+  }
+
+  std::vector<RunState*> selected_runs(const httplib::Request& req) {
+    std::vector<RunState*> out;
+    if (!req.has_param("runs") || req.get_param_value("runs").empty()) {
+      for (auto& r : runs) out.push_back(r.get());
+      return out;
+    }
+    const std::string list = req.get_param_value("runs");
+    size_t start = 0;
+    while (start <= list.size()) {
+      const size_t comma = std::min(list.find(',', start), list.size());
+      RunState* r = &run_by_id(list.substr(start, comma - start));
+      if (std::find(out.begin(), out.end(), r) == out.end()) out.push_back(r);
+      start = comma + 1;
+    }
+    return out;
+  }
+
+  // The run's test-set predictions, made on first use (caller holds r.mu).
+  const Predictions& predictions(RunState& r) {
+    if (!r.test) throw HttpError{409, "run '" + r.name + "' has no test set: " + r.test_error};
+    if (!r.preds) r.preds = std::make_unique<Predictions>(predict_dataset(*r.m.model, *r.test, r.m.norm, r.eval_batch));
+    return *r.preds;
+  }
+
+  void load_run(const std::string& path, size_t index) {
+    auto r = std::make_unique<RunState>();
+    r->id = std::to_string(index);
+    r->path = path;
+    std::filesystem::path p(path);
+    if (std::filesystem::is_regular_file(p)) p = p.parent_path();
+    r->name = std::filesystem::absolute(p).lexically_normal().filename().string();
+    if (r->name.empty()) r->name = std::filesystem::absolute(p).lexically_normal().parent_path().filename().string();
+    r->m = load_model(checkpoint_path(path));
+    if (r->m.spec.in_channels != 1)
+      throw Error(path + ": the model takes " + std::to_string(r->m.spec.in_channels) +
+                  " channels; tailor serve handles greyscale models");
+    r->eval_batch = r->m.meta.value("eval_batch", int64_t{256});
+    const std::string summary = (p / "summary.json").string();
+    if (std::filesystem::exists(summary)) {
+      try {
+        const json s = json::parse(read_file(summary));
+        if (s.contains("test_acc")) r->test_acc = s["test_acc"];
+      } catch (const std::exception&) {
+        // A damaged summary only costs the figure on the page.
+      }
+    }
+    const std::string dir = !opt.data_dir.empty() ? opt.data_dir : r->m.meta.value("data_dir", std::string(kDefaultDataDir));
+    auto it = test_sets.find(dir);
+    if (it == test_sets.end()) {
+      std::shared_ptr<const Dataset> d;
+      try {
+        d = std::make_shared<const Dataset>(load_dataset(dir, "t10k", static_cast<int>(r->m.spec.classes)));
+      } catch (const Error& e) {
+        r->test_error = e.what();
+        std::fprintf(stderr, "tailor serve: warning: %s (confusion matrix and browsing are off for %s)\n", e.what(),
+                     r->name.c_str());
+      }
+      it = test_sets.emplace(dir, d).first;
+    }
+    r->test = it->second;
+    if (r->test && (r->test->rows != r->m.spec.height || r->test->cols != r->m.spec.width)) {
+      r->test_error = "the test images in " + dir + " are not the model's size";
+      r->test.reset();
+    }
+    if (!r->test && r->test_error.empty()) r->test_error = "the test set in " + dir + " could not be read";
+    runs.push_back(std::move(r));
+  }
+
+  json runs_json() {
+    json list = json::array();
+    for (auto& r : runs)
+      list.push_back({{"id", r->id},
+                      {"name", r->name},
+                      {"path", r->path},
+                      {"model", family_name(r->m.spec.family)},
+                      {"widths", r->m.spec.widths_str()},
+                      {"weights", count_weights(r->m.spec)},
+                      {"test_acc", r->test_acc},
+                      {"classes", r->m.classes},
+                      {"test_set", r->test != nullptr}});
+    return {{"runs", list}};
+  }
+
+  void predict(const httplib::Request& req, httplib::Response& res) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::vector<RunState*> chosen = selected_runs(req);
+    const bool convert = flag_param(req, "convert", true), saliency = flag_param(req, "saliency", false);
+    if (req.body.empty()) throw HttpError{400, "empty body: send the bytes of a PNG, JPEG or PGM picture"};
+    const GreyImage img = decode_image(req.body, "uploaded picture", opt.max_pixels);
+
+    json results = json::array(), shown;
+    for (RunState* r : chosen) {
+      const int rows = static_cast<int>(r->m.spec.height), cols = static_cast<int>(r->m.spec.width);
+      std::vector<uint8_t> px;
+      if (convert) {
+        px = to_dataset_format(img, rows, cols);
+      } else {
+        if (img.width != cols || img.height != rows)
+          throw HttpError{400, "with convert=0 the picture must be " + std::to_string(cols) + "x" + std::to_string(rows) +
+                                   ", not " + std::to_string(img.width) + "x" + std::to_string(img.height)};
+        px = img.pixels;
+      }
+      if (shown.is_null()) shown = {{"width", cols}, {"height", rows}, {"pixels", px}};
+      std::vector<float> x(px.size());
+      for (size_t i = 0; i < px.size(); ++i) x[i] = (px[i] / 255.0f - r->m.norm.mean) / r->m.norm.std;
+
+      const int64_t k = r->m.spec.classes;
+      std::vector<float> probs, sal;
+      {
+        std::lock_guard<std::mutex> lock(r->mu);
+        ConstView z = r->m.model->forward(ConstView(x.data(), Shape{1, static_cast<int64_t>(x.size())}), Mode::eval);
+        probs = softmax(z.data, k);
+        if (saliency) {
+          const int64_t best = std::max_element(z.data, z.data + k) - z.data;
+          sal = normalise_map(gradient_saliency(*r->m.model, x.data(), best));
+        }
+      }
+      const int64_t best = std::max_element(probs.begin(), probs.end()) - probs.begin();
+      std::vector<int64_t> order(static_cast<size_t>(k));
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return probs[a] > probs[b]; });
+      json top = json::array(), pj = json::array();
+      for (int64_t j = 0; j < std::min<int64_t>(3, k); ++j)
+        top.push_back({{"class", r->m.classes[order[j]]}, {"index", order[j]}, {"prob", round4(probs[order[j]])}});
+      for (float p : probs) pj.push_back(round4(p));
+      json one = {{"run", r->id}, {"name", r->name}, {"predicted", r->m.classes[best]},
+                  {"predicted_index", best}, {"probs", pj}, {"top", top}};
+      if (saliency) {
+        json sj = json::array();
+        for (float v : sal) sj.push_back(round4(v));
+        one["saliency"] = std::move(sj);
+      }
+      results.push_back(std::move(one));
+    }
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    send_json(res, {{"image", shown}, {"results", results}, {"ms", round4(ms)}});
+  }
+
+  void confusion(const httplib::Request& req, httplib::Response& res) {
+    RunState& r = run_param(req);
+    std::lock_guard<std::mutex> lock(r.mu);
+    const Predictions& p = predictions(r);
+    const std::vector<int64_t> counts = confusion_counts(p);
+    json rows = json::array();
+    int64_t correct = 0;
+    for (int64_t t = 0; t < p.classes; ++t) {
+      rows.push_back(std::vector<int64_t>(counts.begin() + t * p.classes, counts.begin() + (t + 1) * p.classes));
+      correct += counts[static_cast<size_t>(t * p.classes + t)];
+    }
+    send_json(res, {{"run", r.id}, {"classes", r.m.classes}, {"counts", rows}, {"count", p.n},
+                    {"accuracy", p.n ? round4(100.0 * correct / p.n) : 0.0}});
+  }
+
+  void cell(const httplib::Request& req, httplib::Response& res) {
+    RunState& r = run_param(req);
+    const int64_t k = r.m.spec.classes;
+    if (!req.has_param("true") || !req.has_param("pred"))
+      throw HttpError{400, "parameters 'true' and 'pred' (class indices) are required"};
+    const auto t = static_cast<int32_t>(int_param(req, "true", 0, 0, k - 1));
+    const auto pr = static_cast<int32_t>(int_param(req, "pred", 0, 0, k - 1));
+    const int64_t limit = int_param(req, "limit", 60, 0, 1000);
+    std::lock_guard<std::mutex> lock(r.mu);
+    const Predictions& p = predictions(r);
+    const std::vector<int64_t> all = cell_images(p, t, pr, p.n);
+    json images = json::array();
+    for (size_t i = 0; i < all.size() && static_cast<int64_t>(i) < limit; ++i)
+      images.push_back({{"index", all[i]}, {"prob", round4(p.prob(all[i], pr))}});
+    send_json(res, {{"run", r.id}, {"true", t}, {"pred", pr}, {"total", all.size()}, {"images", images}});
+  }
+
+  void test_image(const httplib::Request& req, httplib::Response& res) {
+    const Dataset* test = nullptr;
+    if (req.has_param("run")) {
+      RunState& r = run_param(req);
+      if (!r.test) throw HttpError{409, "run '" + r.name + "' has no test set: " + r.test_error};
+      test = r.test.get();
+    } else {
+      for (auto& r : runs)
+        if (r->test) {
+          test = r->test.get();
+          break;
+        }
+      if (!test) throw HttpError{409, "no run has a test set: " + runs.front()->test_error};
+    }
+    const std::string digits = req.matches[1];
+    if (digits.size() > 9 || std::stoll(digits) >= static_cast<int64_t>(test->size()))
+      throw HttpError{404, "test image " + digits + " does not exist (the test set has " + std::to_string(test->size()) +
+                               ", numbered from 0)"};
+    const int64_t index = std::stoll(digits);
+    const int scale = static_cast<int>(int_param(req, "scale", 1, 1, 16));
+    GreyImage img;
+    img.width = test->cols * scale;
+    img.height = test->rows * scale;
+    img.pixels.resize(static_cast<size_t>(img.width) * img.height);
+    const uint8_t* src = test->images.data() + index * test->pixels();
+    for (int y = 0; y < img.height; ++y)
+      for (int x = 0; x < img.width; ++x)
+        img.pixels[static_cast<size_t>(y) * img.width + x] = src[(y / scale) * test->cols + x / scale];
+    res.set_content(encode_png_grey(img), "image/png");
+  }
+
+  void static_file(const std::string& name, httplib::Response& res) {
+    const bool app_file = name == "index.html" || name == "app.js" || name == "app.css";
+    if (app_file && !opt.static_dir.empty()) {
+      if (auto body = file_in_dir(opt.static_dir, name)) {
+        res.set_content(*body, mime_type(name));
+        return;
+      }
+    } else if (auto f = builtin_file(name)) {
+      res.set_content(std::string(f->content), f->mime);
+      return;
+    }
+    throw HttpError{404, "no such file: " + name};
+  }
+
+  // Every handler runs inside this: errors become {"error": ...} with the right status.
+  httplib::Server::Handler guarded(void (Impl::*fn)(const httplib::Request&, httplib::Response&)) {
+    return [this, fn](const httplib::Request& req, httplib::Response& res) {
+      try {
+        (this->*fn)(req, res);
+      } catch (const HttpError& e) {
+        send_json(res, {{"error", e.message}}, e.status);
+      } catch (const ImageTooLarge& e) {
+        send_json(res, {{"error", e.what()}}, 413);
+      } catch (const NotAnImage& e) {
+        send_json(res, {{"error", e.what()}}, 415);
+      } catch (const Error& e) {
+        send_json(res, {{"error", e.what()}}, 400);
+      } catch (const std::bad_alloc&) {
+        send_json(res, {{"error", "out of memory"}}, 503);
+      } catch (const std::exception& e) {
+        send_json(res, {{"error", std::string("internal error: ") + e.what()}}, 500);
+      }
+    };
+  }
+
+  void routes() {
+    http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+      // Each worker thread runs its model on one core: many requests in parallel, not one
+      // request over many threads.
+      kernels::set_threads(1);
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    http.Get("/", guarded(&Impl::index));
+    http.Get(R"(/static/([^/]+))", guarded(&Impl::static_route));
+    http.Get("/api/health", [this](const httplib::Request&, httplib::Response& res) {
+      send_json(res, {{"ok", true}, {"runs", runs.size()}});
+    });
+    http.Get("/api/runs", [this](const httplib::Request&, httplib::Response& res) { send_json(res, runs_json()); });
+    http.Post("/api/predict", guarded(&Impl::predict));
+    http.Get("/api/confusion", guarded(&Impl::confusion));
+    http.Get("/api/cell", guarded(&Impl::cell));
+    http.Get(R"(/api/testimage/(\d+)\.png)", guarded(&Impl::test_image));
+    // Unmatched paths, too-large bodies and the like: httplib sets the status, we add the JSON.
+    http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      std::string msg = "HTTP " + std::to_string(res.status);
+      if (res.status == 404) msg = "no such path: " + req.path;
+      if (res.status == 413)
+        msg = "request body too large (limit " + std::to_string(opt.max_upload) + " bytes, --max-upload)";
+      if (res.status == 400) msg = "bad request (a POST needs a body with its Content-Length)";
+      if (res.status == 405) msg = "method " + req.method + " not allowed on " + req.path;
+      send_json(res, {{"error", msg}}, res.status);
+    });
+    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+      send_json(res, {{"error", "internal error"}}, 500);
+    });
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      if (opt.log || res.status >= 400)
+        std::fprintf(stderr, "tailor serve: %s %s -> %d\n", req.method.c_str(), req.path.c_str(), res.status);
+    });
+    http.set_payload_max_length(opt.max_upload);
+    // Headers and body go out in separate writes: without TCP_NODELAY a keep-alive client waits
+    // for the delayed ACK (measured: 42 ms per request instead of 0.5 ms).
+    http.set_tcp_nodelay(true);
+    const int threads = std::max(1, opt.threads);
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  }
+
+  void index(const httplib::Request&, httplib::Response& res) { static_file("index.html", res); }
+  void static_route(const httplib::Request& req, httplib::Response& res) { static_file(req.matches[1], res); }
+};
+
+Server::Server(const std::vector<std::string>& runs, Options opt) : impl_(std::make_unique<Impl>()) {
+  if (runs.empty()) throw Error("tailor serve needs at least one run directory");
+  impl_->opt = std::move(opt);
+  for (size_t i = 0; i < runs.size(); ++i) impl_->load_run(runs[i], i);
+  impl_->routes();
+}
+
+Server::~Server() = default;
+
+int Server::bind() {
+  const Options& o = impl_->opt;
+  int port = o.port;
+  if (o.port == 0) {
+    port = impl_->http.bind_to_any_port(o.host);
+    if (port < 0) throw Error("cannot listen on " + o.host + " (--host): no free port");
+  } else if (!impl_->http.bind_to_port(o.host, o.port)) {
+    throw Error("cannot listen on " + o.host + ":" + std::to_string(o.port) +
+                " (--host/--port): the port is in use or the address is not this machine's");
+  }
+  impl_->http.enlarge_backlog();
+  return port;
+}
+
+void Server::run() { impl_->http.listen_after_bind(); }
+
+void Server::stop() { impl_->http.stop(); }
+
+}  // namespace tailor::serve

@@ -1,0 +1,434 @@
+// tailor serve's JSON API, in-process on a free port, driven by an HTTP client: answers equal
+// `tailor eval`'s, bad input is a 4xx with a JSON error (never a crash), static files stay in
+// their folder, and 200 concurrent predictions are all answered correctly.
+#include <httplib.h>
+#include <zlib.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.hpp"
+#include "data/dataset.hpp"
+#include "data/image.hpp"
+#include "serve/server.hpp"
+#include "tiny_data.hpp"
+
+namespace tailor {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// A server in a thread of the test process; stopped and joined on destruction.
+class Running {
+ public:
+  Running(const std::vector<std::string>& runs, serve::Options opt) : server_(runs, [&] {
+    opt.port = 0;
+    return opt;
+  }()) {
+    port_ = server_.bind();
+    thread_ = std::thread([this] { server_.run(); });
+  }
+  ~Running() {
+    server_.stop();
+    thread_.join();
+  }
+  int port() const { return port_; }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(30, 0);
+    return c;
+  }
+
+ private:
+  serve::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+// Predicted class of every test image as `tailor eval --predictions` writes them.
+std::vector<int> eval_predictions(const std::string& run, const std::string& scratch, const std::string& data) {
+  const std::string csv = scratch + "/pred.csv";
+  auto r = testing::run_tailor("eval " + run + " --data " + data + " --predictions " + csv, scratch);
+  EXPECT_EQ(r.code, 0) << r.err;
+  std::istringstream in(testing::slurp(csv));
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "index,true,predicted,probability");
+  std::vector<int> pred;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string index, truth, p;
+    std::getline(f, index, ',');
+    std::getline(f, truth, ',');
+    std::getline(f, p, ',');
+    EXPECT_EQ(std::stoul(index), pred.size());
+    pred.push_back(std::stoi(p));
+  }
+  return pred;
+}
+
+// A PNG whose header claims width x height (valid signature, IHDR and CRC; no pixel data).
+std::string png_header_only(uint32_t width, uint32_t height) {
+  auto be32 = [](std::string& s, uint32_t v) {
+    for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+  };
+  std::string png("\x89PNG\r\n\x1a\n", 8), chunk = "IHDR";
+  be32(chunk, width);
+  be32(chunk, height);
+  chunk += std::string("\x08\x00\x00\x00\x00", 5);  // 8-bit grey, deflate, no filter, no interlace
+  be32(png, 13);
+  png += chunk;
+  auto crc = [](const std::string& c) {
+    return static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(c.data()), static_cast<uInt>(c.size())));
+  };
+  be32(png, crc(chunk));
+  // An empty IDAT: libpng reads the header up to the first image data chunk.
+  be32(png, 0);
+  png += "IDAT";
+  be32(png, crc("IDAT"));
+  return png;
+}
+
+class Serve : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = (fs::temp_directory_path() / ("tailor_serve_" + std::to_string(::getpid()))).string();
+    fs::remove_all(root_);
+    testing::write_tiny_dataset(root_ + "/data", 400, 90, 12, 3);
+    for (const char* flags : {"--model fcn --hidden 16 --out " , "--model cnn --channels 4 --hidden 8 --out "}) {
+      const std::string out = root_ + (flags[8] == 'f' ? "/fcn" : "/cnn");
+      auto r = testing::run_tailor(std::string("train ") + flags + out + " --epochs 2 --lr 0.01 --batch-size 32 --val 40 "
+                                   "--threads 1 --progress none --data " + root_ + "/data", root_);
+      ASSERT_EQ(r.code, 0) << r.err;
+    }
+    test_ = load_dataset(root_ + "/data", "t10k");
+  }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
+
+  static serve::Options options() {
+    serve::Options o;
+    o.max_upload = 64 * 1024;
+    o.threads = 4;
+    return o;
+  }
+  static std::vector<std::string> runs() { return {root_ + "/fcn", root_ + "/cnn"}; }
+
+  // Test image i as PNG bytes, exactly its data-set pixels.
+  static std::string test_png(size_t i) {
+    GreyImage img;
+    img.width = test_.cols;
+    img.height = test_.rows;
+    img.pixels.assign(test_.images.begin() + static_cast<long>(i * test_.pixels()),
+                      test_.images.begin() + static_cast<long>((i + 1) * test_.pixels()));
+    return encode_png_grey(img);
+  }
+
+  // A 4xx answer with {"error": "..."} naming `needle`.
+  static void expect_error(const httplib::Result& r, int status, const std::string& needle) {
+    ASSERT_TRUE(r) << "no response";
+    EXPECT_EQ(r->status, status) << r->body;
+    const json j = json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(j.is_object() && j.contains("error")) << r->body;
+    EXPECT_NE(j["error"].get<std::string>().find(needle), std::string::npos) << r->body;
+  }
+
+  static std::string root_;
+  static Dataset test_;
+};
+std::string Serve::root_;
+Dataset Serve::test_;
+
+TEST_F(Serve, RunsListsEveryRunWithItsModel) {
+  Running s(runs(), options());
+  auto r = s.client().Get("/api/runs");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  const json j = json::parse(r->body);
+  ASSERT_EQ(j["runs"].size(), 2u);
+  EXPECT_EQ(j["runs"][0]["name"], "fcn");
+  EXPECT_EQ(j["runs"][0]["model"], "fcn");
+  EXPECT_EQ(j["runs"][1]["model"], "cnn");
+  EXPECT_EQ(j["runs"][1]["id"], "1");
+  EXPECT_EQ(j["runs"][0]["classes"].size(), 3u);
+  EXPECT_TRUE(j["runs"][0]["test_set"].get<bool>());
+  const json summary = json::parse(testing::slurp(root_ + "/cnn/summary.json"));
+  EXPECT_EQ(j["runs"][1]["test_acc"], summary["test_acc"]);
+  EXPECT_EQ(j["runs"][1]["weights"], summary["weights"]);
+}
+
+TEST_F(Serve, PredictionsOfEveryTestImageEqualEval) {
+  Running s(runs(), options());
+  auto client = s.client();
+  for (int run = 0; run < 2; ++run) {
+    const std::vector<int> expected =
+        eval_predictions(root_ + (run ? "/cnn" : "/fcn"), root_, root_ + "/data");
+    ASSERT_EQ(expected.size(), test_.size());
+    int equal = 0;
+    for (size_t i = 0; i < test_.size(); ++i) {
+      auto r = client.Post(("/api/predict?convert=0&runs=" + std::to_string(run)).c_str(), test_png(i), "image/png");
+      ASSERT_TRUE(r);
+      ASSERT_EQ(r->status, 200) << r->body;
+      const json j = json::parse(r->body);
+      ASSERT_EQ(j["results"].size(), 1u);
+      equal += j["results"][0]["predicted_index"].get<int>() == expected[i];
+      // The picture was used as it is.
+      EXPECT_EQ(j["image"]["pixels"].get<std::vector<int>>(),
+                std::vector<int>(test_.images.begin() + static_cast<long>(i * test_.pixels()),
+                                 test_.images.begin() + static_cast<long>((i + 1) * test_.pixels())));
+    }
+    EXPECT_EQ(equal, static_cast<int>(test_.size())) << "run " << run;
+  }
+}
+
+TEST_F(Serve, PredictAnswersEveryRunWithProbabilitiesAndSaliency) {
+  Running s(runs(), options());
+  auto r = s.client().Post("/api/predict?saliency=1", test_png(5), "image/png");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  ASSERT_EQ(j["results"].size(), 2u);
+  EXPECT_EQ(j["image"]["pixels"].size(), static_cast<size_t>(test_.pixels()));
+  for (const json& res : j["results"]) {
+    double sum = 0, best = -1;
+    for (double p : res["probs"]) sum += p, best = std::max(best, p);
+    EXPECT_NEAR(sum, 1.0, 2e-3);
+    EXPECT_EQ(res["top"][0]["prob"].get<double>(), best);
+    EXPECT_EQ(res["top"][0]["index"], res["predicted_index"]);
+    EXPECT_EQ(res["predicted"], class_names(3)[res["predicted_index"].get<size_t>()]);
+    const auto sal = res["saliency"].get<std::vector<double>>();
+    ASSERT_EQ(sal.size(), static_cast<size_t>(test_.pixels()));
+    EXPECT_EQ(*std::max_element(sal.begin(), sal.end()), 1.0);
+    EXPECT_GE(*std::min_element(sal.begin(), sal.end()), 0.0);
+  }
+  // Only the runs asked for, once each.
+  auto one = s.client().Post("/api/predict?runs=1,1", test_png(5), "image/png");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(json::parse(one->body)["results"].size(), 1u);
+  EXPECT_FALSE(json::parse(one->body)["results"][0].contains("saliency"));
+}
+
+TEST_F(Serve, ConvertsAPictureLikePredict) {
+  // A large picture on white: the server converts it as `tailor predict` does.
+  GreyImage big;
+  big.width = 90;
+  big.height = 60;
+  big.pixels.assign(90 * 60, 255);
+  for (int y = 20; y < 26; ++y)
+    for (int x = 10; x < 80; ++x) big.pixels[y * 90 + x] = 0;  // a dark bar
+  const std::string file = root_ + "/bar.png";
+  write_png_grey(file, big);
+  Running s(runs(), options());
+  auto r = s.client().Post("/api/predict?runs=0", testing::slurp(file), "image/png");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  EXPECT_EQ(j["image"]["pixels"].get<std::vector<int>>(),
+            [&] {
+              auto px = to_dataset_format(big, test_.rows, test_.cols);
+              return std::vector<int>(px.begin(), px.end());
+            }());
+  auto p = testing::run_tailor("predict " + root_ + "/fcn " + file + " --top 1", root_);
+  ASSERT_EQ(p.code, 0) << p.err;
+  EXPECT_NE(p.out.find(": " + j["results"][0]["predicted"].get<std::string>() + " "), std::string::npos) << p.out;
+}
+
+TEST_F(Serve, BadInputIsA4xxWithAJsonError) {
+  Running s(runs(), options());
+  auto c = s.client();
+  expect_error(c.Post("/api/predict", "", "image/png"), 400, "empty body");
+  expect_error(c.Post("/api/predict", "hello, not a picture", "image/png"), 415, "not a PNG");
+  const std::string png = test_png(0);
+  expect_error(c.Post("/api/predict", png.substr(0, png.size() / 2), "image/png"), 415, "PNG");
+  expect_error(c.Post("/api/predict", std::string("\xFF\xD8\xFF\xE0garbage", 11), "image/jpeg"), 415, "JPEG");
+  expect_error(c.Post("/api/predict", "P5 100000 100000 255\n", "image/x-pgm"), 413, "limit");
+  expect_error(c.Post("/api/predict", png_header_only(30000, 30000), "image/png"), 413, "30000x30000");
+  expect_error(c.Post("/api/predict", std::string(65 * 1024, 'x'), "image/png"), 413, "too large");
+  expect_error(c.Post("/api/predict?runs=7", png, "image/png"), 404, "no run '7'");
+  expect_error(c.Post("/api/predict?saliency=maybe", png, "image/png"), 400, "saliency");
+  GreyImage wrong;
+  wrong.width = wrong.height = 5;
+  wrong.pixels.assign(25, 0);
+  expect_error(c.Post("/api/predict?convert=0", encode_png_grey(wrong), "image/png"), 400, "must be 12x12");
+  expect_error(c.Get("/api/cell?run=0&true=9&pred=0"), 400, "'true'");
+  expect_error(c.Get("/api/cell?run=0&true=1"), 400, "required");
+  expect_error(c.Get("/api/confusion?run=x"), 404, "no run 'x'");
+  expect_error(c.Get("/api/testimage/90.png"), 404, "does not exist");
+  expect_error(c.Get("/api/testimage/1.png?scale=100"), 400, "scale");
+  expect_error(c.Get("/no/such/page"), 404, "no such path");
+  // The server still answers after all of that.
+  auto ok = c.Post("/api/predict", png, "image/png");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+}
+
+TEST_F(Serve, StaticFilesCannotEscapeTheirFolder) {
+  const std::string dir = root_ + "/static";
+  fs::create_directories(dir);
+  std::ofstream(dir + "/app.js") << "// from disk\n";
+  std::ofstream(root_ + "/secret.txt") << "TOP-SECRET-CONTENT\n";
+  fs::create_symlink(root_ + "/secret.txt", dir + "/app.css");  // a link out of the folder
+  serve::Options o = options();
+  o.static_dir = dir;
+  Running s(runs(), o);
+  auto c = s.client();
+  auto js = c.Get("/static/app.js");
+  ASSERT_TRUE(js);
+  EXPECT_EQ(js->status, 200);
+  EXPECT_EQ(js->body, "// from disk\n");
+  for (const char* path : {"/static/app.css", "/static/..%2Fsecret.txt", "/static/../secret.txt", "/static/%2e%2e",
+                           "/static/..", "/static/.%2e/secret.txt", "/static/secret.txt", "/static/%2Fetc%2Fpasswd"}) {
+    auto r = c.Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 404) << path;
+    EXPECT_EQ(r->body.find("TOP-SECRET"), std::string::npos) << path;
+  }
+  // The Vega bundles are always the built-in ones.
+  auto vega = c.Get("/static/vega.min.js");
+  ASSERT_TRUE(vega);
+  EXPECT_EQ(vega->status, 200);
+  EXPECT_GT(vega->body.size(), 100000u);
+}
+
+TEST_F(Serve, ConfusionAndCellsAgreeWithEval) {
+  Running s(runs(), options());
+  auto c = s.client();
+  const std::vector<int> expected = eval_predictions(root_ + "/cnn", root_, root_ + "/data");
+  auto r = c.Get("/api/confusion?run=1");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  const auto counts = j["counts"].get<std::vector<std::vector<int64_t>>>();
+  ASSERT_EQ(counts.size(), 3u);
+  for (int t = 0; t < 3; ++t)
+    for (int p = 0; p < 3; ++p) {
+      int64_t n = 0;
+      for (size_t i = 0; i < test_.size(); ++i) n += test_.labels[i] == t && expected[i] == p;
+      EXPECT_EQ(counts[t][p], n) << t << "," << p;
+      auto cell = c.Get(("/api/cell?run=1&true=" + std::to_string(t) + "&pred=" + std::to_string(p) + "&limit=1000").c_str());
+      ASSERT_TRUE(cell);
+      const json cj = json::parse(cell->body);
+      EXPECT_EQ(cj["total"].get<int64_t>(), n);
+      double last = 2;
+      for (const json& img : cj["images"]) {
+        const size_t i = img["index"].get<size_t>();
+        EXPECT_EQ(test_.labels[i], t);
+        EXPECT_EQ(expected[i], p);
+        EXPECT_LE(img["prob"].get<double>(), last);  // most confident first
+        last = img["prob"].get<double>();
+      }
+    }
+}
+
+TEST_F(Serve, TestImagesAreTheDataSetsPixels) {
+  Running s(runs(), options());
+  auto r = s.client().Get("/api/testimage/7.png?scale=3");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "image/png");
+  GreyImage img = decode_image(r->body, "response");
+  ASSERT_EQ(img.width, 3 * test_.cols);
+  for (int y = 0; y < img.height; ++y)
+    for (int x = 0; x < img.width; ++x)
+      ASSERT_EQ(img.pixels[y * img.width + x], test_.images[7 * test_.pixels() + (y / 3) * test_.cols + x / 3]);
+}
+
+TEST_F(Serve, TwoHundredConcurrentPredictionsAreAllRight) {
+  Running s(runs(), options());
+  // The answers one at a time first.
+  std::vector<std::string> sequential(test_.size());
+  for (size_t i = 0; i < test_.size(); ++i) {
+    auto r = s.client().Post("/api/predict?convert=0&saliency=1", test_png(i), "image/png");
+    ASSERT_TRUE(r);
+    json j = json::parse(r->body);
+    sequential[i] = j["results"].dump();
+  }
+  constexpr int kRequests = 200;
+  std::atomic<int> ok{0}, same{0};
+  std::vector<std::thread> clients;
+  std::atomic<bool> go{false};
+  for (int t = 0; t < kRequests; ++t)
+    clients.emplace_back([&, t] {
+      httplib::Client c("127.0.0.1", s.port());
+      c.set_read_timeout(60, 0);
+      c.set_connection_timeout(30, 0);
+      const size_t i = static_cast<size_t>(t) % test_.size();
+      const std::string body = test_png(i);
+      while (!go.load()) std::this_thread::yield();
+      auto r = c.Post("/api/predict?convert=0&saliency=1", body, "image/png");
+      if (!r) {
+        std::fprintf(stderr, "request %d: %s\n", t, httplib::to_string(r.error()).c_str());
+      } else if (r->status != 200) {
+        std::fprintf(stderr, "request %d: HTTP %d %s\n", t, r->status, r->body.c_str());
+      } else {
+        ++ok;
+        same += json::parse(r->body)["results"].dump() == sequential[i];
+      }
+    });
+  go = true;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), kRequests);
+  EXPECT_EQ(same.load(), kRequests);
+}
+
+TEST_F(Serve, BadCommandLinesFailWithOneLine) {
+  auto missing = testing::run_tailor("serve " + root_ + "/nope --port 0", root_);
+  EXPECT_NE(missing.code, 0);
+  EXPECT_EQ(missing.err_lines(), 1) << missing.err;
+  EXPECT_NE(missing.err.find("nope"), std::string::npos) << missing.err;
+  auto size = testing::run_tailor("serve " + root_ + "/fcn --max-upload lots", root_);
+  EXPECT_NE(size.code, 0);
+  EXPECT_EQ(size.err_lines(), 1) << size.err;
+  EXPECT_NE(size.err.find("--max-upload"), std::string::npos) << size.err;
+}
+
+// The acceptance figure: every one of the 10,000 Fashion-MNIST test images through the API gives
+// the class `tailor eval` counts.
+TEST(ServeRealData, AllTenThousandTestImagesMatchEval) {
+  ASSERT_TRUE(fs::exists(kDefaultDataDir)) << "install dataset-fashion-mnist (make test does)";
+  const std::string dir = (fs::temp_directory_path() / ("tailor_serve_real_" + std::to_string(::getpid()))).string();
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto t = testing::run_tailor("train --model cnn --weights 20k --epochs 1 --val 1000 --threads 2 --progress none --out " +
+                                   dir + "/cnn", dir);
+  ASSERT_EQ(t.code, 0) << t.err;
+  const std::vector<int> expected = eval_predictions(dir + "/cnn", dir, kDefaultDataDir);
+  const Dataset test = load_dataset(kDefaultDataDir, "t10k");
+  ASSERT_EQ(expected.size(), 10000u);
+  serve::Options o;
+  o.threads = 2;
+  Running s({dir + "/cnn"}, o);
+  std::atomic<int> equal{0}, answered{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 2; ++w)
+    workers.emplace_back([&, w] {
+      httplib::Client c("127.0.0.1", s.port());
+      c.set_keep_alive(true);
+      c.set_tcp_nodelay(true);
+      for (size_t i = static_cast<size_t>(w); i < test.size(); i += 2) {
+        GreyImage img;
+        img.width = test.cols;
+        img.height = test.rows;
+        img.pixels.assign(test.images.begin() + static_cast<long>(i * test.pixels()),
+                          test.images.begin() + static_cast<long>((i + 1) * test.pixels()));
+        auto r = c.Post("/api/predict?convert=0", encode_png_grey(img), "image/png");
+        if (!r || r->status != 200) continue;
+        ++answered;
+        equal += json::parse(r->body)["results"][0]["predicted_index"].get<int>() == expected[i];
+      }
+    });
+  for (auto& w : workers) w.join();
+  std::printf("API predictions equal to tailor eval's: %d of %zu\n", equal.load(), test.size());
+  EXPECT_EQ(answered.load(), 10000);
+  EXPECT_EQ(equal.load(), 10000);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace tailor
