@@ -344,6 +344,35 @@ TEST(MaxPool2x2Kernel, MatchesReferenceIncludingTies) {
   }
 }
 
+// The evaluation-mode block tail (scale, shift, relu, 2x2 max-pool in one pass) equals the
+// reference bit for bit, and equals batch norm's formula followed by the max-pool kernel;
+// negative scales, values around zero (-0 and +0) and ties included.
+TEST(AffineReluMaxPoolKernel, MatchesReferenceAndTheUnfusedSteps) {
+  Rng rng(23);
+  const int64_t sizes[][4] = {{1, 1, 2, 2}, {2, 3, 5, 7}, {3, 16, 28, 28}, {2, 32, 14, 14}, {1, 2, 2, 66}, {2, 5, 9, 35}};
+  for (const auto& s : sizes) {
+    const int64_t n = s[0], c = s[1], h = s[2], w = s[3];
+    for (bool ties : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << n << "x" << c << "x" << h << "x" << w << (ties ? " ties" : ""));
+      std::vector<float> x(n * c * h * w), scale(c), shift(c);
+      for (auto& v : x) v = ties ? static_cast<float>(static_cast<int>(rng.below(5)) - 2) : rng.normal();
+      for (auto& v : scale) v = ties ? (rng.below(2) ? 1.0f : -1.0f) : rng.normal();
+      for (auto& v : shift) v = ties ? 0.0f : 0.5f * rng.normal();
+      const size_t out = static_cast<size_t>(n * c * (h / 2) * (w / 2));
+      std::vector<float> y(out, NAN), y_ref(out, NAN), y_steps(out, NAN), bn(x.size());
+      kernels::affine_relu_maxpool2x2(x.data(), scale.data(), shift.data(), y.data(), n, c, h, w);
+      kernels::ref::affine_relu_maxpool2x2(x.data(), scale.data(), shift.data(), y_ref.data(), n, c, h, w);
+      for (size_t i = 0; i < x.size(); ++i) {
+        const size_t ch = (i / static_cast<size_t>(h * w)) % static_cast<size_t>(c);
+        bn[i] = std::max(x[i] * scale[ch] + shift[ch], 0.0f);
+      }
+      kernels::maxpool2x2_forward(bn.data(), y_steps.data(), n * c, h, w);
+      EXPECT_EQ(0, std::memcmp(y.data(), y_ref.data(), out * sizeof(float)));
+      EXPECT_EQ(0, std::memcmp(y.data(), y_steps.data(), out * sizeof(float)));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tailor
 

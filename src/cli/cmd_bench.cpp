@@ -27,6 +27,7 @@ struct BenchArgs {
   std::vector<int64_t> batches{64, 256};
   std::vector<std::string> models{"fcn", "cnn"};
   std::string weights = "100k", data = kDefaultDataDir;
+  int64_t eval_batch = TrainConfig{}.eval_batch;
   bool json = false;
 };
 
@@ -70,6 +71,8 @@ Run add_bench(CLI::App& app) {
   c->add_option("--models", a->models, "Families to measure")->check(CLI::IsMember({"fcn", "cnn"}))->delimiter(',')->capture_default_str();
   c->add_option("--weights", a->weights, "Weight budget of the models")->capture_default_str();
   c->add_option("--data", a->data, "Data directory")->capture_default_str();
+  c->add_option("--eval-batch", a->eval_batch, "Images per batch when measuring evaluation")
+      ->check(CLI::Range(1, 65536))->capture_default_str();
   c->add_flag("--json", a->json, "Print JSON instead of a table");
   return [a, c]() {
     if (!c->parsed()) return -1;
@@ -93,6 +96,7 @@ Run add_bench(CLI::App& app) {
         cfg.batch_size = batch;
         cfg.threads = threads;
         cfg.progress = "none";
+        cfg.eval_batch = a->eval_batch;
         TrainOutcome r = train(cfg);
         LoadedModel m = load_model(tmp + "/model.ckpt");
         Dataset test = load_dataset(a->data, "t10k", static_cast<int>(m.spec.classes));

@@ -12,11 +12,19 @@ namespace tailor::kernels {
 void maxpool2x2_forward(const float* x, float* y, int64_t planes, int64_t h, int64_t w);
 void maxpool2x2_backward(const float* x, const float* y, const float* dy, float* dx, int64_t planes, int64_t h,
                          int64_t w);
+// The tail of a CNN block in evaluation mode, in one pass:
+//   y (N, C, H/2, W/2) = max over each 2x2 window of relu(x * scale[c] + shift[c]), x (N, C, H, W)
+// (multiply, then add: bit for bit what batch norm with its fused relu and then the max-pool give,
+// without writing and reading the full-size tensor in between).
+void affine_relu_maxpool2x2(const float* x, const float* scale, const float* shift, float* y, int64_t n, int64_t c,
+                            int64_t h, int64_t w);
 
 namespace ref {
 void maxpool2x2_forward(const float* x, float* y, int64_t planes, int64_t h, int64_t w);
 void maxpool2x2_backward(const float* x, const float* y, const float* dy, float* dx, int64_t planes, int64_t h,
                          int64_t w);
+void affine_relu_maxpool2x2(const float* x, const float* scale, const float* shift, float* y, int64_t n, int64_t c,
+                            int64_t h, int64_t w);
 }  // namespace ref
 
 }  // namespace tailor::kernels

@@ -125,7 +125,7 @@ void BatchNorm::forward(ConstView x, View y, Mode mode) {
           (1 - momentum_) * running_var_.value[c] + momentum_ * static_cast<float>(unbiased);
     } else {
       mean = running_mean_.value[c];
-      inv = 1.0f / std::sqrt(running_var_.value[c] + eps_);
+      inv = eval_inv_std(c);
     }
     inv_std_[c] = inv;
     stat_mean_[c] = mean;
@@ -146,6 +146,17 @@ void BatchNorm::forward(ConstView x, View y, Mode mode) {
 //   dbias = sum dy, dweight = sum dy*xhat,
 //   dx = weight * inv_std / M * (M*dy - dbias - xhat*dweight).
 // Evaluation mode: the statistics are constants, dx = dy * weight * inv_std.
+float BatchNorm::eval_inv_std(int64_t c) const { return 1.0f / std::sqrt(running_var_.value[c] + eps_); }
+
+void BatchNorm::eval_affine(float* scale, float* shift) const {
+  for (int64_t c = 0; c < c_; ++c) {
+    // As in forward: a = g * inv, shift = b - mean * a.
+    const float a = weight_.value[c] * eval_inv_std(c);
+    scale[c] = a;
+    shift[c] = bias_.value[c] - running_mean_.value[c] * a;
+  }
+}
+
 void BatchNorm::backward(ConstView dy, View dx) {
   if (!spatial_) return backward_rows(dy, dx);
   const int64_t n = shape_[0], s = shape_.per_item() / c_;

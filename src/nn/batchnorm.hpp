@@ -24,9 +24,17 @@ class BatchNorm final : public Layer {
   std::vector<Param*> params() override { return {&weight_, &bias_}; }
   std::vector<Param*> buffers() override { return {&running_mean_, &running_var_}; }
 
+  bool spatial() const { return spatial_; }
+  bool fused_relu() const { return relu_; }
+  int64_t channels() const { return c_; }
+  // Evaluation mode as y = x * scale[c] + shift[c] (the running statistics folded in), computed
+  // with exactly the float operations forward uses.
+  void eval_affine(float* scale, float* shift) const;
+
  private:
   void forward_rows(ConstView x, View y, Mode mode);
   void backward_rows(ConstView dy, View dx);
+  float eval_inv_std(int64_t c) const;
 
   int64_t c_;
   bool spatial_, relu_;

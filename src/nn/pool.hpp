@@ -15,6 +15,7 @@ class MaxPool2d final : public Layer {
   Shape output_shape(const Shape& in) const override;
   void forward(ConstView x, View y, Mode mode) override;
   void backward(ConstView dy, View dx) override;
+  int64_t kernel() const { return k_; }
 
  private:
   int64_t k_;

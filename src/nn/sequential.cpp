@@ -1,5 +1,8 @@
 #include "nn/sequential.hpp"
 
+#include "kernels/pool.hpp"
+#include "nn/batchnorm.hpp"
+#include "nn/pool.hpp"
 #include "util/error.hpp"
 
 namespace tailor {
@@ -88,6 +91,36 @@ ConstView Sequential::forward(ConstView x, Mode mode) {
     if (out_shapes_[i].rank() == 0 || out_shapes_[i][0] != n) out_shapes_[i] = layers_[i]->output_shape(in.shape);
     View out{acts_[i].data(), out_shapes_[i]};
     layers_[i]->forward(in, out, mode);
+    in = out;
+  }
+  return in;
+}
+
+ConstView Sequential::infer(ConstView x) {
+  const int64_t n = x.shape[0];
+  if (x.shape.per_item() != item_shape_.numel())
+    throw Error("model input " + x.shape.str() + " does not match item shape " + item_shape_.str());
+  reserve(n, false);
+  ConstView in(x.data, Shape::batched(n, item_shape_));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (out_shapes_[i].rank() == 0 || out_shapes_[i][0] != n) out_shapes_[i] = layers_[i]->output_shape(in.shape);
+    auto* bn = dynamic_cast<const BatchNorm*>(layers_[i].get());
+    auto* pool = i + 1 < layers_.size() ? dynamic_cast<const MaxPool2d*>(layers_[i + 1].get()) : nullptr;
+    if (bn && pool && bn->spatial() && bn->fused_relu() && pool->kernel() == 2) {
+      const Shape& s = in.shape;  // (N, C, H, W)
+      if (out_shapes_[i + 1].rank() == 0 || out_shapes_[i + 1][0] != n)
+        out_shapes_[i + 1] = layers_[i + 1]->output_shape(out_shapes_[i]);
+      fold_scale_.resize(static_cast<size_t>(s[1]));
+      fold_shift_.resize(static_cast<size_t>(s[1]));
+      bn->eval_affine(fold_scale_.data(), fold_shift_.data());
+      View out{acts_[i + 1].data(), out_shapes_[i + 1]};
+      kernels::affine_relu_maxpool2x2(in.data, fold_scale_.data(), fold_shift_.data(), out.data, s[0], s[1], s[2], s[3]);
+      in = out;
+      ++i;
+      continue;
+    }
+    View out{acts_[i].data(), out_shapes_[i]};
+    layers_[i]->forward(in, out, Mode::eval);
     in = out;
   }
   return in;

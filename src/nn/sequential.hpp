@@ -17,6 +17,10 @@ class Sequential {
 
   // x (N, item...) -> logits (N, classes); the view stays valid until the next forward.
   ConstView forward(ConstView x, Mode mode);
+  // Evaluation only, the fast way: the same logits as forward(x, Mode::eval), bit for bit, but a
+  // batch norm with fused relu followed by a 2x2 max-pool runs as one pass (the full-size tensor
+  // between them is never written). Nothing is kept for backward: do not call backward after it.
+  ConstView infer(ConstView x);
   // dlogits (N, classes) -> parameter gradients; dx (N, item...) is written when not empty.
   void backward(ConstView dlogits, View dx = {});
 
@@ -46,6 +50,7 @@ class Sequential {
   std::vector<Buffer> acts_, act_grads_;  // per layer output: (N, ...) for the largest N seen
   std::vector<Shape> out_shapes_;          // per layer, current batch
   int64_t capacity_ = 0, grad_capacity_ = 0;
+  std::vector<float> fold_scale_, fold_shift_;  // (C) of the batch norm being fused in infer
 };
 
 }  // namespace tailor

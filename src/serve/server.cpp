@@ -216,7 +216,7 @@ struct Server::Impl {
       std::vector<float> probs, sal;
       {
         std::lock_guard<std::mutex> lock(r->mu);
-        ConstView z = r->m.model->forward(ConstView(x.data(), Shape{1, static_cast<int64_t>(x.size())}), Mode::eval);
+        ConstView z = r->m.model->infer(ConstView(x.data(), Shape{1, static_cast<int64_t>(x.size())}));
         probs = softmax(z.data, k);
         if (saliency) {
           const int64_t best = std::max_element(z.data, z.data + k) - z.data;

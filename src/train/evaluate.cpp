@@ -28,7 +28,7 @@ EvalResult evaluate(Sequential& model, const Dataset& data, const std::vector<ui
   for (int64_t b = 0; b < n; b += batch) {
     const int64_t m = std::min(batch, n - b);
     gather_batch(data, idx->data() + b, m, norm, x.data(), y.data());
-    ConstView out = model.forward(ConstView(x.data(), Shape{m, pixels}), Mode::eval);
+    ConstView out = model.infer(ConstView(x.data(), Shape{m, pixels}));
     LossStats st = softmax_cross_entropy(out, y.data(), View{});
     loss += st.loss_sum;
     correct += st.correct;

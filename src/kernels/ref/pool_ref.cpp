@@ -35,4 +35,21 @@ void maxpool2x2_backward(const float* x, const float* y, const float* dy, float*
       }
 }
 
+void affine_relu_maxpool2x2(const float* x, const float* scale, const float* shift, float* y, int64_t n, int64_t c,
+                            int64_t h, int64_t w) {
+  const int64_t ho = h / 2, wo = w / 2;
+  for (int64_t p = 0; p < n * c; ++p) {
+    const float a = scale[p % c], b = shift[p % c];
+    auto v = [&](int64_t i, int64_t j) { return std::max(x[(p * h + i) * w + j] * a + b, 0.0f); };
+    for (int64_t i = 0; i < ho; ++i)
+      for (int64_t j = 0; j < wo; ++j) {
+        float m = v(2 * i, 2 * j);
+        m = std::max(m, v(2 * i, 2 * j + 1));
+        m = std::max(m, v(2 * i + 1, 2 * j));
+        m = std::max(m, v(2 * i + 1, 2 * j + 1));
+        y[(p * ho + i) * wo + j] = m;
+      }
+  }
+}
+
 }  // namespace tailor::kernels::ref
