@@ -94,6 +94,8 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
     else if (opt.progress != "none") std::fprintf(stderr, "%s%s\n", line.c_str(), event.c_str());
   };
   report("");
+  // A finished trial is reported once its successor has started, so "running" counts what runs.
+  std::string finished;
   while (next < todo.size() || !running.empty()) {
     while (next < todo.size() && static_cast<int>(running.size()) < opt.jobs) {
       const TrialSpec& t = *todo[next++];
@@ -106,8 +108,13 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
         args.push_back(a);
       if (!opt.data_dir.empty()) args.insert(args.end(), {"--data", opt.data_dir});
       running[spawn(opt.exe, args, dir + "/train.log")] = {&t, Clock::now()};
-      if (bar) report("");
+      if (bar && finished.empty()) report("");
     }
+    if (!finished.empty()) {
+      report(finished);
+      finished.clear();
+    }
+    if (running.empty()) break;
     int status = 0;
     const pid_t pid = waitpid(-1, &status, 0);
     if (pid < 0) break;
@@ -118,9 +125,10 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
     running.erase(it);
     const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     ok ? ++out.ran : ++out.failed;
-    report(ok ? fmt::format(" - finished {} (seed {})", t.row, t.seed)
-              : fmt::format(" - FAILED {} (seed {}): see {}/trials/{}/train.log", t.row, t.seed, spec.out, t.id()));
+    finished = ok ? fmt::format(" - finished {} (seed {})", t.row, t.seed)
+                  : fmt::format(" - FAILED {} (seed {}): see {}/trials/{}/train.log", t.row, t.seed, spec.out, t.id());
   }
+  if (!finished.empty()) report(finished);
   if (bar) std::fprintf(stderr, "\n");
   out.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return out;
