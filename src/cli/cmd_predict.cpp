@@ -21,9 +21,9 @@ struct PredictArgs {
 
 Run add_predict(CLI::App& app) {
   auto a = std::make_shared<PredictArgs>();
-  CLI::App* c = app.add_subcommand("predict", "Classify PNG or PGM images with a saved run (top classes with probabilities)");
+  CLI::App* c = app.add_subcommand("predict", "Classify PNG, JPEG or PGM images with a saved run (top classes with probabilities)");
   c->add_option("run", a->run, "Run directory (or its model.ckpt)")->required();
-  c->add_option("images", a->images, "Image files (PNG or PGM, any size; converted like the data set)")->required();
+  c->add_option("images", a->images, "Image files (PNG, JPEG or PGM, any size and colour; converted like the data set)")->required();
   c->add_option("--top", a->top, "How many classes to show per image")->check(CLI::Range(1, 1000))->capture_default_str();
   return [a, c]() {
     if (!c->parsed()) return -1;
