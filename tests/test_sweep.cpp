@@ -130,7 +130,7 @@ TEST_F(Sweep, KilledAndRestartedFinishesWithoutRedoingOrDuplicating) {
   // One row per configuration, each with its three seeds, nothing duplicated or torn.
   const std::string csv = slurp(out + "/table.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3) << csv;  // header + 2 rows
-  EXPECT_NE(csv.find("\"base lr=0.001\",fcn,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\"base lr=0.001\",fcn,\"fc "), std::string::npos) << csv;  // the widths column
   EXPECT_NE(csv.find("\"base lr=0.003\",fcn,"), std::string::npos) << csv;
   for (const char* row : {"\"base lr=0.001\"", "\"base lr=0.003\""}) {
     const size_t at = csv.find(row);

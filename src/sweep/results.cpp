@@ -67,9 +67,24 @@ struct Stats {
   }
 };
 
+// "conv 16,32; fc 60" or "fc 117,59", from a run's config.toml: rows of one budget can differ in
+// architecture (experiments/best.toml), and the table says which. No '|', so it fits a Markdown cell.
+std::string widths_of(const toml::table& cfg) {
+  auto list = [&](const char* key) {
+    std::string out;
+    if (const toml::array* a = cfg["model"][key].as_array())
+      for (const toml::node& v : *a) out += (out.empty() ? "" : ",") + std::to_string(v.value_or(int64_t{0}));
+    return out;
+  };
+  const std::string conv = list("channels"), fc = list("hidden");
+  std::string out = conv.empty() ? "" : "conv " + conv;
+  if (!fc.empty()) out += (out.empty() ? "fc " : "; fc ") + fc;
+  return out.empty() ? "linear" : out;
+}
+
 struct Group {
   std::string row;
-  std::string model, optimizer, init, schedule, stop;
+  std::string model, widths, optimizer, init, schedule, stop;
   int64_t weights = 0, target = 0, epochs = 0;
   double lr = 0, dropout = 0;
   Stats val, test, seconds;
@@ -105,6 +120,7 @@ std::string write_results_table(const std::string& dir, const std::string& study
       throw Error(t.dir + "/config.toml: " + std::string(e.description()));
     }
     g.model = cfg["model"]["family"].value_or(std::string("?"));
+    g.widths = widths_of(cfg);
     g.target = cfg["model"]["weights_target"].value_or(int64_t{0});
     g.dropout = cfg["model"]["dropout"].value_or(0.0);
     g.init = cfg["model"]["init"].value_or(std::string("?"));
@@ -124,11 +140,11 @@ std::string write_results_table(const std::string& dir, const std::string& study
   }
   const auto study = read_study(study_csv);
   std::string csv =
-      "row,model,weights,lr,epochs,dropout,optimizer,init,schedule,seeds,finished,val_acc,val_acc_sd,test_acc,test_acc_sd,"
+      "row,model,widths,weights,lr,epochs,dropout,optimizer,init,schedule,seeds,finished,val_acc,val_acc_sd,test_acc,test_acc_sd,"
       "train_seconds,stop_reason,study_val_acc,study_test_acc,study_seconds\n";
   std::string md =
-      "| row | model | weights | lr | epochs | dropout | optimizer | init | seeds | val acc % | test acc % | train s | stop | "
-      "study val % | study test % | study s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+      "| row | model | widths | weights | lr | epochs | dropout | optimizer | init | seeds | val acc % | test acc % | train s | stop | "
+      "study val % | study test % | study s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const Group& g : groups) {
     const StudyRow* match = nullptr;
     for (const auto& r : study)
@@ -140,12 +156,12 @@ std::string write_results_table(const std::string& dir, const std::string& study
                       ss = match ? num(match->seconds, 0) : "";
     std::string quoted = g.row;
     for (size_t p = 0; (p = quoted.find('"', p)) != std::string::npos; p += 2) quoted.insert(p, "\"");
-    csv += fmt::format("\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", quoted, g.model, g.weights,
+    csv += fmt::format("\"{}\",{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", quoted, g.model, g.widths, g.weights,
                        g.lr, g.epochs, g.dropout, g.optimizer, g.init, g.schedule, g.seeds, g.finished,
                        num(g.val.mean(), 4), num(g.val.sd(), 4), num(g.test.mean(), 4), num(g.test.sd(), 4),
                        num(g.seconds.mean(), 2), g.stop, sv, st, ss);
-    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} |\n", g.row,
-                      g.model, g.weights, g.lr, g.epochs, g.dropout, g.optimizer, g.init, g.finished,
+    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} |\n", g.row,
+                      g.model, g.widths, g.weights, g.lr, g.epochs, g.dropout, g.optimizer, g.init, g.finished,
                       g.finished < g.seeds ? fmt::format(" of {}", g.seeds) : "", g.val.pm(2), g.test.pm(2),
                       num(g.seconds.mean(), 1), g.stop, sv, st, ss);
   }
