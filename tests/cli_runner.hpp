@@ -8,6 +8,8 @@
 #include <sstream>
 #include <string>
 
+#include <gtest/gtest.h>
+
 namespace tailor::testing {
 
 struct Ran {
@@ -36,6 +38,14 @@ inline Ran run_tailor(const std::string& args, const std::string& scratch) {
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+// Bad input: non-zero exit, exactly one line on stderr, and it names `needle`.
+inline void expect_one_line_error(const Ran& r, const std::string& needle) {
+  EXPECT_NE(r.code, 0) << r.out;
+  EXPECT_EQ(r.err_lines(), 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
+  EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << r.err;
 }
 
 }  // namespace tailor::testing

@@ -14,6 +14,7 @@ namespace tailor {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::expect_one_line_error;
 using testing::Ran;
 using testing::run_tailor;
 using testing::slurp;
@@ -34,14 +35,6 @@ class Cli : public ::testing::Test {
                   root_ + "/data --out " + root_ + "/" + out + " " + extra);
   }
   static nlohmann::json json_file(const std::string& path) { return nlohmann::json::parse(slurp(path)); }
-
-  // Bad input: non-zero exit, exactly one line on stderr, and it names `needle`.
-  void expect_one_line_error(const Ran& r, const std::string& needle) {
-    EXPECT_NE(r.code, 0) << r.out;
-    EXPECT_EQ(r.err_lines(), 1) << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
-    EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << r.err;
-  }
 
   static std::string root_;
 };

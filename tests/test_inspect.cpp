@@ -19,6 +19,7 @@ namespace tailor {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::expect_one_line_error;
 using testing::Ran;
 using testing::run_tailor;
 using testing::slurp;
@@ -77,13 +78,6 @@ class Inspect : public ::testing::Test {
   static void TearDownTestSuite() { fs::remove_all(root_); }
 
   static Ran tailor(const std::string& args) { return run_tailor(args, root_); }
-
-  void expect_one_line_error(const Ran& r, const std::string& needle) {
-    EXPECT_NE(r.code, 0) << r.out;
-    EXPECT_EQ(r.err_lines(), 1) << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
-    EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << r.err;
-  }
 
   static std::string root_;
 };

@@ -378,14 +378,8 @@ TEST_F(Serve, TwoHundredConcurrentPredictionsAreAllRight) {
 }
 
 TEST_F(Serve, BadCommandLinesFailWithOneLine) {
-  auto missing = testing::run_tailor("serve " + root_ + "/nope --port 0", root_);
-  EXPECT_NE(missing.code, 0);
-  EXPECT_EQ(missing.err_lines(), 1) << missing.err;
-  EXPECT_NE(missing.err.find("nope"), std::string::npos) << missing.err;
-  auto size = testing::run_tailor("serve " + root_ + "/fcn --max-upload lots", root_);
-  EXPECT_NE(size.code, 0);
-  EXPECT_EQ(size.err_lines(), 1) << size.err;
-  EXPECT_NE(size.err.find("--max-upload"), std::string::npos) << size.err;
+  testing::expect_one_line_error(testing::run_tailor("serve " + root_ + "/nope --port 0", root_), "nope");
+  testing::expect_one_line_error(testing::run_tailor("serve " + root_ + "/fcn --max-upload lots", root_), "--max-upload");
 }
 
 // The acceptance figure: every one of the 10,000 Fashion-MNIST test images through the API gives

@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <filesystem>
 #include <memory>
 
 #include <fmt/format.h>
@@ -14,8 +13,6 @@
 #include "util/error.hpp"
 
 namespace tailor::cli {
-
-std::string checkpoint_path(const std::string& run) { return tailor::checkpoint_path(run); }
 
 namespace {
 struct EvalArgs {

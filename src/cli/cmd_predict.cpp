@@ -1,10 +1,10 @@
 #include <algorithm>
-#include <cmath>
 #include <memory>
 #include <numeric>
 
 #include "cli/commands.hpp"
 #include "data/image.hpp"
+#include "inspect/analysis.hpp"
 #include "kernels/kernels.hpp"
 #include "train/checkpoint.hpp"
 #include "util/error.hpp"
@@ -36,17 +36,13 @@ Run add_predict(CLI::App& app) {
       std::vector<uint8_t> px = to_dataset_format(load_image(path), rows, cols);
       for (size_t i = 0; i < px.size(); ++i) x[i] = (px[i] / 255.0f - m.norm.mean) / m.norm.std;
       ConstView z = m.model->forward(ConstView(x.data(), Shape{1, rows * cols}), Mode::eval);
-      // softmax, max-shifted
-      const float zmax = *std::max_element(z.data, z.data + k);
-      std::vector<double> p(k);
-      double sum = 0;
-      for (int j = 0; j < k; ++j) sum += p[j] = std::exp(static_cast<double>(z.data[j] - zmax));
+      const std::vector<float> p = softmax(z.data, k);
       std::vector<int> order(k);
       std::iota(order.begin(), order.end(), 0);
       std::stable_sort(order.begin(), order.end(), [&](int l, int r) { return p[l] > p[r]; });
       std::printf("%s:", path.c_str());
       for (int j = 0; j < std::min(a->top, k); ++j)
-        std::printf("%s %s %.1f%%", j ? "," : "", m.classes[order[j]].c_str(), 100.0 * p[order[j]] / sum);
+        std::printf("%s %s %.1f%%", j ? "," : "", m.classes[order[j]].c_str(), 100.0 * p[order[j]]);
       std::printf("\n");
     }
     return 0;

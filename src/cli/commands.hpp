@@ -9,9 +9,6 @@ namespace tailor::cli {
 
 using Run = std::function<int()>;
 
-// A run directory or a checkpoint file -> the checkpoint path (eval and predict take either).
-std::string checkpoint_path(const std::string& run);
-
 Run add_train(CLI::App& app);
 Run add_eval(CLI::App& app);
 Run add_predict(CLI::App& app);

@@ -4,15 +4,13 @@
 #include "inspect/render.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
 
 #include <fmt/format.h>
 #include <plplot/plplot.h>
 
+#include "report/png_stream.hpp"
 #include "util/error.hpp"
 
 namespace tailor {
@@ -65,22 +63,11 @@ std::string pl_text(const std::string& s) {
 // Rough width of a line of text in pixels (PLplot cannot measure a string before drawing it).
 double text_width(const std::string& s, double size_px) { return 0.7 * size_px * static_cast<double>(s.size()); }
 
-// One figure on its own PLplot stream, in pixel coordinates from the top-left corner, written to
-// path.tmp and renamed when complete.
+// One figure on its own PNG stream, in pixel coordinates from the top-left corner.
 class Canvas {
  public:
-  Canvas(const std::string& path, int width, int height) : path_(path), w_(width), h_(height) {
-    // PLplot exits the process when it cannot open its output file: find out first.
-    const std::string tmp = path + ".tmp";
-    FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw Error("cannot write " + tmp + ": " + std::strerror(errno));
-    std::fclose(f);
-    plmkstrm(&stream_);
-    plsdev("pngcairo");
-    plsfnam(tmp.c_str());
-    plspage(0, 0, width, height, 0, 0);
-    plscmap0(kR, kG, kB, sizeof(kR) / sizeof(kR[0]));
-    plinit();
+  Canvas(const std::string& path, int width, int height)
+      : png_(path, width, height, kR, kG, kB, static_cast<int>(sizeof(kR) / sizeof(kR[0]))), w_(width), h_(height) {
     pladv(0);
     // Character heights are set in mm; the page's size in mm (plgpage gives no DPI for this
     // driver) converts them to pixels.
@@ -88,15 +75,6 @@ class Canvas {
     plgspa(&x0_mm, &x1_mm, &y0_mm, &y1_mm);
     plgchr(&def_mm, &ht_mm);
     px_per_char_ = def_mm * width / (x1_mm - x0_mm);
-  }
-  Canvas(const Canvas&) = delete;
-  Canvas& operator=(const Canvas&) = delete;
-  ~Canvas() {
-    if (!done_) {
-      plsstrm(stream_);
-      plend1();
-      std::remove((path_ + ".tmp").c_str());
-    }
   }
   int width() const { return w_; }
   // A viewport at pixel box (x, y, w, h) whose world runs wx0..wx1 left to right, wy0..wy1 up.
@@ -113,20 +91,12 @@ class Canvas {
     const double a = angle_deg * M_PI / 180;
     plptex(x, h_ - y, std::cos(a), std::sin(a), just, pl_text(s).c_str());
   }
-  void finish() {
-    plend1();
-    done_ = true;
-    std::error_code ec;
-    std::filesystem::rename(path_ + ".tmp", path_, ec);
-    if (ec) throw Error("cannot write " + path_ + ": " + ec.message());
-  }
+  void finish() { png_.finish(); }
 
  private:
-  std::string path_;
+  PngStream png_;
   int w_, h_;
-  PLINT stream_ = 0;
   double px_per_char_ = 1;
-  bool done_ = false;
 };
 
 // values (rows, cols) row-major, the top row first, clamped to [lo, hi] and drawn through the

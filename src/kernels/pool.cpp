@@ -43,12 +43,14 @@ inline void store_pairs(float* p, const Masks& m, __m512 even, __m512 odd) {
   _mm512_mask_storeu_ps(p + 16, m.hi, _mm512_permutex2var_ps(even, kHigh, odd));
 }
 
-}  // namespace
-
-void maxpool2x2_forward(const float* x, float* y, int64_t planes, int64_t h, int64_t w) {
+// y = max over each 2x2 window of f(x), plane by plane; make(p) gives plane p's element-wise f.
+// On ties the first maximum wins (a, then b, c, d), as in the reference.
+template <class MakeTransform>
+void pool_windows(const float* x, float* y, int64_t planes, int64_t h, int64_t w, MakeTransform make) {
   const int64_t ho = h / 2, wo = w / 2;
 #pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < planes; ++p)
+  for (int64_t p = 0; p < planes; ++p) {
+    const auto f = make(p);
     for (int64_t i = 0; i < ho; ++i) {
       const float* r0 = x + (p * h + 2 * i) * w;
       float* out = y + (p * ho + i) * wo;
@@ -57,12 +59,19 @@ void maxpool2x2_forward(const float* x, float* y, int64_t planes, int64_t h, int
         __m512 a, b, c, d;
         load_pairs(r0 + 2 * j, m, a, b);
         load_pairs(r0 + w + 2 * j, m, c, d);
-        // max(a, b) keeps a on ties (first maximum wins, as the reference)
+        a = f(a), b = f(b), c = f(c), d = f(d);
         const __m512 top = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), a, b);
         const __m512 bottom = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(d, c, _CMP_GT_OQ), c, d);
         _mm512_mask_storeu_ps(out + j, m.out, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(bottom, top, _CMP_GT_OQ), top, bottom));
       }
     }
+  }
+}
+
+}  // namespace
+
+void maxpool2x2_forward(const float* x, float* y, int64_t planes, int64_t h, int64_t w) {
+  pool_windows(x, y, planes, h, w, [](int64_t) { return [](__m512 v) { return v; }; });
 }
 
 void maxpool2x2_backward(const float* x, const float* y, const float* dy, float* dx, int64_t planes, int64_t h,
@@ -99,30 +108,14 @@ void maxpool2x2_backward(const float* x, const float* y, const float* dy, float*
 
 void affine_relu_maxpool2x2(const float* x, const float* scale, const float* shift, float* y, int64_t n, int64_t c,
                             int64_t h, int64_t w) {
-  const int64_t ho = h / 2, wo = w / 2;
-  const __m512 zero = _mm512_setzero_ps();
-  // relu(v) as batch norm computes it, std::max(v, 0): 0 where v < 0, else v.
-  auto relu = [&](__m512 v) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero); };
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < n * c; ++p) {
-    const __m512 a = _mm512_set1_ps(scale[p % c]), b = _mm512_set1_ps(shift[p % c]);
-    auto affine = [&](__m512 v) { return relu(_mm512_add_ps(_mm512_mul_ps(v, a), b)); };
-    for (int64_t i = 0; i < ho; ++i) {
-      const float* r0 = x + (p * h + 2 * i) * w;
-      float* out = y + (p * ho + i) * wo;
-      for (int64_t j = 0; j < wo; j += 16) {
-        const Masks m(wo - j);
-        __m512 e0, o0, e1, o1;
-        load_pairs(r0 + 2 * j, m, e0, o0);
-        load_pairs(r0 + w + 2 * j, m, e1, o1);
-        e0 = affine(e0), o0 = affine(o0), e1 = affine(e1), o1 = affine(o1);
-        // The first maximum wins, as in maxpool2x2_forward (this matters only for -0 against +0).
-        const __m512 top = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(o0, e0, _CMP_GT_OQ), e0, o0);
-        const __m512 bottom = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(o1, e1, _CMP_GT_OQ), e1, o1);
-        _mm512_mask_storeu_ps(out + j, m.out, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(bottom, top, _CMP_GT_OQ), top, bottom));
-      }
-    }
-  }
+  pool_windows(x, y, n * c, h, w, [&](int64_t p) {
+    const __m512 a = _mm512_set1_ps(scale[p % c]), b = _mm512_set1_ps(shift[p % c]), zero = _mm512_setzero_ps();
+    // Multiply, add, then relu as batch norm computes it, std::max(v, 0): 0 where v < 0, else v.
+    return [=](__m512 v) {
+      const __m512 t = _mm512_add_ps(_mm512_mul_ps(v, a), b);
+      return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, zero, _CMP_LT_OQ), t, zero);
+    };
+  });
 }
 
 #else  // no AVX-512: the reference loops

@@ -55,7 +55,7 @@ void BatchNorm::forward_rows(ConstView x, View y, Mode mode) {
   } else {
     for (int64_t c = 0; c < c_; ++c) {
       mean[c] = running_mean_.value[c];
-      inv[c] = 1.0f / std::sqrt(running_var_.value[c] + eps_);
+      inv[c] = eval_inv_std(c);
     }
   }
   const float* g = weight_.value;

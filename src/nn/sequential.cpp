@@ -1,5 +1,7 @@
 #include "nn/sequential.hpp"
 
+#include <algorithm>
+
 #include "kernels/pool.hpp"
 #include "nn/batchnorm.hpp"
 #include "nn/pool.hpp"
@@ -47,6 +49,19 @@ void Sequential::finalize(const Shape& item_shape) {
   acts_.resize(layers_.size());
   act_grads_.resize(layers_.size());
   out_shapes_.resize(layers_.size());
+  // The batch norms (with fused relu) that infer runs together with the 2x2 max-pool after them.
+  fused_pool_bn_.assign(layers_.size(), nullptr);
+  size_t widest = 0;
+  for (size_t i = 0; i + 1 < layers_.size(); ++i) {
+    auto* bn = dynamic_cast<const BatchNorm*>(layers_[i].get());
+    auto* pool = dynamic_cast<const MaxPool2d*>(layers_[i + 1].get());
+    if (bn && pool && bn->spatial() && bn->fused_relu() && pool->kernel() == 2) {
+      fused_pool_bn_[i] = bn;
+      widest = std::max(widest, static_cast<size_t>(bn->channels()));
+    }
+  }
+  fold_scale_.resize(widest);
+  fold_shift_.resize(widest);
 }
 
 std::vector<Shape> Sequential::shapes(int64_t n) const {
@@ -80,7 +95,11 @@ void Sequential::reserve(int64_t n, bool with_grads) {
   }
 }
 
-ConstView Sequential::forward(ConstView x, Mode mode) {
+ConstView Sequential::forward(ConstView x, Mode mode) { return run(x, mode, false); }
+
+ConstView Sequential::infer(ConstView x) { return run(x, Mode::eval, true); }
+
+ConstView Sequential::run(ConstView x, Mode mode, bool fuse) {
   const int64_t n = x.shape[0];
   if (x.shape.per_item() != item_shape_.numel())
     throw Error("model input " + x.shape.str() + " does not match item shape " + item_shape_.str());
@@ -89,30 +108,12 @@ ConstView Sequential::forward(ConstView x, Mode mode) {
   for (size_t i = 0; i < layers_.size(); ++i) {
     // Shapes only change with n, so this is a cheap recomputation of a cached value.
     if (out_shapes_[i].rank() == 0 || out_shapes_[i][0] != n) out_shapes_[i] = layers_[i]->output_shape(in.shape);
-    View out{acts_[i].data(), out_shapes_[i]};
-    layers_[i]->forward(in, out, mode);
-    in = out;
-  }
-  return in;
-}
-
-ConstView Sequential::infer(ConstView x) {
-  const int64_t n = x.shape[0];
-  if (x.shape.per_item() != item_shape_.numel())
-    throw Error("model input " + x.shape.str() + " does not match item shape " + item_shape_.str());
-  reserve(n, false);
-  ConstView in(x.data, Shape::batched(n, item_shape_));
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    if (out_shapes_[i].rank() == 0 || out_shapes_[i][0] != n) out_shapes_[i] = layers_[i]->output_shape(in.shape);
-    auto* bn = dynamic_cast<const BatchNorm*>(layers_[i].get());
-    auto* pool = i + 1 < layers_.size() ? dynamic_cast<const MaxPool2d*>(layers_[i + 1].get()) : nullptr;
-    if (bn && pool && bn->spatial() && bn->fused_relu() && pool->kernel() == 2) {
+    if (fuse && fused_pool_bn_[i]) {
+      // Batch norm + relu + pool in one pass, straight into the pool's output buffer.
       const Shape& s = in.shape;  // (N, C, H, W)
       if (out_shapes_[i + 1].rank() == 0 || out_shapes_[i + 1][0] != n)
         out_shapes_[i + 1] = layers_[i + 1]->output_shape(out_shapes_[i]);
-      fold_scale_.resize(static_cast<size_t>(s[1]));
-      fold_shift_.resize(static_cast<size_t>(s[1]));
-      bn->eval_affine(fold_scale_.data(), fold_shift_.data());
+      fused_pool_bn_[i]->eval_affine(fold_scale_.data(), fold_shift_.data());
       View out{acts_[i + 1].data(), out_shapes_[i + 1]};
       kernels::affine_relu_maxpool2x2(in.data, fold_scale_.data(), fold_shift_.data(), out.data, s[0], s[1], s[2], s[3]);
       in = out;
@@ -120,7 +121,7 @@ ConstView Sequential::infer(ConstView x) {
       continue;
     }
     View out{acts_[i].data(), out_shapes_[i]};
-    layers_[i]->forward(in, out, Mode::eval);
+    layers_[i]->forward(in, out, mode);
     in = out;
   }
   return in;

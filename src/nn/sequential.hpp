@@ -7,6 +7,8 @@
 
 namespace tailor {
 
+class BatchNorm;
+
 class Sequential {
  public:
   void add(LayerPtr layer) { layers_.push_back(std::move(layer)); }
@@ -41,6 +43,8 @@ class Sequential {
 
  private:
   void reserve(int64_t n, bool with_grads);
+  // forward, with batch norm + relu + max-pool pairs run as one pass when `fuse`.
+  ConstView run(ConstView x, Mode mode, bool fuse);
 
   std::vector<LayerPtr> layers_;
   Shape item_shape_;
@@ -50,6 +54,7 @@ class Sequential {
   std::vector<Buffer> acts_, act_grads_;  // per layer output: (N, ...) for the largest N seen
   std::vector<Shape> out_shapes_;          // per layer, current batch
   int64_t capacity_ = 0, grad_capacity_ = 0;
+  std::vector<const BatchNorm*> fused_pool_bn_;  // per layer: a batch norm infer fuses with the next layer's pool
   std::vector<float> fold_scale_, fold_shift_;  // (C) of the batch norm being fused in infer
 };
 

@@ -8,6 +8,7 @@
 
 #include <plplot/plplot.h>
 
+#include "report/png_stream.hpp"
 #include "sweep/run_data.hpp"
 #include "util/error.hpp"
 
@@ -36,23 +37,12 @@ struct Range {
   }
 };
 
-// One figure on its own PLplot stream, written to path.tmp and renamed when complete.
+// One chart on its own PNG stream.
 class Figure {
  public:
-  Figure(const std::string& path, int width, int height) : path_(path) {
-    plmkstrm(&stream_);
-    plsdev("pngcairo");
-    plsfnam((path + ".tmp").c_str());
-    plspage(0, 0, width, height, 0, 0);
-    plscmap0(kR, kG, kB, sizeof(kR) / sizeof(kR[0]));
-    plinit();
+  Figure(const std::string& path, int width, int height)
+      : png_(path, width, height, kR, kG, kB, static_cast<int>(sizeof(kR) / sizeof(kR[0]))) {
     plschr(0, 0.85);
-  }
-  ~Figure() {
-    if (!done_) {
-      plend1();
-      std::remove((path_ + ".tmp").c_str());
-    }
   }
   // Axes box with a light grid, then labels, in a viewport that leaves room for a legend.
   void axes(const Range& x, const Range& y, bool log_x, const std::string& title, const std::string& xl,
@@ -87,18 +77,10 @@ class Figure {
              0, 1, 1, 0, 0, n, opt.data(), 0.8, text_scale, 1.6, 0.0, tc.data(), text.data(), nullptr, nullptr,
              nullptr, nullptr, lc.data(), ls.data(), lw.data(), sc.data(), ss.data(), sn.data(), sym.data());
   }
-  void finish() {
-    plend1();
-    done_ = true;
-    std::error_code ec;
-    std::filesystem::rename(path_ + ".tmp", path_, ec);
-    if (ec) throw Error("cannot write " + path_ + ": " + ec.message());
-  }
+  void finish() { png_.finish(); }
 
  private:
-  std::string path_;
-  PLINT stream_ = 0;
-  bool done_ = false;
+  PngStream png_;
 };
 
 }  // namespace

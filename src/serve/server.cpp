@@ -214,16 +214,14 @@ struct Server::Impl {
 
       const int64_t k = r->m.spec.classes;
       std::vector<float> probs, sal;
+      int64_t best = 0;  // the arg-max of the logits, as `tailor eval` counts
       {
         std::lock_guard<std::mutex> lock(r->mu);
         ConstView z = r->m.model->infer(ConstView(x.data(), Shape{1, static_cast<int64_t>(x.size())}));
         probs = softmax(z.data, k);
-        if (saliency) {
-          const int64_t best = std::max_element(z.data, z.data + k) - z.data;
-          sal = normalise_map(gradient_saliency(*r->m.model, x.data(), best));
-        }
+        best = std::max_element(z.data, z.data + k) - z.data;
+        if (saliency) sal = normalise_map(gradient_saliency(*r->m.model, x.data(), best));
       }
-      const int64_t best = std::max_element(probs.begin(), probs.end()) - probs.begin();
       std::vector<int64_t> order(static_cast<size_t>(k));
       std::iota(order.begin(), order.end(), 0);
       std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return probs[a] > probs[b]; });

@@ -7,19 +7,6 @@
 
 #include "report/assets.hpp"
 
-#if defined(TAILOR_APP_INDEX_HTML)
-// .incbin copies each file into read-only data at build time (as src/report/assets.cpp does).
-#define TAILOR_APP_INCBIN(sym, path)                                                \
-  __asm__(".section .rodata\n.balign 16\n.global " #sym "\n" #sym ":\n.incbin \"" path \
-          "\"\n.global " #sym "_end\n" #sym "_end:\n.byte 0\n.previous\n");          \
-  extern "C" const char sym[];                                                      \
-  extern "C" const char sym##_end[];
-
-TAILOR_APP_INCBIN(tailor_app_index_html, TAILOR_APP_INDEX_HTML)
-TAILOR_APP_INCBIN(tailor_app_js, TAILOR_APP_JS)
-TAILOR_APP_INCBIN(tailor_app_css, TAILOR_APP_CSS)
-#endif
-
 namespace tailor::serve {
 
 const char* mime_type(std::string_view name) {
@@ -40,11 +27,9 @@ std::optional<StaticFile> builtin_file(std::string_view name) {
   if (name == "vega.min.js") content = web.vega;
   else if (name == "vega-lite.min.js") content = web.vega_lite;
   else if (name == "vega-embed.min.js") content = web.vega_embed;
-#if defined(TAILOR_APP_INDEX_HTML)
-  else if (name == "index.html") content = {tailor_app_index_html, static_cast<size_t>(tailor_app_index_html_end - tailor_app_index_html)};
-  else if (name == "app.js") content = {tailor_app_js, static_cast<size_t>(tailor_app_js_end - tailor_app_js)};
-  else if (name == "app.css") content = {tailor_app_css, static_cast<size_t>(tailor_app_css_end - tailor_app_css)};
-#endif
+  else if (name == "index.html") content = web.app_html;
+  else if (name == "app.js") content = web.app_js;
+  else if (name == "app.css") content = web.app_css;
   if (content.empty()) return std::nullopt;
   return StaticFile{content, mime_type(name)};
 }

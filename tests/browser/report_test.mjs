@@ -2,23 +2,18 @@
 // checks that the charts rendered: no console errors, every chart has drawn marks, picking a run
 // in a legend dims the others, and the screenshot is not blank.
 //   node tests/browser/report_test.mjs WEB_DIR REPORT_HTML SCREENSHOT_PNG
-import { createRequire } from 'node:module';
 import { statSync } from 'node:fs';
 import path from 'node:path';
+import { launchChromium } from './chromium.mjs';
 
 const [webDir, report, shot] = process.argv.slice(2);
-const require = createRequire(path.resolve(webDir, 'package.json'));
-const { chromium } = require('playwright-core');
 
 function fail(msg) {
   console.error('FAIL: ' + msg);
   process.exitCode = 1;
 }
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
+const browser = await launchChromium(webDir);
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const errors = [];

@@ -2,17 +2,15 @@
 // upload a test picture and compare run 0's answer with `tailor predict`, tick runs off and on,
 // click a confusion-matrix cell and one of its images, and see that an API error is shown.
 //   node tests/browser/serve_test.mjs WEB_DIR URL ITEM_PNG EXPECTED_CLASS_OF_RUN_0 SCREENSHOT_PNG
-import { createRequire } from 'node:module';
 import { statSync } from 'node:fs';
 import path from 'node:path';
+import { launchChromium } from './chromium.mjs';
 
 const [webDir, url, itemPng, expected, shot] = process.argv.slice(2);
 if (!shot) {
   console.error('usage: node serve_test.mjs WEB_DIR URL ITEM_PNG EXPECTED_CLASS SCREENSHOT_PNG');
   process.exit(2);
 }
-const require = createRequire(path.resolve(webDir, 'package.json'));
-const { chromium } = require('playwright-core');
 const WAIT = { timeout: 20000 };
 
 let failures = 0;
@@ -80,10 +78,7 @@ async function chartsAgree(page, when) {
   }
 }
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
+const browser = await launchChromium(webDir);
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const errors = [];
