@@ -3,7 +3,7 @@
 #   scripts/setup.sh           build, run and test dependencies
 #   scripts/setup.sh --torch   also python3-torch (PyTorch reference files and the speed comparison)
 set -euo pipefail
-packages=(cmake g++ make pkg-config libdnnl-dev libopenblas-dev libcli11-dev libtomlplusplus-dev
+packages=(cmake g++ make pkg-config libdnnl-dev libcli11-dev libtomlplusplus-dev
           nlohmann-json3-dev libfmt-dev zlib1g-dev libpng-dev libgtest-dev libbenchmark-dev
           libjpeg-dev libcpp-httplib-dev dataset-fashion-mnist chromium libplplot-dev plplot-driver-cairo)
 command -v node > /dev/null || packages+=(nodejs)

@@ -1,4 +1,4 @@
-// House rule 1: every fast kernel (OpenBLAS gemm, oneDNN convolution) matches its naive reference
+// House rule 1: every fast kernel (oneDNN gemm and convolution) matches its naive reference
 // in kernels::ref over a grid of shapes, odd sizes and size 1 included.
 //
 // Tolerances are relative to the size of the sum each output is made of, not to the output
@@ -380,7 +380,7 @@ namespace tailor {
 namespace {
 
 // gemm split over two threads by row or column blocks: correct (against the reference), and
-// the same bits on every call at that thread count. (Not the same bits as one thread: OpenBLAS
+// the same bits on every call at that thread count. (Not the same bits as one thread: sgemm
 // blocks a smaller problem differently.)
 TEST(GemmThreads, TwoThreadsAreCorrectAndRepeatable) {
   Rng rng(22);

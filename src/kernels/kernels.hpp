@@ -8,11 +8,11 @@
 namespace tailor::kernels {
 
 // C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C, op(X) = X or X^T.
-// Routed to OpenBLAS sgemm.
+// Routed to oneDNN sgemm (kernels/gemm.cpp).
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc);
 
-// Threads used by every kernel (OpenMP for oneDNN, OpenBLAS's own pool). Call before training.
+// Threads used by every kernel (oneDNN's OpenMP runtime). Call before training.
 void set_threads(int threads);
 int threads();
 

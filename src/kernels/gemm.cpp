@@ -1,5 +1,9 @@
-// OpenBLAS routing for gemm and the thread setting shared with oneDNN's OpenMP runtime.
-#include <cblas.h>
+// gemm routed to oneDNN's sgemm, and the thread setting shared with oneDNN's OpenMP runtime.
+// Chosen by measurement (docs/performance.md): on this machine's cores (AMD family 1Ah, full-width
+// AVX-512) oneDNN's sgemm reaches 224 GFLOP/s per core at 1024^3 against OpenBLAS 0.3.21's 126,
+// and an FCN-100k epoch on one thread takes 0.18 s against 0.29 s: Debian's OpenBLAS does not know
+// the core and runs its AVX2 (Haswell) kernels.
+#include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -17,8 +21,9 @@ namespace {
 
 void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
            int ldb, float beta, float* c, int ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
-              k, alpha, a, lda, b, ldb, beta, c, ldc);
+  // Row-major, like cblas_sgemm with CblasRowMajor. Inside the OpenMP regions below it runs on
+  // the calling thread; outside them on the threads set by set_threads.
+  dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace
@@ -26,7 +31,7 @@ void sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, i
 // Threads split C into blocks of whole rows (or whole columns when C is short and wide) and run
 // one single-threaded sgemm each, on the OpenMP threads the rest of the step uses. The split is
 // fixed by the shape and thread count, so results are bit-identical run to run at a given thread
-// count (not across thread counts: OpenBLAS blocks the smaller problems differently).
+// count (not across thread counts: the smaller problems are blocked differently).
 void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc) {
   if (m == 0 || n == 0) return;
@@ -59,10 +64,6 @@ void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, in
 
 void set_threads(int threads) {
   g_threads = threads < 1 ? 1 : threads;
-  // OpenBLAS stays on the calling thread: its own pool and OpenMP's spinning workers would fight
-  // over the same cores (measured: a third of a CNN epoch lost to sched_yield and spin-waits).
-  // The GEMMs here are small; parallelism comes from OpenMP around them.
-  openblas_set_num_threads(1);
   omp_set_num_threads(g_threads);
 }
 
