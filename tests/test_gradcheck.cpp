@@ -236,9 +236,14 @@ TEST_F(GradCheck, SoftmaxCrossEntropyLabelSmoothing) { check_cross_entropy(0.1f)
 // the first, middle and last element of every parameter tensor and a few input elements, which
 // exercises every layer's backward chained through the Sequential's buffers.
 
-void check_model(const ModelSpec& spec, int64_t batch) {
+void check_model(const ModelSpec& spec, int64_t batch, bool channels_last = true) {
   Rng rng(25);
   auto model = build_model(spec, 1);
+  if (!channels_last) {
+    model->allow_channels_last(false);
+    model->finalize(model->item_shape());
+  }
+  EXPECT_EQ(model->channels_last(), channels_last && spec.family == Family::cnn);
   init_params(*model, InitKind::kaiming_uniform, spec.activation, rng);
   const Shape x_shape = Shape::batched(batch, model->item_shape());
   std::vector<float> x = uniform(x_shape, -1, 1, rng);
@@ -303,7 +308,17 @@ TEST_F(GradCheck, CnnModelWithBatchNorm) {
   spec.batchnorm = true;
   spec.dropout = 0;
   spec.height = 9, spec.width = 7, spec.classes = 3;
-  check_model(spec, 5);
+  check_model(spec, 5);  // the convolution blocks channels last, as trained
+}
+
+TEST_F(GradCheck, CnnModelWithBatchNormPlanar) {
+  ModelSpec spec = default_spec(Family::cnn);
+  spec.channels = {3, 4};
+  spec.hidden = {6};
+  spec.batchnorm = true;
+  spec.dropout = 0;
+  spec.height = 9, spec.width = 7, spec.classes = 3;
+  check_model(spec, 5, false);
 }
 
 }  // namespace

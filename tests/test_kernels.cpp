@@ -6,6 +6,7 @@
 // bounded by a few float epsilons times sum |term| (cancellation can make the result tiny while
 // the rounding error stays the size of the terms).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -162,15 +163,40 @@ ConvBuffers random_conv_inputs(const kernels::Conv2dShape& s, Rng& rng) {
           random_vector(static_cast<size_t>(s.cout), rng), random_vector(y_size(s), rng)};
 }
 
+// (N, C, H, W) <-> (N, H, W, C) for the channels-last kernels, written out here independently of
+// kernels::nchw_to_nhwc (which ChannelsLastTransposes checks against these).
+std::vector<float> to_nhwc(const std::vector<float>& v, int64_t n, int64_t c, int64_t h, int64_t w) {
+  std::vector<float> out(v.size());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < c; ++k)
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x) out[((i * h + y) * w + x) * c + k] = v[((i * c + k) * h + y) * w + x];
+  return out;
+}
+std::vector<float> to_nchw(const std::vector<float>& v, int64_t n, int64_t c, int64_t h, int64_t w) {
+  std::vector<float> out(v.size());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < c; ++k)
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x) out[((i * c + k) * h + y) * w + x] = v[((i * h + y) * w + x) * c + k];
+  return out;
+}
+
+// With s.channels_last the kernel gets x and dy as (N, H, W, C) and its y and dx are turned
+// back into (N, C, H, W) before the comparison with the planar reference.
 void check_conv(const kernels::Conv2dShape& s, Rng& rng) {
-  const std::string what = describe(s);
+  const std::string what = describe(s) + (s.channels_last ? " channels last" : "");
   SCOPED_TRACE(what);
   const ConvBuffers in = random_conv_inputs(s, rng);
   kernels::Conv2dKernel kernel(s);
+  const bool cl = s.channels_last;
+  const std::vector<float> x_in = cl ? to_nhwc(in.x, s.n, s.cin, s.h, s.w) : in.x;
+  const std::vector<float> dy_in = cl ? to_nhwc(in.dy, s.n, s.cout, s.ho(), s.wo()) : in.dy;
 
   // Outputs start as NaN: every kernel must overwrite all of its output.
   std::vector<float> y(y_size(s), kNaN), y_ref(y_size(s));
-  kernel.forward(in.x.data(), in.w.data(), in.b.data(), y.data());
+  kernel.forward(x_in.data(), in.w.data(), in.b.data(), y.data());
+  if (cl) y = to_nchw(y, s.n, s.cout, s.ho(), s.wo());
   kernels::ref::conv2d_forward(s, in.x.data(), in.w.data(), in.b.data(), y_ref.data());
   // magnitude of y = |bias| + sum |x| |w| over the receptive field (the reference run on |.|)
   std::vector<float> y_mag(y_size(s));
@@ -180,7 +206,8 @@ void check_conv(const kernels::Conv2dShape& s, Rng& rng) {
   expect_near_ref(y, y_ref, y_mag, 1e-5, 1e-6, "forward y");
 
   std::vector<float> dx(x_size(s), kNaN), dx_ref(x_size(s)), dx_mag(x_size(s));
-  kernel.backward_data(in.dy.data(), in.w.data(), dx.data());
+  kernel.backward_data(dy_in.data(), in.w.data(), dx.data());
+  if (cl) dx = to_nchw(dx, s.n, s.cin, s.h, s.w);
   kernels::ref::conv2d_backward_data(s, in.dy.data(), in.w.data(), dx_ref.data());
   kernels::ref::conv2d_backward_data(s, abs_dy.data(), abs_w.data(), dx_mag.data());
   expect_near_ref(dx, dx_ref, dx_mag, 1e-5, 1e-6, "backward_data dx");
@@ -189,7 +216,7 @@ void check_conv(const kernels::Conv2dShape& s, Rng& rng) {
   // the same relative bound holds (worst seen: 3% of it).
   std::vector<float> dw(w_size(s), kNaN), dw_ref(w_size(s)), dw_mag(w_size(s));
   std::vector<float> db(s.cout, kNaN), db_ref(s.cout), db_mag(s.cout);
-  kernel.backward_weights(in.x.data(), in.dy.data(), dw.data(), db.data());
+  kernel.backward_weights(x_in.data(), dy_in.data(), dw.data(), db.data());
   kernels::ref::conv2d_backward_weights(s, in.x.data(), in.dy.data(), dw_ref.data(), db_ref.data());
   kernels::ref::conv2d_backward_weights(s, abs_x.data(), abs_dy.data(), dw_mag.data(),
                                         db_mag.data());
@@ -265,6 +292,18 @@ TEST(Conv2dKernel, MatchesReferenceOverShapeGrid) {
   }
 }
 
+// The same grid with activations channels last (nhwc at the seam; for a single input channel
+// oneDNN's blocked output is taken as it is, since its bytes are nhwc's).
+TEST(Conv2dKernel, ChannelsLastMatchesReferenceOverShapeGrid) {
+  kernels::set_threads(2);
+  Rng rng(3);
+  for (auto s : conv_grid()) {
+    s.channels_last = true;
+    check_conv(s, rng);
+    if (HasFailure()) return;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Determinism: at a fixed thread count, repeated calls give bit-identical outputs (no
 // order-dependent reductions across threads), so a run is reproduced by its seed and threads.
@@ -313,6 +352,70 @@ TEST(Conv2dKernel, ReportsItsImplementation) {
   kernels::Conv2dKernel kernel(kernels::Conv2dShape{});
   EXPECT_FALSE(kernel.impl_name().empty());
   RecordProperty("conv_impl", kernel.impl_name());
+}
+
+// Channels last: the pooling kernels on (N, H, W, C) equal the planar reference on the
+// transposed arrays, bit for bit, for channel counts below, at and above a vector of 16, odd
+// sizes (a last row and column in no window) and ties.
+TEST(MaxPool2x2Kernel, ChannelsLastMatchesReferenceIncludingTies) {
+  Rng rng(24);
+  const int64_t sizes[][4] = {{1, 1, 2, 2}, {2, 3, 5, 7}, {3, 16, 28, 28}, {2, 32, 14, 14}, {2, 20, 9, 6}, {1, 48, 7, 7}};
+  for (const auto& s : sizes) {
+    const int64_t n = s[0], c = s[1], h = s[2], w = s[3], ho = h / 2, wo = w / 2;
+    for (bool ties : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << n << "x" << c << "x" << h << "x" << w << (ties ? " ties" : ""));
+      std::vector<float> x(n * c * h * w), dy(n * c * ho * wo);
+      for (auto& v : x) v = ties ? static_cast<float>(rng.below(3)) : rng.normal();
+      for (auto& v : dy) v = rng.normal();
+      std::vector<float> y_ref(dy.size()), dx_ref(x.size());
+      kernels::ref::maxpool2x2_forward(x.data(), y_ref.data(), n * c, h, w);
+      kernels::ref::maxpool2x2_backward(x.data(), y_ref.data(), dy.data(), dx_ref.data(), n * c, h, w);
+      const std::vector<float> xl = to_nhwc(x, n, c, h, w), dyl = to_nhwc(dy, n, c, ho, wo);
+      std::vector<float> y(dy.size(), kNaN), dx(x.size(), kNaN), y_nhwc_ref(dy.size(), kNaN);
+      kernels::maxpool2x2_forward_nhwc(xl.data(), y.data(), n, h, w, c);
+      EXPECT_EQ(to_nchw(y, n, c, ho, wo), y_ref);
+      kernels::ref::maxpool2x2_forward_nhwc(xl.data(), y_nhwc_ref.data(), n, h, w, c);
+      EXPECT_EQ(y, y_nhwc_ref);
+      kernels::maxpool2x2_backward_nhwc(xl.data(), y.data(), dyl.data(), dx.data(), n, h, w, c);
+      EXPECT_EQ(to_nchw(dx, n, c, h, w), dx_ref);
+    }
+  }
+}
+
+TEST(AffineReluMaxPoolKernel, ChannelsLastMatchesReferenceAndTheUnfusedSteps) {
+  Rng rng(25);
+  const int64_t sizes[][4] = {{1, 1, 2, 2}, {2, 3, 5, 7}, {3, 16, 28, 28}, {2, 32, 14, 14}, {2, 20, 9, 6}};
+  for (const auto& s : sizes) {
+    const int64_t n = s[0], c = s[1], h = s[2], w = s[3];
+    for (bool ties : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << n << "x" << c << "x" << h << "x" << w << (ties ? " ties" : ""));
+      std::vector<float> x(n * c * h * w), scale(c), shift(c);
+      for (auto& v : x) v = ties ? static_cast<float>(static_cast<int>(rng.below(5)) - 2) : rng.normal();
+      for (auto& v : scale) v = ties ? (rng.below(2) ? 1.0f : -1.0f) : rng.normal();
+      for (auto& v : shift) v = ties ? 0.0f : 0.5f * rng.normal();
+      const size_t out = static_cast<size_t>(n * c * (h / 2) * (w / 2));
+      std::vector<float> y(out, kNaN), y_ref(out, kNaN), y_steps(out, kNaN), bn(x.size());
+      kernels::affine_relu_maxpool2x2_nhwc(x.data(), scale.data(), shift.data(), y.data(), n, h, w, c);
+      kernels::ref::affine_relu_maxpool2x2_nhwc(x.data(), scale.data(), shift.data(), y_ref.data(), n, h, w, c);
+      for (size_t i = 0; i < x.size(); ++i) bn[i] = std::max(x[i] * scale[i % c] + shift[i % c], 0.0f);
+      kernels::maxpool2x2_forward_nhwc(bn.data(), y_steps.data(), n, h, w, c);
+      EXPECT_EQ(0, std::memcmp(y.data(), y_ref.data(), out * sizeof(float)));
+      EXPECT_EQ(0, std::memcmp(y.data(), y_steps.data(), out * sizeof(float)));
+    }
+  }
+}
+
+TEST(ChannelsLastTransposes, RoundTripAndMatchTheLoops) {
+  Rng rng(26);
+  for (const auto& s : std::vector<std::array<int64_t, 4>>{{1, 1, 1, 1}, {2, 3, 5, 7}, {64, 32, 7, 7}}) {
+    const int64_t n = s[0], c = s[1], h = s[2], w = s[3];
+    const std::vector<float> x = random_vector(n * c * h * w, rng);
+    std::vector<float> l(x.size(), kNaN), back(x.size(), kNaN);
+    kernels::nchw_to_nhwc(x.data(), l.data(), n, c, h, w);
+    EXPECT_EQ(l, to_nhwc(x, n, c, h, w));
+    kernels::nhwc_to_nchw(l.data(), back.data(), n, c, h, w);
+    EXPECT_EQ(back, x);
+  }
 }
 
 }  // namespace

@@ -113,12 +113,18 @@ TEST_P(LossCase, MatchesTorchCrossEntropy) {
 
 INSTANTIATE_TEST_SUITE_P(TorchReference, LossCase, ::testing::Values("cross_entropy", "cross_entropy_large"));
 
-TEST(TorchReference, WholeCnnForwardBackward) {
+class WholeCnn : public ::testing::TestWithParam<bool> {};
+
+// The committed PyTorch model, with tailor's convolution blocks channels last (as it trains) and
+// planar.
+TEST_P(WholeCnn, ForwardBackwardMatchTorch) {
   const json c = load("model_cnn");
   Sequential model;
   for (const json& l : c.at("layers")) model.add(layer_from_json(l));
   const Shape in = shape(c.at("input_shape"));
+  model.allow_channels_last(GetParam());
   model.finalize(Shape{in[1], in[2], in[3]});
+  ASSERT_EQ(model.channels_last(), GetParam());
   ASSERT_EQ(model.params().size(), c.at("params").size());
   for (size_t i = 0; i < model.params().size(); ++i) {
     const json& p = c.at("params")[i];
@@ -151,6 +157,9 @@ TEST(TorchReference, WholeCnnForwardBackward) {
     expect_close(std::vector<float>(p->value, p->value + p->numel()), floats(b.at("value")), *it);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(TorchReference, WholeCnn, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "ChannelsLast" : "Planar"; });
 
 class OptimCase : public ::testing::TestWithParam<std::string> {};
 

@@ -1,9 +1,12 @@
-// Convolution through oneDNN. Activations and weights stay in PyTorch's plain layouts (nchw,
-// oihw) at the seam so the layer contract and the optimizer's flat arena see ordinary arrays.
-// Inside, each primitive gets the layout it is fastest in (format_tag::any, usually nChw16c for
-// the AVX-512 jit kernels) and reorders to and from the plain arrays are added where needed.
-// Measured on the CNN-100k epoch: plain-layout gemm:jit 6.5 s, blocked jit:avx512_core see
-// docs/performance.md.
+// Convolution through oneDNN. Activations and weights are plain arrays at the seam (nchw or nhwc,
+// oihw) so the layers and the optimizer's flat arena see ordinary arrays.
+// nchw: each primitive gets the layout it is fastest in (format_tag::any, usually nChw16c for the
+// AVX-512 jit kernels) and reorders to and from the plain arrays are added where needed.
+// nhwc (channels_last): the primitives work on the arrays directly. A reorder of a CNN-100k's
+// activations cost as much as a third of its convolutions' time; oneDNN's nhwc kernels are as fast
+// as its blocked ones except when a single input channel is convolved, where the blocked output
+// (nChw16c with 16 channels) has the same bytes as nhwc and is taken as it is.
+// Measured on the CNN-100k epoch: see docs/performance.md.
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -25,6 +28,47 @@ void run(const dnnl::primitive& p, dnnl::stream& s, const std::array<dnnl_exec_a
   dnnl_primitive_execute(p.get(), s.get(), static_cast<int>(N), args.data());
 }
 
+// Byte offset of element idx in a plain or blocked layout (single-level blocks), or -1 if the
+// layout is of another kind.
+int64_t offset_of(const dnnl_memory_desc_t& d, const int64_t* idx) {
+  if (d.format_kind != dnnl_blocked) return -1;
+  const auto& b = d.format_desc.blocking;
+  int64_t block[DNNL_MAX_NDIMS];
+  for (int i = 0; i < d.ndims; ++i) block[i] = 1;
+  for (int k = 0; k < b.inner_nblks; ++k) {
+    if (block[b.inner_idxs[k]] != 1) return -1;  // two-level blocking: not handled
+    block[b.inner_idxs[k]] = b.inner_blks[k];
+  }
+  int64_t off = d.offset0, inner_stride = 1;
+  for (int k = b.inner_nblks - 1; k >= 0; --k) {
+    off += (idx[b.inner_idxs[k]] % b.inner_blks[k]) * inner_stride;
+    inner_stride *= b.inner_blks[k];
+  }
+  for (int i = 0; i < d.ndims; ++i) off += (idx[i] / block[i]) * b.strides[i];
+  return off;
+}
+
+// Whether two layouts of the same dims put every element at the same place (nChw16c with 16
+// channels is nhwc, for example). Plain and single-level blocked offsets are sums of one term per
+// dimension, so comparing each dimension's terms with the others at 0 decides it.
+bool same_bytes(const dnnl::memory::desc& a, const dnnl::memory::desc& b) {
+  if (a == b) return true;
+  const dnnl_memory_desc_t &x = a.data, &y = b.data;
+  if (x.ndims != y.ndims || x.data_type != y.data_type || a.get_size() != b.get_size()) return false;
+  for (int i = 0; i < x.ndims; ++i)
+    if (x.dims[i] != y.dims[i]) return false;
+  int64_t idx[DNNL_MAX_NDIMS] = {};
+  if (offset_of(x, idx) != offset_of(y, idx) || offset_of(x, idx) < 0) return false;
+  for (int i = 0; i < x.ndims; ++i) {
+    for (int64_t v = 1; v < x.dims[i]; ++v) {
+      idx[i] = v;
+      if (offset_of(x, idx) != offset_of(y, idx)) return false;
+    }
+    idx[i] = 0;
+  }
+  return true;
+}
+
 // A user array in plain layout and, when the primitive wants another layout, a buffer of that
 // layout with the reorder between them.
 struct Operand {
@@ -35,9 +79,9 @@ struct Operand {
   void init(const dnnl::memory::desc& plain, const dnnl::memory::desc& wanted, const dnnl::engine& eng,
             bool input, bool output) {
     user = dnnl::memory(plain, eng, DNNL_MEMORY_NONE);
-    reordered = plain != wanted;
+    reordered = !same_bytes(plain, wanted);
     if (!reordered) {
-      inner = user;
+      inner = plain == wanted ? user : dnnl::memory(wanted, eng, DNNL_MEMORY_NONE);  // same bytes, other desc
       return;
     }
     inner = dnnl::memory(wanted, eng);  // allocated once, here
@@ -46,6 +90,7 @@ struct Operand {
   }
   void before(dnnl::stream& s, const void* p) {
     user.set_data_handle(const_cast<void*>(p));
+    if (!reordered && inner != user) inner.set_data_handle(const_cast<void*>(p));
     if (reordered && to_inner) run<2>(to_inner, s, {{{DNNL_ARG_FROM, user.get()}, {DNNL_ARG_TO, inner.get()}}});
   }
   void after(dnnl::stream& s) {
@@ -73,23 +118,42 @@ Conv2dKernel::Conv2dKernel(const Conv2dShape& s) : shape_(s), impl_(std::make_un
   const dnnl::memory::dims b_dims{s.cout};
   const dnnl::memory::dims dst_dims{s.n, s.cout, s.ho(), s.wo()};
   const dnnl::memory::dims strides{1, 1}, pad{s.pad, s.pad};
-  dnnl::memory::desc src_md(src_dims, dt::f32, tag::nchw);
+  const tag plain = s.channels_last ? tag::nhwc : tag::nchw;
+  dnnl::memory::desc src_md(src_dims, dt::f32, plain);
   dnnl::memory::desc w_md(w_dims, dt::f32, tag::oihw);
   dnnl::memory::desc b_md(b_dims, dt::f32, tag::x);
-  dnnl::memory::desc dst_md(dst_dims, dt::f32, tag::nchw);
-  dnnl::memory::desc src_any(src_dims, dt::f32, tag::any), w_any(w_dims, dt::f32, tag::any);
-  dnnl::memory::desc dst_any(dst_dims, dt::f32, tag::any);
+  dnnl::memory::desc dst_md(dst_dims, dt::f32, plain);
+  dnnl::memory::desc w_any(w_dims, dt::f32, tag::any);
 
-  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training,
-                                     dnnl::algorithm::convolution_direct, src_any, w_any, b_md,
-                                     dst_any, strides, pad, pad);
-  dnnl::convolution_forward::primitive_desc fpd(fd, m.engine);
-  dnnl::convolution_backward_data::desc bdd(dnnl::algorithm::convolution_direct, src_any, w_any,
-                                            dst_any, strides, pad, pad);
-  dnnl::convolution_backward_data::primitive_desc bdpd(bdd, m.engine, fpd);
-  dnnl::convolution_backward_weights::desc bwd(dnnl::algorithm::convolution_direct, src_any, w_any,
-                                               b_md, dst_any, strides, pad, pad);
-  dnnl::convolution_backward_weights::primitive_desc bwpd(bwd, m.engine, fpd);
+  // Each primitive for activations in layout `act` (any: oneDNN's choice).
+  auto md = [&](const dnnl::memory::dims& dims, tag act) { return dnnl::memory::desc(dims, dt::f32, act); };
+  auto make_fwd = [&](tag act) {
+    return dnnl::convolution_forward::primitive_desc(
+        {dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, md(src_dims, act), w_any, b_md,
+         md(dst_dims, act), strides, pad, pad},
+        m.engine);
+  };
+  // Channels last: oneDNN's own choice where it has the bytes of nhwc anyway (a blocked layout
+  // whose block is all the channels), else nhwc itself.
+  auto fpd = make_fwd(tag::any);
+  if (s.channels_last && !(same_bytes(src_md, fpd.src_desc()) && same_bytes(dst_md, fpd.dst_desc())))
+    fpd = make_fwd(plain);
+  auto make_data = [&](tag act) {
+    return dnnl::convolution_backward_data::primitive_desc(
+        {dnnl::algorithm::convolution_direct, md(src_dims, act), w_any, md(dst_dims, act), strides, pad, pad},
+        m.engine, fpd);
+  };
+  auto bdpd = make_data(tag::any);
+  if (s.channels_last && !(same_bytes(src_md, bdpd.diff_src_desc()) && same_bytes(dst_md, bdpd.diff_dst_desc())))
+    bdpd = make_data(plain);
+  auto make_weights = [&](tag act) {
+    return dnnl::convolution_backward_weights::primitive_desc(
+        {dnnl::algorithm::convolution_direct, md(src_dims, act), w_any, b_md, md(dst_dims, act), strides, pad, pad},
+        m.engine, fpd);
+  };
+  auto bwpd = make_weights(tag::any);
+  if (s.channels_last && !(same_bytes(src_md, bwpd.src_desc()) && same_bytes(dst_md, bwpd.diff_dst_desc())))
+    bwpd = make_weights(plain);
   m.fwd = dnnl::convolution_forward(fpd);
   m.bwd_data = dnnl::convolution_backward_data(bdpd);
   m.bwd_weights = dnnl::convolution_backward_weights(bwpd);

@@ -16,9 +16,12 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const fl
 void set_threads(int threads);
 int threads();
 
-// 2-D convolution, stride 1, square kernel, symmetric zero padding; PyTorch layouts.
+// 2-D convolution, stride 1, square kernel, symmetric zero padding. Weights in PyTorch's layout
+// (Cout, Cin, K, K); activations (N, C, H, W) in PyTorch's memory order, or with channels_last in
+// (N, H, W, C) order (the order a CNN's convolution blocks keep end to end: no reorders).
 struct Conv2dShape {
   int n = 1, cin = 1, h = 1, w = 1, cout = 1, k = 3, pad = 1;
+  bool channels_last = false;
   int ho() const { return h + 2 * pad - k + 1; }
   int wo() const { return w + 2 * pad - k + 1; }
 };

@@ -134,4 +134,121 @@ void affine_relu_maxpool2x2(const float* x, const float* scale, const float* shi
 
 #endif
 
+// Channels last. Each output row (n, i) is one task; within it, the window's four inputs are
+// runs of C floats at x[n, 2i, 2j], x[n, 2i, 2j+1], x[n, 2i+1, 2j], x[n, 2i+1, 2j+1], taken 16
+// channels at a time (masked loads and stores for the last, partial group).
+#if defined(__AVX512F__)
+namespace {
+
+inline __mmask16 lanes(int64_t left) { return static_cast<__mmask16>(left >= 16 ? 0xFFFF : (1u << left) - 1u); }
+
+// make(k) gives the element-wise transform for channels k..k+15.
+template <class MakeTransform>
+void pool_rows_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c, MakeTransform make) {
+  const int64_t ho = h / 2, wo = w / 2;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < n * ho; ++r) {
+    const int64_t b = r / ho, i = r % ho;
+    const float* top = x + ((b * h + 2 * i) * w) * c;
+    const float* bot = top + w * c;
+    float* out = y + r * wo * c;
+    for (int64_t j = 0; j < wo; ++j)
+      for (int64_t k = 0; k < c; k += 16) {
+        const __mmask16 m = lanes(c - k);
+        const auto f = make(k, m);
+        const int64_t o = 2 * j * c + k;
+        const __m512 a = f(_mm512_maskz_loadu_ps(m, top + o)), bb = f(_mm512_maskz_loadu_ps(m, top + o + c));
+        const __m512 cc = f(_mm512_maskz_loadu_ps(m, bot + o)), d = f(_mm512_maskz_loadu_ps(m, bot + o + c));
+        // As the planar kernels: a, then b, c, d; a later input wins only when greater.
+        const __m512 t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(bb, a, _CMP_GT_OQ), a, bb);
+        const __m512 u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(d, cc, _CMP_GT_OQ), cc, d);
+        _mm512_mask_storeu_ps(out + j * c + k, m, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, t, _CMP_GT_OQ), t, u));
+      }
+  }
+}
+
+}  // namespace
+
+void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c) {
+  pool_rows_nhwc(x, y, n, h, w, c, [](int64_t, __mmask16) { return [](__m512 v) { return v; }; });
+}
+
+void affine_relu_maxpool2x2_nhwc(const float* x, const float* scale, const float* shift, float* y, int64_t n,
+                                 int64_t h, int64_t w, int64_t c) {
+  pool_rows_nhwc(x, y, n, h, w, c, [&](int64_t k, __mmask16 m) {
+    const __m512 a = _mm512_maskz_loadu_ps(m, scale + k), b = _mm512_maskz_loadu_ps(m, shift + k);
+    const __m512 zero = _mm512_setzero_ps();
+    // Multiply, add, then batch norm's relu, std::max(v, 0): 0 where v < 0, else v.
+    return [=](__m512 v) {
+      const __m512 t = _mm512_add_ps(_mm512_mul_ps(v, a), b);
+      return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, zero, _CMP_LT_OQ), t, zero);
+    };
+  });
+}
+
+void maxpool2x2_backward_nhwc(const float* x, const float* y, const float* dy, float* dx, int64_t n, int64_t h,
+                              int64_t w, int64_t c) {
+  const int64_t ho = h / 2, wo = w / 2;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < n * ho; ++r) {
+    const int64_t b = r / ho, i = r % ho;
+    const int64_t top = ((b * h + 2 * i) * w) * c, bot = top + w * c;
+    for (int64_t j = 0; j < wo; ++j)
+      for (int64_t k = 0; k < c; k += 16) {
+        const __mmask16 lm = lanes(c - k);
+        const int64_t o = 2 * j * c + k;
+        const __m512 mx = _mm512_maskz_loadu_ps(lm, y + (r * wo + j) * c + k);
+        const __m512 g = _mm512_maskz_loadu_ps(lm, dy + (r * wo + j) * c + k);
+        // The gradient goes to the first input equal to the maximum.
+        const __mmask16 ea = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(lm, x + top + o), mx, _CMP_EQ_OQ);
+        const __mmask16 eb = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(lm, x + top + o + c), mx, _CMP_EQ_OQ) & ~ea;
+        const __mmask16 ec =
+            _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(lm, x + bot + o), mx, _CMP_EQ_OQ) & ~ea & ~eb;
+        const __mmask16 ed = static_cast<__mmask16>(~(ea | eb | ec));
+        _mm512_mask_storeu_ps(dx + top + o, lm, _mm512_maskz_mov_ps(ea, g));
+        _mm512_mask_storeu_ps(dx + top + o + c, lm, _mm512_maskz_mov_ps(eb, g));
+        _mm512_mask_storeu_ps(dx + bot + o, lm, _mm512_maskz_mov_ps(ec, g));
+        _mm512_mask_storeu_ps(dx + bot + o + c, lm, _mm512_maskz_mov_ps(ed, g));
+      }
+    if (w & 1) {  // the last column is in no window
+      std::fill_n(dx + top + (w - 1) * c, c, 0.0f);
+      std::fill_n(dx + bot + (w - 1) * c, c, 0.0f);
+    }
+  }
+  if (h & 1)  // the last row of each image is in no window
+    for (int64_t b = 0; b < n; ++b) std::fill_n(dx + ((b * h + h - 1) * w) * c, w * c, 0.0f);
+}
+
+#else  // no AVX-512: the reference loops
+
+void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c) {
+  ref::maxpool2x2_forward_nhwc(x, y, n, h, w, c);
+}
+void affine_relu_maxpool2x2_nhwc(const float* x, const float* scale, const float* shift, float* y, int64_t n,
+                                 int64_t h, int64_t w, int64_t c) {
+  ref::affine_relu_maxpool2x2_nhwc(x, scale, shift, y, n, h, w, c);
+}
+void maxpool2x2_backward_nhwc(const float* x, const float* y, const float* dy, float* dx, int64_t n, int64_t h,
+                              int64_t w, int64_t c) {
+  ref::maxpool2x2_backward_nhwc(x, y, dy, dx, n, h, w, c);
+}
+
+#endif
+
+void nchw_to_nhwc(const float* x, float* y, int64_t n, int64_t c, int64_t h, int64_t w) {
+  const int64_t s = h * w;
+#pragma omp parallel for schedule(static) if (n * c * s > 65536)
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t p = 0; p < s; ++p)
+      for (int64_t k = 0; k < c; ++k) y[(b * s + p) * c + k] = x[(b * c + k) * s + p];
+}
+
+void nhwc_to_nchw(const float* x, float* y, int64_t n, int64_t c, int64_t h, int64_t w) {
+  const int64_t s = h * w;
+#pragma omp parallel for schedule(static) if (n * c * s > 65536)
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t k = 0; k < c; ++k)
+      for (int64_t p = 0; p < s; ++p) y[(b * c + k) * s + p] = x[(b * s + p) * c + k];
+}
+
 }  // namespace tailor::kernels

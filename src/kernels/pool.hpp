@@ -19,12 +19,32 @@ void maxpool2x2_backward(const float* x, const float* y, const float* dy, float*
 void affine_relu_maxpool2x2(const float* x, const float* scale, const float* shift, float* y, int64_t n, int64_t c,
                             int64_t h, int64_t w);
 
+// The same three on channels-last arrays, x (N, H, W, C) -> y (N, H/2, W/2, C): a window's four
+// inputs are four runs of C contiguous floats, so every channel is pooled at once (plain loops
+// the compiler vectorises over C; no shuffles). Same results, element for element, as the planar
+// kernels on the transposed arrays.
+void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c);
+void maxpool2x2_backward_nhwc(const float* x, const float* y, const float* dy, float* dx, int64_t n, int64_t h,
+                              int64_t w, int64_t c);
+void affine_relu_maxpool2x2_nhwc(const float* x, const float* scale, const float* shift, float* y, int64_t n,
+                                 int64_t h, int64_t w, int64_t c);
+
+// (N, C, H, W) <-> (N, H, W, C) copies.
+void nchw_to_nhwc(const float* x, float* y, int64_t n, int64_t c, int64_t h, int64_t w);
+void nhwc_to_nchw(const float* x, float* y, int64_t n, int64_t c, int64_t h, int64_t w);
+
 namespace ref {
 void maxpool2x2_forward(const float* x, float* y, int64_t planes, int64_t h, int64_t w);
 void maxpool2x2_backward(const float* x, const float* y, const float* dy, float* dx, int64_t planes, int64_t h,
                          int64_t w);
 void affine_relu_maxpool2x2(const float* x, const float* scale, const float* shift, float* y, int64_t n, int64_t c,
                             int64_t h, int64_t w);
+// Channels last: transpose to planes, the planar reference above, transpose back.
+void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c);
+void maxpool2x2_backward_nhwc(const float* x, const float* y, const float* dy, float* dx, int64_t n, int64_t h,
+                              int64_t w, int64_t c);
+void affine_relu_maxpool2x2_nhwc(const float* x, const float* scale, const float* shift, float* y, int64_t n,
+                                 int64_t h, int64_t w, int64_t c);
 }  // namespace ref
 
 }  // namespace tailor::kernels

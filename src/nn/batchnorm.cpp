@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cmath>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "nn/reduce.hpp"
 #include "util/error.hpp"
 
@@ -92,9 +96,198 @@ void BatchNorm::backward_rows(ConstView dy, View dx) {
     }
 }
 
+// Channels last, (R, C) rows with R = N*H*W: the loops run over rows and vectorise across the
+// contiguous channels, 16 at a time (AVX-512, masked for a last partial group; one register per
+// group stays in place across a chunk's rows). Sums are taken per chunk of kChunk rows in float
+// (the same chunks for any thread count, so results do not depend on it) and the chunks are
+// added in double.
+namespace {
+
+constexpr int64_t kChunk = 64;
+
+#if defined(__AVX512F__)
+using Vec = __m512;
+inline __mmask16 lanes(int64_t left) { return static_cast<__mmask16>(left >= 16 ? 0xFFFF : (1u << left) - 1u); }
+inline Vec load(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+inline void store(float* p, __mmask16 m, Vec v) { _mm512_mask_storeu_ps(p, m, v); }
+inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+inline Vec sub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
+inline Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+inline Vec zero() { return _mm512_setzero_ps(); }
+// relu as std::max(v, 0) gives it: 0 where v < 0, else v.
+inline Vec relu(Vec v) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero(), _CMP_LT_OQ), v, zero()); }
+// dy where y > 0, else 0.
+inline Vec pass_where_positive(Vec dy, Vec y) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, zero(), _CMP_GT_OQ), dy); }
+constexpr int64_t kLanes = 16;
+#else
+struct Vec { float v; };
+using __mmask16 = int;
+inline __mmask16 lanes(int64_t) { return 1; }
+inline Vec load(const float* p, __mmask16) { return {*p}; }
+inline void store(float* p, __mmask16, Vec v) { *p = v.v; }
+inline Vec add(Vec a, Vec b) { return {a.v + b.v}; }
+inline Vec sub(Vec a, Vec b) { return {a.v - b.v}; }
+inline Vec mul(Vec a, Vec b) { return {a.v * b.v}; }
+inline Vec zero() { return {0.0f}; }
+inline Vec relu(Vec a) { return {std::max(a.v, 0.0f)}; }
+inline Vec pass_where_positive(Vec dy, Vec y) { return {y.v > 0.0f ? dy.v : 0.0f}; }
+constexpr int64_t kLanes = 1;
+#endif
+
+}  // namespace
+
+void BatchNorm::forward_nhwc(ConstView x, View y, Mode mode) {
+  const int64_t rows = x.numel() / c_, chunks = (rows + kChunk - 1) / kChunk, C = c_;
+  if (part_.size() < static_cast<size_t>(chunks * 2 * C)) part_.resize(chunks * 2 * C);
+  scale_.resize(C);  // sized once: a step allocates nothing
+  shift_.resize(C);
+  sums_.resize(2 * C);
+  coef_.resize(3 * C);
+  float* part = part_.data();
+  const float* in = x.data;
+  if (mode == Mode::train) {
+    // Two passes: the sums, then the squares about the mean (no cancellation).
+    double* mean = sums_.data();
+    double* sq = mean + C;
+    for (int pass = 0; pass < 2; ++pass) {
+      const float* centre = stat_mean_.data();  // pass 1 subtracts the mean found by pass 0
+#pragma omp parallel for schedule(static)
+      for (int64_t ch = 0; ch < chunks; ++ch) {
+        const int64_t end = std::min(rows, (ch + 1) * kChunk);
+        for (int64_t k = 0; k < C; k += kLanes) {
+          const __mmask16 m = lanes(C - k);
+          const Vec mu = load(centre + k, m);
+          Vec acc = zero();
+          for (int64_t r = ch * kChunk; r < end; ++r) {
+            const Vec v = load(in + r * C + k, m);
+            if (pass == 0) {
+              acc = add(acc, v);
+            } else {
+              const Vec d = sub(v, mu);
+              acc = add(acc, mul(d, d));
+            }
+          }
+          store(part + ch * C + k, m, acc);
+        }
+      }
+      double* total = pass == 0 ? mean : sq;
+      std::fill_n(total, C, 0.0);
+      for (int64_t ch = 0; ch < chunks; ++ch)
+        for (int64_t c = 0; c < C; ++c) total[c] += part[ch * C + c];
+      if (pass == 0)
+        for (int64_t c = 0; c < C; ++c) stat_mean_[c] = static_cast<float>(mean[c] / rows);
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const double var = sq[c] / rows;
+      const float m = stat_mean_[c];
+      inv_std_[c] = static_cast<float>(1.0 / std::sqrt(var + eps_));
+      const double unbiased = rows > 1 ? var * rows / (rows - 1) : var;
+      running_mean_.value[c] = (1 - momentum_) * running_mean_.value[c] + momentum_ * m;
+      running_var_.value[c] = (1 - momentum_) * running_var_.value[c] + momentum_ * static_cast<float>(unbiased);
+    }
+  } else {
+    for (int64_t c = 0; c < C; ++c) {
+      stat_mean_[c] = running_mean_.value[c];
+      inv_std_[c] = eval_inv_std(c);
+    }
+  }
+  for (int64_t c = 0; c < C; ++c) {  // as the planar path: y = x * a + (b - mean * a)
+    scale_[c] = weight_.value[c] * inv_std_[c];
+    shift_[c] = bias_.value[c] - stat_mean_[c] * scale_[c];
+  }
+  const float* a = scale_.data();
+  const float* b = shift_.data();
+  float* out = y.data;
+  const bool with_relu = relu_;
+#pragma omp parallel for schedule(static)
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const int64_t end = std::min(rows, (ch + 1) * kChunk);
+    for (int64_t k = 0; k < C; k += kLanes) {
+      const __mmask16 m = lanes(C - k);
+      const Vec va = load(a + k, m), vb = load(b + k, m);
+      for (int64_t r = ch * kChunk; r < end; ++r) {
+        const Vec t = add(mul(load(in + r * C + k, m), va), vb);  // multiply, then add: as infer
+        store(out + r * C + k, m, with_relu ? relu(t) : t);
+      }
+    }
+  }
+}
+
+void BatchNorm::backward_nhwc(ConstView dy, View dx) {
+  const int64_t rows = shape_.numel() / c_, chunks = (rows + kChunk - 1) / kChunk, C = c_;
+  float* part = part_.data();
+  const float* mean = stat_mean_.data();
+  const bool with_relu = relu_;
+  const float *g = dy.data, *in = x_.data, *out = y_.data;
+  // Pass 1, per chunk: sum of m and of m * (x - mean), m = dy masked by the fused relu.
+#pragma omp parallel for schedule(static)
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const int64_t end = std::min(rows, (ch + 1) * kChunk);
+    for (int64_t k = 0; k < C; k += kLanes) {
+      const __mmask16 lm = lanes(C - k);
+      const Vec mu = load(mean + k, lm);
+      Vec as = zero(), ad = zero();
+      for (int64_t r = ch * kChunk; r < end; ++r) {
+        const int64_t o = r * C + k;
+        Vec m = load(g + o, lm);
+        if (with_relu) m = pass_where_positive(m, load(out + o, lm));
+        as = add(as, m);
+        ad = add(ad, mul(m, sub(load(in + o, lm), mu)));
+      }
+      store(part + ch * 2 * C + k, lm, as);
+      store(part + ch * 2 * C + C + k, lm, ad);
+    }
+  }
+  double* db = sums_.data();
+  double* dg = db + C;
+  std::fill_n(db, 2 * C, 0.0);
+  for (int64_t ch = 0; ch < chunks; ++ch)
+    for (int64_t c = 0; c < C; ++c) {
+      db[c] += part[ch * 2 * C + c];
+      dg[c] += part[ch * 2 * C + C + c];
+    }
+  for (int64_t c = 0; c < C; ++c) {
+    dg[c] *= inv_std_[c];  // sum dy * xhat
+    weight_.grad[c] = static_cast<float>(dg[c]);
+    bias_.grad[c] = static_cast<float>(db[c]);
+  }
+  if (dx.empty()) return;
+  // Pass 2: dx = scale * (m - mean(m) - xhat * mean(m * xhat)); in evaluation mode scale * m.
+  float* k1 = coef_.data();  // scale, mean of m, inv * mean of m * xhat
+  float* k2 = k1 + C;
+  float* k3 = k2 + C;
+  const bool eval = mode_ == Mode::eval;
+  for (int64_t c = 0; c < C; ++c) {
+    k1[c] = weight_.value[c] * inv_std_[c];
+    k2[c] = eval ? 0.0f : static_cast<float>(db[c] / rows);
+    k3[c] = eval ? 0.0f : inv_std_[c] * static_cast<float>(dg[c] / rows);
+  }
+  float* d = dx.data;
+#pragma omp parallel for schedule(static)
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const int64_t end = std::min(rows, (ch + 1) * kChunk);
+    for (int64_t k = 0; k < C; k += kLanes) {
+      const __mmask16 lm = lanes(C - k);
+      const Vec s1 = load(k1 + k, lm), s2 = load(k2 + k, lm), s3 = load(k3 + k, lm);
+      const Vec mu = load(mean + k, lm);
+      for (int64_t r = ch * kChunk; r < end; ++r) {
+        const int64_t o = r * C + k;
+        Vec m = load(g + o, lm);
+        if (with_relu) m = pass_where_positive(m, load(out + o, lm));
+        store(d + o, lm, eval ? mul(m, s1) : mul(s1, sub(sub(m, s2), mul(sub(load(in + o, lm), mu), s3))));
+      }
+    }
+  }
+}
+
 void BatchNorm::forward(ConstView x, View y, Mode mode) {
   mode_ = mode;
   shape_ = x.shape;
+  if (channels_last_) {
+    x_ = x;
+    y_ = y;
+    return forward_nhwc(x, y, mode);
+  }
   const int64_t n = x.shape[0], s = x.shape.per_item() / c_;  // s: spatial size per channel
   const int64_t count = n * s;
   if (!spatial_) {
@@ -159,6 +352,7 @@ void BatchNorm::eval_affine(float* scale, float* shift) const {
 
 void BatchNorm::backward(ConstView dy, View dx) {
   if (!spatial_) return backward_rows(dy, dx);
+  if (channels_last_) return backward_nhwc(dy, dx);
   const int64_t n = shape_[0], s = shape_.per_item() / c_;
   const double count = static_cast<double>(n * s);
 #pragma omp parallel for schedule(static)

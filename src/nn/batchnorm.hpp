@@ -27,6 +27,11 @@ class BatchNorm final : public Layer {
   bool spatial() const { return spatial_; }
   bool fused_relu() const { return relu_; }
   int64_t channels() const { return c_; }
+  bool set_channels_last(bool on) override {
+    channels_last_ = on && spatial_;
+    return channels_last_ == on;
+  }
+  bool channels_last() const { return channels_last_; }
   // Evaluation mode as y = x * scale[c] + shift[c] (the running statistics folded in), computed
   // with exactly the float operations forward uses.
   void eval_affine(float* scale, float* shift) const;
@@ -34,10 +39,12 @@ class BatchNorm final : public Layer {
  private:
   void forward_rows(ConstView x, View y, Mode mode);
   void backward_rows(ConstView dy, View dx);
+  void forward_nhwc(ConstView x, View y, Mode mode);
+  void backward_nhwc(ConstView dy, View dx);
   float eval_inv_std(int64_t c) const;
 
   int64_t c_;
-  bool spatial_, relu_;
+  bool spatial_, relu_, channels_last_ = false;
   float eps_, momentum_;
   Param weight_, bias_, running_mean_, running_var_;
   Mode mode_ = Mode::train;
@@ -46,6 +53,10 @@ class BatchNorm final : public Layer {
   ConstView x_, y_;             // (N, C, H, W) inputs: input and output, kept for backward
   std::vector<float> inv_std_;  // (C)
   std::vector<float> stat_mean_;  // (C), the mean used by the last forward
+  std::vector<float> part_;       // channels last: per-chunk partial sums, (chunks, 2, C)
+  std::vector<float> scale_, shift_;  // channels last: (C), y = x * scale + shift
+  std::vector<double> sums_;          // channels last: (2, C) totals of the chunks
+  std::vector<float> coef_;           // channels last: (3, C) constants of backward
 };
 
 }  // namespace tailor

@@ -31,7 +31,7 @@ int64_t Conv2d::forward_flops(const Shape& in) const {
 kernels::Conv2dKernel& Conv2d::kernel_for(const Shape& in) {
   for (auto& k : kernels_) {
     const auto& s = k->shape();
-    if (s.n == in[0] && s.h == in[2] && s.w == in[3]) return *k;
+    if (s.n == in[0] && s.h == in[2] && s.w == in[3] && s.channels_last == channels_last_) return *k;
   }
   kernels::Conv2dShape s;
   s.n = static_cast<int>(in[0]);
@@ -41,6 +41,7 @@ kernels::Conv2dKernel& Conv2d::kernel_for(const Shape& in) {
   s.cout = static_cast<int>(cout_);
   s.k = static_cast<int>(k_);
   s.pad = static_cast<int>(pad_);
+  s.channels_last = channels_last_;
   kernels_.push_back(std::make_unique<kernels::Conv2dKernel>(s));
   return *kernels_.back();
 }

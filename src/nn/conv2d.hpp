@@ -19,6 +19,10 @@ class Conv2d final : public Layer {
   void backward(ConstView dy, View dx) override;
   std::vector<Param*> params() override { return {&weight_, &bias_}; }
   int64_t forward_flops(const Shape& in) const override;
+  bool set_channels_last(bool on) override {
+    channels_last_ = on;
+    return true;
+  }
 
  private:
   // Primitives are made once per (batch, H, W) seen: the full batch, the last partial batch and
@@ -26,6 +30,7 @@ class Conv2d final : public Layer {
   kernels::Conv2dKernel& kernel_for(const Shape& in);
 
   int64_t cin_, cout_, k_, pad_;
+  bool channels_last_ = false;
   Param weight_, bias_;
   ConstView x_;
   kernels::Conv2dKernel* current_ = nullptr;

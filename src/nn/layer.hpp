@@ -45,6 +45,11 @@ class Layer {
   virtual std::vector<Param*> buffers() { return {}; }
   // Multiply-adds times two for one forward pass of a batch of shape `in`.
   virtual int64_t forward_flops(const Shape& in) const { (void)in; return 0; }
+  // Channels last: (N, C, H, W) tensors stored in (N, H, W, C) order, the order a CNN's
+  // convolution blocks keep end to end. set_channels_last(true) asks the layer to take its input
+  // (and give its output, when that is (N, C, H, W) too) in that order; it returns false if it
+  // cannot. Shapes stay (N, C, H, W). Sequential decides, at finalize; off by default.
+  virtual bool set_channels_last(bool on) { return !on; }
 };
 
 using LayerPtr = std::unique_ptr<Layer>;

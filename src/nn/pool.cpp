@@ -19,6 +19,10 @@ void MaxPool2d::forward(ConstView x, View y, Mode) {
   in_shape_ = x.shape;
   x_ = x;
   y_ = y;
+  if (channels_last_) {
+    kernels::maxpool2x2_forward_nhwc(x.data, y.data, x.shape[0], x.shape[2], x.shape[3], x.shape[1]);
+    return;
+  }
   if (k_ == 2) {
     kernels::maxpool2x2_forward(x.data, y.data, x.shape[0] * x.shape[1], x.shape[2], x.shape[3]);
     return;
@@ -46,6 +50,11 @@ void MaxPool2d::forward(ConstView x, View y, Mode) {
 
 void MaxPool2d::backward(ConstView dy, View dx) {
   if (dx.empty()) return;
+  if (channels_last_) {
+    kernels::maxpool2x2_backward_nhwc(x_.data, y_.data, dy.data, dx.data, in_shape_[0], in_shape_[2], in_shape_[3],
+                                      in_shape_[1]);
+    return;
+  }
   if (k_ == 2) {
     kernels::maxpool2x2_backward(x_.data, y_.data, dy.data, dx.data, in_shape_[0] * in_shape_[1], in_shape_[2],
                                  in_shape_[3]);
@@ -56,10 +65,20 @@ void MaxPool2d::backward(ConstView dy, View dx) {
   for (int64_t o = 0; o < n; ++o) dx.data[argmax_[o]] += dy.data[o];
 }
 
-void Flatten::forward(ConstView x, View y, Mode) { std::copy_n(x.data, x.numel(), y.data); }
+void Flatten::forward(ConstView x, View y, Mode) {
+  in_shape_ = x.shape;
+  if (channels_last_ && x.shape.rank() == 4)
+    kernels::nhwc_to_nchw(x.data, y.data, x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+  else
+    std::copy_n(x.data, x.numel(), y.data);
+}
 
 void Flatten::backward(ConstView dy, View dx) {
-  if (!dx.empty()) std::copy_n(dy.data, dy.numel(), dx.data);
+  if (dx.empty()) return;
+  if (channels_last_ && in_shape_.rank() == 4)
+    kernels::nchw_to_nhwc(dy.data, dx.data, in_shape_[0], in_shape_[1], in_shape_[2], in_shape_[3]);
+  else
+    std::copy_n(dy.data, dy.numel(), dx.data);
 }
 
 }  // namespace tailor

@@ -16,21 +16,35 @@ class MaxPool2d final : public Layer {
   void forward(ConstView x, View y, Mode mode) override;
   void backward(ConstView dy, View dx) override;
   int64_t kernel() const { return k_; }
+  bool set_channels_last(bool on) override {
+    channels_last_ = on && k_ == 2;
+    return channels_last_ == on;
+  }
 
  private:
   int64_t k_;
+  bool channels_last_ = false;
   Shape in_shape_;
   std::vector<int32_t> argmax_;  // (N, C, Ho, Wo): flat index into x (general k)
   ConstView x_, y_;              // k = 2: backward finds the winners again
 };
 
-// Flatten: y (N, C*H*W) = x (N, C, H, W), same memory order.
+// Flatten: y (N, C*H*W) = x (N, C, H, W) in PyTorch's order (c, h, w), so the linear layer after
+// it has PyTorch's weights. A channels-last input is transposed into that order.
 class Flatten final : public Layer {
  public:
   std::string type() const override { return "flatten"; }
   Shape output_shape(const Shape& in) const override { return Shape{in[0], in.per_item()}; }
   void forward(ConstView x, View y, Mode mode) override;
   void backward(ConstView dy, View dx) override;
+  bool set_channels_last(bool on) override {
+    channels_last_ = on;
+    return true;
+  }
+
+ private:
+  bool channels_last_ = false;
+  Shape in_shape_;
 };
 
 }  // namespace tailor

@@ -4,6 +4,7 @@
 
 #include "kernels/pool.hpp"
 #include "nn/batchnorm.hpp"
+#include "nn/conv2d.hpp"
 #include "nn/pool.hpp"
 #include "util/error.hpp"
 
@@ -15,6 +16,8 @@ void Sequential::finalize(const Shape& item_shape) {
   size_t nv = 0, ns = 0;
   params_.clear();
   buffers_.clear();
+  param_names_.clear();
+  buffer_names_.clear();
   for (size_t i = 0; i < layers_.size(); ++i) {
     s = layers_[i]->output_shape(s);
     for (Param* p : layers_[i]->params()) {
@@ -46,6 +49,27 @@ void Sequential::finalize(const Shape& item_shape) {
   for (size_t i = 0; i < buffers_.size(); ++i)
     if (buffers_[i]->name == "running_var")
       for (int64_t j = 0; j < buffers_[i]->numel(); ++j) buffers_[i]->value[j] = 1.0f;
+  // Channels last for the leading (N, C, H, W) layers and the layer after them, if all can.
+  channels_last_ = false;
+  for (auto& l : layers_) l->set_channels_last(false);  // planar unless chosen again below
+  if (allow_channels_last_ && item_shape.rank() == 3 && item_shape[0] == 1) {
+    Shape t = Shape::batched(1, item_shape);
+    size_t end = 0;  // layers [0, end) run channels last
+    bool conv = false;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      conv = conv || dynamic_cast<const Conv2d*>(layers_[i].get()) != nullptr;
+      t = layers_[i]->output_shape(t);
+      if (t.rank() != 4) {
+        end = i + 1;
+        break;
+      }
+    }
+    bool ok = conv && end > 0;
+    for (size_t i = 0; ok && i < end; ++i) ok = layers_[i]->set_channels_last(true);
+    if (!ok)
+      for (size_t i = 0; i < end; ++i) layers_[i]->set_channels_last(false);
+    channels_last_ = ok;
+  }
   acts_.resize(layers_.size());
   act_grads_.resize(layers_.size());
   out_shapes_.resize(layers_.size());
@@ -115,7 +139,12 @@ ConstView Sequential::run(ConstView x, Mode mode, bool fuse) {
         out_shapes_[i + 1] = layers_[i + 1]->output_shape(out_shapes_[i]);
       fused_pool_bn_[i]->eval_affine(fold_scale_.data(), fold_shift_.data());
       View out{acts_[i + 1].data(), out_shapes_[i + 1]};
-      kernels::affine_relu_maxpool2x2(in.data, fold_scale_.data(), fold_shift_.data(), out.data, s[0], s[1], s[2], s[3]);
+      if (fused_pool_bn_[i]->channels_last())
+        kernels::affine_relu_maxpool2x2_nhwc(in.data, fold_scale_.data(), fold_shift_.data(), out.data, s[0], s[2], s[3],
+                                             s[1]);
+      else
+        kernels::affine_relu_maxpool2x2(in.data, fold_scale_.data(), fold_shift_.data(), out.data, s[0], s[1], s[2],
+                                        s[3]);
       in = out;
       ++i;
       continue;

@@ -14,8 +14,15 @@ class Sequential {
   void add(LayerPtr layer) { layers_.push_back(std::move(layer)); }
   // Fixes the input item shape (without batch, e.g. (1, 28, 28) or (784)), checks every layer's
   // shape and gives each parameter its slice of the arenas. Parameter names follow PyTorch's
-  // nn.Sequential: "<layer index>.weight".
+  // nn.Sequential: "<layer index>.weight". May be called again (e.g. after allow_channels_last):
+  // the arenas are laid out afresh, so parameters must be set after the last call.
   void finalize(const Shape& item_shape);
+  // Whether finalize may run the convolution blocks channels last (the default): the leading
+  // layers that keep (N, C, H, W) shapes, when they start at a one-channel input and contain a
+  // convolution, store their activations as (N, H, W, C) and the flatten after them restores
+  // PyTorch's order. The model's inputs, outputs and parameters are the same either way.
+  void allow_channels_last(bool on) { allow_channels_last_ = on; }
+  bool channels_last() const { return channels_last_; }
 
   // x (N, item...) -> logits (N, classes); the view stays valid until the next forward.
   ConstView forward(ConstView x, Mode mode);
@@ -56,6 +63,7 @@ class Sequential {
   int64_t capacity_ = 0, grad_capacity_ = 0;
   std::vector<const BatchNorm*> fused_pool_bn_;  // per layer: a batch norm infer fuses with the next layer's pool
   std::vector<float> fold_scale_, fold_shift_;  // (C) of the batch norm being fused in infer
+  bool allow_channels_last_ = true, channels_last_ = false;
 };
 
 }  // namespace tailor

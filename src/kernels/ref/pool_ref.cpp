@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <vector>
 
 #include "kernels/pool.hpp"
 
@@ -50,6 +51,44 @@ void affine_relu_maxpool2x2(const float* x, const float* scale, const float* shi
         y[(p * ho + i) * wo + j] = m;
       }
   }
+}
+
+namespace {
+std::vector<float> planar(const float* x, int64_t n, int64_t h, int64_t w, int64_t c) {
+  std::vector<float> p(n * c * h * w);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t z = 0; z < w; ++z)
+        for (int64_t k = 0; k < c; ++k) p[((i * c + k) * h + y) * w + z] = x[((i * h + y) * w + z) * c + k];
+  return p;
+}
+void to_channels_last(const std::vector<float>& p, float* x, int64_t n, int64_t h, int64_t w, int64_t c) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t z = 0; z < w; ++z)
+        for (int64_t k = 0; k < c; ++k) x[((i * h + y) * w + z) * c + k] = p[((i * c + k) * h + y) * w + z];
+}
+}  // namespace
+
+void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c) {
+  std::vector<float> out(n * c * (h / 2) * (w / 2));
+  maxpool2x2_forward(planar(x, n, h, w, c).data(), out.data(), n * c, h, w);
+  to_channels_last(out, y, n, h / 2, w / 2, c);
+}
+
+void maxpool2x2_backward_nhwc(const float* x, const float* y, const float* dy, float* dx, int64_t n, int64_t h,
+                              int64_t w, int64_t c) {
+  std::vector<float> d(n * c * h * w);
+  maxpool2x2_backward(planar(x, n, h, w, c).data(), planar(y, n, h / 2, w / 2, c).data(),
+                      planar(dy, n, h / 2, w / 2, c).data(), d.data(), n * c, h, w);
+  to_channels_last(d, dx, n, h, w, c);
+}
+
+void affine_relu_maxpool2x2_nhwc(const float* x, const float* scale, const float* shift, float* y, int64_t n,
+                                 int64_t h, int64_t w, int64_t c) {
+  std::vector<float> out(n * c * (h / 2) * (w / 2));
+  affine_relu_maxpool2x2(planar(x, n, h, w, c).data(), scale, shift, out.data(), n, c, h, w);
+  to_channels_last(out, y, n, h / 2, w / 2, c);
 }
 
 }  // namespace tailor::kernels::ref
