@@ -34,70 +34,8 @@ Shape BatchNorm::output_shape(const Shape& in) const {
 
 // (N, C) input: channels are contiguous within a row, so the loops run over rows and vectorise
 // across channels (the per-channel loops of the spatial case would stride by C).
-void BatchNorm::forward_rows(ConstView x, View y, Mode mode) {
-  const int64_t n = x.shape[0];
-  float* mean = stat_mean_.data();
-  float* inv = inv_std_.data();
-  if (mode == Mode::train) {
-    std::fill_n(mean, c_, 0.0f);
-    std::fill_n(inv, c_, 0.0f);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t c = 0; c < c_; ++c) mean[c] += x.data[i * c_ + c];
-    for (int64_t c = 0; c < c_; ++c) mean[c] /= static_cast<float>(n);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t c = 0; c < c_; ++c) {
-        const float d = x.data[i * c_ + c] - mean[c];
-        inv[c] += d * d;  // holds the sum of squares until the next loop
-      }
-    for (int64_t c = 0; c < c_; ++c) {
-      const float var = inv[c] / static_cast<float>(n);
-      const float unbiased = n > 1 ? inv[c] / static_cast<float>(n - 1) : var;
-      running_mean_.value[c] = (1 - momentum_) * running_mean_.value[c] + momentum_ * mean[c];
-      running_var_.value[c] = (1 - momentum_) * running_var_.value[c] + momentum_ * unbiased;
-      inv[c] = 1.0f / std::sqrt(var + eps_);
-    }
-  } else {
-    for (int64_t c = 0; c < c_; ++c) {
-      mean[c] = running_mean_.value[c];
-      inv[c] = eval_inv_std(c);
-    }
-  }
-  const float* g = weight_.value;
-  const float* b = bias_.value;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t c = 0; c < c_; ++c) {
-      const float h = (x.data[i * c_ + c] - mean[c]) * inv[c];
-      xhat_[i * c_ + c] = h;
-      y.data[i * c_ + c] = g[c] * h + b[c];
-    }
-}
-
-void BatchNorm::backward_rows(ConstView dy, View dx) {
-  const int64_t n = shape_[0];
-  float* dg = weight_.grad;
-  float* db = bias_.grad;
-  std::fill_n(dg, c_, 0.0f);
-  std::fill_n(db, c_, 0.0f);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t c = 0; c < c_; ++c) {
-      db[c] += dy.data[i * c_ + c];
-      dg[c] += dy.data[i * c_ + c] * xhat_[i * c_ + c];
-    }
-  if (dx.empty()) return;
-  const float* g = weight_.value;
-  const float* inv = inv_std_.data();
-  const float inv_n = 1.0f / static_cast<float>(n);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t c = 0; c < c_; ++c) {
-      const float scale = g[c] * inv[c];
-      dx.data[i * c_ + c] = mode_ == Mode::eval
-                                ? dy.data[i * c_ + c] * scale
-                                : scale * (dy.data[i * c_ + c] - db[c] * inv_n - xhat_[i * c_ + c] * dg[c] * inv_n);
-    }
-}
-
-// Channels last, (R, C) rows with R = N*H*W: the loops run over rows and vectorise across the
-// contiguous channels, 16 at a time (AVX-512, masked for a last partial group; one register per
+// Channels innermost, (R, C) rows: R = N for (N, C) inputs, N*H*W for channels-last (N, C, H, W).
+// The loops run over rows and vectorise across the contiguous channels, 16 at a time (AVX-512, masked for a last partial group; one register per
 // group stays in place across a chunk's rows). Sums are taken per chunk of kChunk rows in float
 // (the same chunks for any thread count, so results do not depend on it) and the chunks are
 // added in double.
@@ -136,7 +74,7 @@ constexpr int64_t kLanes = 1;
 
 }  // namespace
 
-void BatchNorm::forward_nhwc(ConstView x, View y, Mode mode) {
+void BatchNorm::forward_rows(ConstView x, View y, Mode mode) {
   const int64_t rows = x.numel() / c_, chunks = (rows + kChunk - 1) / kChunk, C = c_;
   if (part_.size() < static_cast<size_t>(chunks * 2 * C)) part_.resize(chunks * 2 * C);
   scale_.resize(C);  // sized once: a step allocates nothing
@@ -151,7 +89,7 @@ void BatchNorm::forward_nhwc(ConstView x, View y, Mode mode) {
     double* sq = mean + C;
     for (int pass = 0; pass < 2; ++pass) {
       const float* centre = stat_mean_.data();  // pass 1 subtracts the mean found by pass 0
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (chunks > 1)
       for (int64_t ch = 0; ch < chunks; ++ch) {
         const int64_t end = std::min(rows, (ch + 1) * kChunk);
         for (int64_t k = 0; k < C; k += kLanes) {
@@ -199,7 +137,7 @@ void BatchNorm::forward_nhwc(ConstView x, View y, Mode mode) {
   const float* b = shift_.data();
   float* out = y.data;
   const bool with_relu = relu_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (chunks > 1)
   for (int64_t ch = 0; ch < chunks; ++ch) {
     const int64_t end = std::min(rows, (ch + 1) * kChunk);
     for (int64_t k = 0; k < C; k += kLanes) {
@@ -213,14 +151,14 @@ void BatchNorm::forward_nhwc(ConstView x, View y, Mode mode) {
   }
 }
 
-void BatchNorm::backward_nhwc(ConstView dy, View dx) {
+void BatchNorm::backward_rows(ConstView dy, View dx) {
   const int64_t rows = shape_.numel() / c_, chunks = (rows + kChunk - 1) / kChunk, C = c_;
   float* part = part_.data();
   const float* mean = stat_mean_.data();
   const bool with_relu = relu_;
   const float *g = dy.data, *in = x_.data, *out = y_.data;
   // Pass 1, per chunk: sum of m and of m * (x - mean), m = dy masked by the fused relu.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (chunks > 1)
   for (int64_t ch = 0; ch < chunks; ++ch) {
     const int64_t end = std::min(rows, (ch + 1) * kChunk);
     for (int64_t k = 0; k < C; k += kLanes) {
@@ -263,7 +201,7 @@ void BatchNorm::backward_nhwc(ConstView dy, View dx) {
     k3[c] = eval ? 0.0f : inv_std_[c] * static_cast<float>(dg[c] / rows);
   }
   float* d = dx.data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (chunks > 1)
   for (int64_t ch = 0; ch < chunks; ++ch) {
     const int64_t end = std::min(rows, (ch + 1) * kChunk);
     for (int64_t k = 0; k < C; k += kLanes) {
@@ -283,21 +221,13 @@ void BatchNorm::backward_nhwc(ConstView dy, View dx) {
 void BatchNorm::forward(ConstView x, View y, Mode mode) {
   mode_ = mode;
   shape_ = x.shape;
-  if (channels_last_) {
-    x_ = x;
-    y_ = y;
-    return forward_nhwc(x, y, mode);
-  }
-  const int64_t n = x.shape[0], s = x.shape.per_item() / c_;  // s: spatial size per channel
-  const int64_t count = n * s;
-  if (!spatial_) {
-    if (xhat_.size() < static_cast<size_t>(x.numel())) xhat_.resize(x.numel());
-    return forward_rows(x, y, mode);
-  }
-  // Spatial inputs are large: x itself is kept for backward (the model owns it until the next
-  // forward) instead of writing a normalised copy, one memory stream fewer each way.
+  // x itself is kept for backward (the model owns it until the next forward) instead of a
+  // normalised copy: one memory stream fewer each way.
   x_ = x;
   y_ = y;
+  if (!spatial_ || channels_last_) return forward_rows(x, y, mode);
+  const int64_t n = x.shape[0], s = x.shape.per_item() / c_;  // s: spatial size per channel
+  const int64_t count = n * s;
   // Channels are independent: split them over threads (same arithmetic for any thread count).
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < c_; ++c) {
@@ -351,8 +281,7 @@ void BatchNorm::eval_affine(float* scale, float* shift) const {
 }
 
 void BatchNorm::backward(ConstView dy, View dx) {
-  if (!spatial_) return backward_rows(dy, dx);
-  if (channels_last_) return backward_nhwc(dy, dx);
+  if (!spatial_ || channels_last_) return backward_rows(dy, dx);
   const int64_t n = shape_[0], s = shape_.per_item() / c_;
   const double count = static_cast<double>(n * s);
 #pragma omp parallel for schedule(static)

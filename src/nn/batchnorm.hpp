@@ -37,10 +37,9 @@ class BatchNorm final : public Layer {
   void eval_affine(float* scale, float* shift) const;
 
  private:
+  // (R, C) rows, channels innermost: (N, C) inputs and channels-last (N, C, H, W) ones.
   void forward_rows(ConstView x, View y, Mode mode);
   void backward_rows(ConstView dy, View dx);
-  void forward_nhwc(ConstView x, View y, Mode mode);
-  void backward_nhwc(ConstView dy, View dx);
   float eval_inv_std(int64_t c) const;
 
   int64_t c_;
@@ -49,14 +48,13 @@ class BatchNorm final : public Layer {
   Param weight_, bias_, running_mean_, running_var_;
   Mode mode_ = Mode::train;
   Shape shape_;
-  std::vector<float> xhat_;     // (N, C) inputs: normalised input, kept for backward
-  ConstView x_, y_;             // (N, C, H, W) inputs: input and output, kept for backward
+  ConstView x_, y_;             // input and output, kept for backward
   std::vector<float> inv_std_;  // (C)
   std::vector<float> stat_mean_;  // (C), the mean used by the last forward
-  std::vector<float> part_;       // channels last: per-chunk partial sums, (chunks, 2, C)
-  std::vector<float> scale_, shift_;  // channels last: (C), y = x * scale + shift
-  std::vector<double> sums_;          // channels last: (2, C) totals of the chunks
-  std::vector<float> coef_;           // channels last: (3, C) constants of backward
+  std::vector<float> part_;       // rows: per-chunk partial sums, (chunks, 2, C)
+  std::vector<float> scale_, shift_;  // rows: (C), y = x * scale + shift
+  std::vector<double> sums_;          // rows: (2, C) totals of the chunks
+  std::vector<float> coef_;           // rows: (3, C) constants of backward
 };
 
 }  // namespace tailor

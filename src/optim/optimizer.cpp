@@ -62,12 +62,15 @@ void Optimizer::step(float* __restrict p, const float* __restrict grad, float lr
       const bool decoupled = cfg_.kind == OptimKind::adamw;
       const float decay = decoupled ? 1.0f - lr * wd : 1.0f;
       const float l2 = decoupled ? 0.0f : wd;
+      const float eps = cfg_.eps;
+      // Element by element, so the split over threads changes nothing in the results.
+#pragma omp parallel for schedule(static) if (n_ >= 32768)
       for (size_t i = 0; i < n_; ++i) {
         const float g = grad[i] + l2 * p[i];
         p[i] *= decay;
         s0[i] = b1 * s0[i] + (1.0f - b1) * g;
         s1[i] = b2 * s1[i] + (1.0f - b2) * g * g;
-        p[i] -= step_size * s0[i] / (std::sqrt(s1[i]) * inv_sqrt_bc2 + cfg_.eps);
+        p[i] -= step_size * s0[i] / (std::sqrt(s1[i]) * inv_sqrt_bc2 + eps);
       }
       break;
     }
