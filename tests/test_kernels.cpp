@@ -292,6 +292,82 @@ TEST(Conv2dKernel, MatchesReferenceOverShapeGrid) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// LinearKernel: y = x W^T + b, dW = dy^T x, db = column sums of dy, dx = dy W against ref::gemm
+// (double accumulation), sizes 1, odd and the FCN's own; bf16 products where the CPU has them,
+// within bfloat16's rounding (8 significant bits per operand: 2^-8 of the sum of |terms|).
+
+void check_linear(const kernels::LinearShape& s, Rng& rng) {
+  SCOPED_TRACE(::testing::Message() << "linear n=" << s.n << " in=" << s.in << " out=" << s.out
+                                    << (s.bf16 ? " bf16" : ""));
+  const std::vector<float> x = random_vector(size_t(s.n) * s.in, rng), w = random_vector(size_t(s.out) * s.in, rng);
+  const std::vector<float> b = random_vector(size_t(s.out), rng), dy = random_vector(size_t(s.n) * s.out, rng);
+  const std::vector<float> ax = abs_of(x), aw = abs_of(w), ab = abs_of(b), ady = abs_of(dy);
+  const double rel = s.bf16 ? 8e-3 : 1e-5;
+  kernels::LinearKernel k(s);
+
+  std::vector<float> y(size_t(s.n) * s.out, kNaN), y_ref(y.size()), y_mag(y.size());
+  k.forward(x.data(), w.data(), b.data(), y.data());
+  for (int i = 0; i < s.n; ++i)
+    for (int o = 0; o < s.out; ++o) y_ref[size_t(i) * s.out + o] = b[o], y_mag[size_t(i) * s.out + o] = ab[o];
+  kernels::ref::gemm(false, true, s.n, s.out, s.in, 1.0f, x.data(), s.in, w.data(), s.in, 1.0f, y_ref.data(), s.out);
+  kernels::ref::gemm(false, true, s.n, s.out, s.in, 1.0f, ax.data(), s.in, aw.data(), s.in, 1.0f, y_mag.data(), s.out);
+  expect_near_ref(y, y_ref, y_mag, rel, 1e-6, "forward y");
+
+  std::vector<float> dw(w.size(), kNaN), dw_ref(w.size()), dw_mag(w.size()), db(b.size(), kNaN);
+  k.backward_weights(x.data(), dy.data(), dw.data(), db.data());
+  kernels::ref::gemm(true, false, s.out, s.in, s.n, 1.0f, dy.data(), s.out, x.data(), s.in, 0.0f, dw_ref.data(), s.in);
+  kernels::ref::gemm(true, false, s.out, s.in, s.n, 1.0f, ady.data(), s.out, ax.data(), s.in, 0.0f, dw_mag.data(), s.in);
+  expect_near_ref(dw, dw_ref, dw_mag, rel, 1e-6, "dweight");
+  std::vector<float> db_ref(b.size(), 0.0f), db_mag(b.size(), 0.0f);
+  for (int i = 0; i < s.n; ++i)
+    for (int o = 0; o < s.out; ++o) db_ref[o] += dy[size_t(i) * s.out + o], db_mag[o] += ady[size_t(i) * s.out + o];
+  expect_near_ref(db, db_ref, db_mag, 1e-5, 1e-6, "dbias");  // float sums in either precision
+
+  std::vector<float> dx(x.size(), kNaN), dx_ref(x.size()), dx_mag(x.size());
+  k.backward_data(dy.data(), w.data(), dx.data());
+  kernels::ref::gemm(false, false, s.n, s.in, s.out, 1.0f, dy.data(), s.out, w.data(), s.in, 0.0f, dx_ref.data(), s.in);
+  kernels::ref::gemm(false, false, s.n, s.in, s.out, 1.0f, ady.data(), s.out, aw.data(), s.in, 0.0f, dx_mag.data(), s.in);
+  expect_near_ref(dx, dx_ref, dx_mag, rel, 1e-6, "dx");
+}
+
+TEST(LinearKernel, MatchesReferenceOverShapeGrid) {
+  kernels::set_threads(2);
+  Rng rng(4);
+  std::vector<bool> precisions{false};
+  if (kernels::has_bf16()) precisions.push_back(true);
+  for (bool bf16 : precisions)
+    for (int n : {1, 3, 64})
+      for (int in : {1, 7, 117, 784})
+        for (int out : {1, 10, 59, 117}) {
+          check_linear({n, in, out, bf16}, rng);
+          if (HasFailure()) return;
+        }
+}
+
+// Repeated calls give the same bits at a fixed thread count.
+TEST(LinearKernel, RepeatedCallsAreBitIdentical) {
+  kernels::set_threads(2);
+  Rng rng(5);
+  const kernels::LinearShape s{64, 784, 117, false};
+  const std::vector<float> x = random_vector(64 * 784, rng), w = random_vector(117 * 784, rng);
+  const std::vector<float> b = random_vector(117, rng), dy = random_vector(64 * 117, rng);
+  std::vector<std::vector<float>> outs;
+  for (int rep = 0; rep < 2; ++rep) {
+    kernels::LinearKernel k(s);
+    std::vector<float> y(64 * 117), dw(w.size()), db(b.size()), dx(x.size());
+    for (int call = 0; call < 2; ++call) {
+      k.forward(x.data(), w.data(), b.data(), y.data());
+      k.backward_weights(x.data(), dy.data(), dw.data(), db.data());
+      k.backward_data(dy.data(), w.data(), dx.data());
+      std::vector<float> all = y;
+      for (const auto* v : {&dw, &db, &dx}) all.insert(all.end(), v->begin(), v->end());
+      outs.push_back(all);
+    }
+  }
+  for (size_t i = 1; i < outs.size(); ++i) EXPECT_EQ(0, std::memcmp(outs[0].data(), outs[i].data(), outs[0].size() * 4));
+}
+
 // The same grid with activations channels last (nhwc at the seam; for a single input channel
 // oneDNN's blocked output is taken as it is, since its bytes are nhwc's).
 TEST(Conv2dKernel, ChannelsLastMatchesReferenceOverShapeGrid) {

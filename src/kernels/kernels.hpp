@@ -51,4 +51,40 @@ class Conv2dKernel {
   std::unique_ptr<Impl> impl_;
 };
 
+// A fully connected layer's three products through oneDNN matmul primitives, made once per shape
+// (the weights read in PyTorch's (out, in) layout as they are; the bias added by the forward
+// primitive). x (N, in), weight (out, in), bias (out), y and dy (N, out).
+//   bf16: the products take bfloat16 copies of x, weight and dy (made here, each once per step)
+//   and accumulate in float; every array at the seam stays float (mixed precision with float
+//   master weights). Only where the CPU has bf16 dot products (has_bf16()).
+struct LinearShape {
+  int n = 1, in = 1, out = 1;
+  bool bf16 = false;
+};
+
+class LinearKernel {
+ public:
+  explicit LinearKernel(const LinearShape& s);
+  ~LinearKernel();
+  LinearKernel(const LinearKernel&) = delete;
+  LinearKernel& operator=(const LinearKernel&) = delete;
+
+  const LinearShape& shape() const { return shape_; }
+  // y = x weight^T + bias.
+  void forward(const float* x, const float* weight, const float* bias, float* y);
+  // dweight = dy^T x and dbias = column sums of dy, overwritten; x as given to the last forward.
+  void backward_weights(const float* x, const float* dy, float* dweight, float* dbias);
+  // dx = dy weight, overwritten; weight as given to the last forward.
+  void backward_data(const float* dy, const float* weight, float* dx);
+  std::string impl_name() const;
+
+ private:
+  struct Impl;
+  LinearShape shape_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Whether this CPU runs oneDNN's bf16 matmul and convolution natively (AVX-512 BF16 or AMX).
+bool has_bf16();
+
 }  // namespace tailor::kernels

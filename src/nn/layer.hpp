@@ -50,6 +50,9 @@ class Layer {
   // (and give its output, when that is (N, C, H, W) too) in that order; it returns false if it
   // cannot. Shapes stay (N, C, H, W). Sequential decides, at finalize; off by default.
   virtual bool set_channels_last(bool on) { return !on; }
+  // Mixed precision: training-mode products in bfloat16 with float accumulation and float master
+  // weights (evaluation stays float). Layers without such products ignore it.
+  virtual void set_bf16_training(bool on) { (void)on; }
 };
 
 using LayerPtr = std::unique_ptr<Layer>;

@@ -20,25 +20,29 @@ Shape Linear::output_shape(const Shape& in) const {
   return Shape{in[0], out_};
 }
 
-void Linear::forward(ConstView x, View y, Mode) {
+kernels::LinearKernel& Linear::kernel_for(int64_t n, bool bf16) {
+  for (auto& k : kernels_)
+    if (k->shape().n == n && k->shape().bf16 == bf16) return *k;
+  kernels::LinearShape s;
+  s.n = static_cast<int>(n);
+  s.in = static_cast<int>(in_);
+  s.out = static_cast<int>(out_);
+  s.bf16 = bf16;
+  kernels_.push_back(std::make_unique<kernels::LinearKernel>(s));
+  return *kernels_.back();
+}
+
+void Linear::forward(ConstView x, View y, Mode mode) {
   x_ = x;
-  const int n = static_cast<int>(x.shape[0]);
-  // Start every row at the bias, then accumulate x W^T on top (beta = 1).
-  for (int i = 0; i < n; ++i) std::copy_n(bias_.value, out_, y.data + i * out_);
-  kernels::gemm(false, true, n, out_, in_, 1.0f, x.data, in_, weight_.value, in_, 1.0f, y.data, out_);
+  current_ = &kernel_for(x.shape[0], bf16_ && mode == Mode::train);
+  current_->forward(x.data, weight_.value, bias_.value, y.data);  // y = x W^T + b
 }
 
 void Linear::backward(ConstView dy, View dx) {
-  const int n = static_cast<int>(dy.shape[0]);
-  // dweight (out, in) = dy^T (out, N) x (N, in)
-  kernels::gemm(true, false, out_, in_, n, 1.0f, dy.data, out_, x_.data, in_, 0.0f, weight_.grad, in_);
-  // dbias (out) = column sums of dy
-  std::fill_n(bias_.grad, out_, 0.0f);
-  for (int i = 0; i < n; ++i)
-    for (int64_t o = 0; o < out_; ++o) bias_.grad[o] += dy.data[i * out_ + o];
-  // dx (N, in) = dy (N, out) weight (out, in)
-  if (!dx.empty())
-    kernels::gemm(false, false, n, in_, out_, 1.0f, dy.data, out_, weight_.value, in_, 0.0f, dx.data, in_);
+  // dweight (out, in) = dy^T x, dbias = column sums of dy; then dx (N, in) = dy weight (the
+  // bf16 kernel converts dy in the first call and reuses it in the second).
+  current_->backward_weights(x_.data, dy.data, weight_.grad, bias_.grad);
+  if (!dx.empty()) current_->backward_data(dy.data, weight_.value, dx.data);
 }
 
 }  // namespace tailor

@@ -1,4 +1,8 @@
 #pragma once
+#include <memory>
+#include <vector>
+
+#include "kernels/kernels.hpp"
 #include "nn/layer.hpp"
 
 namespace tailor {
@@ -14,11 +18,18 @@ class Linear final : public Layer {
   void backward(ConstView dy, View dx) override;
   std::vector<Param*> params() override { return {&weight_, &bias_}; }
   int64_t forward_flops(const Shape& in) const override { return 2 * in[0] * in_ * out_; }
+  void set_bf16_training(bool on) override { bf16_ = on; }
 
  private:
+  // oneDNN primitives, made once per batch size and precision seen.
+  kernels::LinearKernel& kernel_for(int64_t n, bool bf16);
+
   int64_t in_, out_;
+  bool bf16_ = false;
   Param weight_, bias_;
   ConstView x_;
+  kernels::LinearKernel* current_ = nullptr;
+  std::vector<std::unique_ptr<kernels::LinearKernel>> kernels_;
 };
 
 }  // namespace tailor
