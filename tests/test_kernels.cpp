@@ -185,7 +185,9 @@ std::vector<float> to_nchw(const std::vector<float>& v, int64_t n, int64_t c, in
 // With s.channels_last the kernel gets x and dy as (N, H, W, C) and its y and dx are turned
 // back into (N, C, H, W) before the comparison with the planar reference.
 void check_conv(const kernels::Conv2dShape& s, Rng& rng) {
-  const std::string what = describe(s) + (s.channels_last ? " channels last" : "");
+  const std::string what = describe(s) + (s.channels_last ? " channels last" : "") + (s.bf16 ? " bf16" : "");
+  // bf16 operands carry 8 significant bits: each product is off by up to 2^-8 of its size.
+  const double rel = s.bf16 ? 8e-3 : 1e-5;
   SCOPED_TRACE(what);
   const ConvBuffers in = random_conv_inputs(s, rng);
   kernels::Conv2dKernel kernel(s);
@@ -203,15 +205,9 @@ void check_conv(const kernels::Conv2dShape& s, Rng& rng) {
   const std::vector<float> abs_x = abs_of(in.x), abs_w = abs_of(in.w), abs_b = abs_of(in.b);
   const std::vector<float> abs_dy = abs_of(in.dy);
   kernels::ref::conv2d_forward(s, abs_x.data(), abs_w.data(), abs_b.data(), y_mag.data());
-  expect_near_ref(y, y_ref, y_mag, 1e-5, 1e-6, "forward y");
+  expect_near_ref(y, y_ref, y_mag, rel, 1e-6, "forward y");
 
-  std::vector<float> dx(x_size(s), kNaN), dx_ref(x_size(s)), dx_mag(x_size(s));
-  kernel.backward_data(dy_in.data(), in.w.data(), dx.data());
-  if (cl) dx = to_nchw(dx, s.n, s.cin, s.h, s.w);
-  kernels::ref::conv2d_backward_data(s, in.dy.data(), in.w.data(), dx_ref.data());
-  kernels::ref::conv2d_backward_data(s, abs_dy.data(), abs_w.data(), dx_mag.data());
-  expect_near_ref(dx, dx_ref, dx_mag, 1e-5, 1e-6, "backward_data dx");
-
+  // The order a layer calls them in (see Conv2dKernel): weights first, then data.
   // dweight sums N * Ho * Wo products (50k for a 64-batch of 28x28); oneDNN sums in blocks, so
   // the same relative bound holds (worst seen: 3% of it).
   std::vector<float> dw(w_size(s), kNaN), dw_ref(w_size(s)), dw_mag(w_size(s));
@@ -220,8 +216,16 @@ void check_conv(const kernels::Conv2dShape& s, Rng& rng) {
   kernels::ref::conv2d_backward_weights(s, in.x.data(), in.dy.data(), dw_ref.data(), db_ref.data());
   kernels::ref::conv2d_backward_weights(s, abs_x.data(), abs_dy.data(), dw_mag.data(),
                                         db_mag.data());
-  expect_near_ref(dw, dw_ref, dw_mag, 1e-5, 1e-6, "backward_weights dweight");
-  expect_near_ref(db, db_ref, db_mag, 1e-5, 1e-6, "backward_weights dbias");
+  expect_near_ref(dw, dw_ref, dw_mag, rel, 1e-6, "backward_weights dweight");
+  expect_near_ref(db, db_ref, db_mag, rel, 1e-6, "backward_weights dbias");  // from the bf16 dy
+
+  std::vector<float> dx(x_size(s), kNaN), dx_ref(x_size(s)), dx_mag(x_size(s));
+  kernel.backward_data(dy_in.data(), in.w.data(), dx.data());
+  if (cl) dx = to_nchw(dx, s.n, s.cin, s.h, s.w);
+  kernels::ref::conv2d_backward_data(s, in.dy.data(), in.w.data(), dx_ref.data());
+  kernels::ref::conv2d_backward_data(s, abs_dy.data(), abs_w.data(), dx_mag.data());
+  expect_near_ref(dx, dx_ref, dx_mag, rel, 1e-6, "backward_data dx");
+
 }
 
 // The full product n {1, 3, 64} x cin {1, 3, 16} x cout {1, 5, 32} x (H, W) {1x1, 5x7, 14x14,
@@ -345,6 +349,33 @@ TEST(LinearKernel, MatchesReferenceOverShapeGrid) {
         }
 }
 
+// float -> bfloat16: round to nearest, ties to even, NaN kept NaN, infinities and signed zeros
+// kept; the vector loop (long arrays) and the scalar tail agree with the bit formula.
+TEST(ToBf16, RoundsToNearestEven) {
+  auto bits = [](uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; };
+  const std::pair<uint32_t, uint16_t> cases[] = {
+      {0x3f800000u, 0x3f80},  // 1.0
+      {0x3f808000u, 0x3f80},  // halfway, even below: down
+      {0x3f818000u, 0x3f82},  // halfway, odd below: up
+      {0x3f808001u, 0x3f81},  // above halfway: up
+      {0x3f807fffu, 0x3f80},  // below halfway: down
+      {0x7f800000u, 0x7f80},  // +inf
+      {0xff800000u, 0xff80},  // -inf
+      {0x80000000u, 0x8000},  // -0
+      {0x7f7fffffu, 0x7f80},  // the largest float rounds up to inf
+  };
+  std::vector<float> x;
+  std::vector<uint16_t> want;
+  for (int rep = 0; rep < 8; ++rep)  // 72 values: the vector loop and the tail both see every case
+    for (const auto& [in, out] : cases) x.push_back(bits(in)), want.push_back(out);
+  x.push_back(bits(0x7fc00001u));  // a NaN
+  std::vector<uint16_t> y(x.size());
+  kernels::to_bf16(x.data(), y.data(), x.size());
+  for (size_t i = 0; i + 1 < x.size(); ++i) EXPECT_EQ(y[i], want[i]) << i;
+  EXPECT_EQ(y.back() & 0x7f80, 0x7f80);
+  EXPECT_NE(y.back() & 0x7f, 0) << "NaN stays NaN";
+}
+
 // Repeated calls give the same bits at a fixed thread count.
 TEST(LinearKernel, RepeatedCallsAreBitIdentical) {
   kernels::set_threads(2);
@@ -380,6 +411,25 @@ TEST(Conv2dKernel, ChannelsLastMatchesReferenceOverShapeGrid) {
   }
 }
 
+// bf16 products (where the CPU has them), planar and channels last, on every fourth shape of the
+// grid plus the CNN's own.
+TEST(Conv2dKernel, Bf16MatchesReferenceWithinItsRounding) {
+  if (!kernels::has_bf16()) GTEST_SKIP() << "this CPU has no bf16 dot products";
+  kernels::set_threads(2);
+  Rng rng(6);
+  const auto grid = conv_grid();
+  for (size_t i = 0; i < grid.size(); ++i) {
+    if (i % 4 != 0 && i + 2 < grid.size()) continue;
+    for (bool cl : {false, true}) {
+      auto s = grid[i];
+      s.bf16 = true;
+      s.channels_last = cl;
+      check_conv(s, rng);
+      if (HasFailure()) return;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Determinism: at a fixed thread count, repeated calls give bit-identical outputs (no
 // order-dependent reductions across threads), so a run is reproduced by its seed and threads.
@@ -399,8 +449,8 @@ ConvOutputs run_conv(kernels::Conv2dKernel& kernel, const ConvBuffers& in) {
   ConvOutputs out{std::vector<float>(y_size(s)), std::vector<float>(x_size(s)),
                   std::vector<float>(w_size(s)), std::vector<float>(s.cout)};
   kernel.forward(in.x.data(), in.w.data(), in.b.data(), out.y.data());
-  kernel.backward_data(in.dy.data(), in.w.data(), out.dx.data());
   kernel.backward_weights(in.x.data(), in.dy.data(), out.dw.data(), out.db.data());
+  kernel.backward_data(in.dy.data(), in.w.data(), out.dx.data());
   return out;
 }
 

@@ -28,6 +28,7 @@ struct BenchArgs {
   std::vector<std::string> models{"fcn", "cnn"};
   std::string weights = "100k", data = kDefaultDataDir;
   int64_t eval_batch = TrainConfig{}.eval_batch;
+  std::string precision = "fp32";
   bool json = false;
 };
 
@@ -73,6 +74,9 @@ Run add_bench(CLI::App& app) {
   c->add_option("--data", a->data, "Data directory")->capture_default_str();
   c->add_option("--eval-batch", a->eval_batch, "Images per batch when measuring evaluation")
       ->check(CLI::Range(1, 65536))->capture_default_str();
+  c->add_option("--precision", a->precision, "Training precision: fp32, or bf16 (see tailor train --help)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
   c->add_flag("--json", a->json, "Print JSON instead of a table");
   return [a, c]() {
     if (!c->parsed()) return -1;
@@ -97,6 +101,7 @@ Run add_bench(CLI::App& app) {
         cfg.threads = threads;
         cfg.progress = "none";
         cfg.eval_batch = a->eval_batch;
+        cfg.bf16 = a->precision == "bf16";
         TrainOutcome r = train(cfg);
         LoadedModel m = load_model(tmp + "/model.ckpt");
         Dataset test = load_dataset(a->data, "t10k", static_cast<int>(m.spec.classes));
@@ -112,7 +117,8 @@ Run add_bench(CLI::App& app) {
         nlohmann::json row{{"model", family},       {"batch", batch},          {"weights", r.weights},
                            {"epoch_seconds", sec},  {"gflops", gflops},        {"peak_share", gflops / (peak * threads)},
                            {"eval_images_per_second", median(eval_ips)},       {"peak_rss_mb", peak_rss_mb()},
-                           {"threads", threads},    {"sgemm_peak_gflops_per_core", peak}};
+                           {"threads", threads},    {"sgemm_peak_gflops_per_core", peak},
+                           {"precision", a->precision}};
         rows.push_back(row);
         if (!a->json)
           std::printf("%-9s %5lld %8lld %10.3f %10.1f %7.1f%% %12.0f %9.0f\n", (family + "-" + a->weights).c_str(),
@@ -122,8 +128,9 @@ Run add_bench(CLI::App& app) {
       }
     std::filesystem::remove_all(tmp);
     if (a->json) std::printf("%s\n", rows.dump(2).c_str());
-    else std::printf("\n(median of %lld epochs, Adam; RSS is this process's peak so far)\n",
-                     static_cast<long long>(a->epochs));
+    else std::printf("\n(median of %lld epochs, Adam, %s; RSS is this process's peak so far; the peak is fp32's in "
+                     "either precision)\n",
+                     static_cast<long long>(a->epochs), a->precision.c_str());
     return 0;
   };
 }

@@ -11,7 +11,7 @@ namespace {
 struct TrainArgs {
   ModelOptions model;
   TrainConfig cfg;
-  std::string optimizer = "adam", schedule = "cosine", init = "kaiming", stop_on = "val";
+  std::string optimizer = "adam", schedule = "cosine", init = "kaiming", stop_on = "val", precision = "fp32";
 };
 }  // namespace
 
@@ -57,6 +57,11 @@ Run add_train(CLI::App& app) {
   c->add_option("--threads", g.threads, "Threads (0: all cores); results are bit-identical per seed and thread count")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  c->add_option("--precision", a->precision,
+                "fp32, or bf16: training products (matmuls, convolutions) in bfloat16 with float accumulation "
+                "and float master weights; faster on CPUs with AVX-512 BF16 or AMX. Evaluation stays fp32")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
   c->add_option("--stop-at", g.stop_at, "Stop once accuracy (percent) on --stop-on reaches this; 0: off")
       ->check(CLI::Range(0.0f, 100.0f))
       ->capture_default_str();
@@ -89,6 +94,7 @@ Run add_train(CLI::App& app) {
     cfg.schedule.kind = parse_schedule(a->schedule);
     cfg.init = parse_init(a->init);
     cfg.stop_on = a->stop_on == "test" ? StopOn::test : StopOn::val;
+    cfg.bf16 = a->precision == "bf16";
     if (cfg.optim.nesterov && (cfg.optim.kind != OptimKind::sgd || cfg.optim.momentum <= 0))
       throw Error("--nesterov needs --optimizer sgd and --momentum > 0");
     TrainOutcome r = train(cfg);

@@ -105,6 +105,9 @@ struct Conv2dKernel::Impl {
   dnnl::stream stream{engine};
   // Forward, backward-data and backward-weights operands (user handles set per call).
   Operand f_src, f_w, f_b, f_dst, d_dst, d_w, d_src, w_src, w_ddst, w_dw, w_db;
+  // Backward-weights reads the forward's converted x, backward-data the converted dy of
+  // backward-weights, when the layouts agree (one conversion each instead of two).
+  bool share_src = false, share_ddst = false;
   dnnl::convolution_forward fwd;
   dnnl::convolution_backward_data bwd_data;
   dnnl::convolution_backward_weights bwd_weights;
@@ -123,13 +126,16 @@ Conv2dKernel::Conv2dKernel(const Conv2dShape& s) : shape_(s), impl_(std::make_un
   dnnl::memory::desc w_md(w_dims, dt::f32, tag::oihw);
   dnnl::memory::desc b_md(b_dims, dt::f32, tag::x);
   dnnl::memory::desc dst_md(dst_dims, dt::f32, plain);
-  dnnl::memory::desc w_any(w_dims, dt::f32, tag::any);
+  dnnl::memory::desc w_any(w_dims, dt::f32, tag::any);  // the products' weights
 
-  // Each primitive for activations in layout `act` (any: oneDNN's choice).
-  auto md = [&](const dnnl::memory::dims& dims, tag act) { return dnnl::memory::desc(dims, dt::f32, act); };
+  // Each primitive for activations in layout `act` (any: oneDNN's choice). In bf16 the inputs
+  // of each product (x, weight, dy) are bf16 and its output float.
+  const dt in_t = s.bf16 ? dt::bf16 : dt::f32;
+  auto md = [&](const dnnl::memory::dims& dims, tag act, dt t = dt::f32) { return dnnl::memory::desc(dims, t, act); };
+  if (s.bf16) w_any = dnnl::memory::desc(w_dims, dt::bf16, tag::any);
   auto make_fwd = [&](tag act) {
     return dnnl::convolution_forward::primitive_desc(
-        {dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, md(src_dims, act), w_any, b_md,
+        {dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, md(src_dims, act, in_t), w_any, b_md,
          md(dst_dims, act), strides, pad, pad},
         m.engine);
   };
@@ -140,15 +146,17 @@ Conv2dKernel::Conv2dKernel(const Conv2dShape& s) : shape_(s), impl_(std::make_un
     fpd = make_fwd(plain);
   auto make_data = [&](tag act) {
     return dnnl::convolution_backward_data::primitive_desc(
-        {dnnl::algorithm::convolution_direct, md(src_dims, act), w_any, md(dst_dims, act), strides, pad, pad},
+        {dnnl::algorithm::convolution_direct, md(src_dims, act), w_any, md(dst_dims, act, in_t), strides, pad, pad},
         m.engine, fpd);
   };
   auto bdpd = make_data(tag::any);
   if (s.channels_last && !(same_bytes(src_md, bdpd.diff_src_desc()) && same_bytes(dst_md, bdpd.diff_dst_desc())))
     bdpd = make_data(plain);
+  const dnnl::memory::desc dw_any(w_dims, dt::f32, tag::any);  // weight gradients stay float
   auto make_weights = [&](tag act) {
     return dnnl::convolution_backward_weights::primitive_desc(
-        {dnnl::algorithm::convolution_direct, md(src_dims, act), w_any, b_md, md(dst_dims, act), strides, pad, pad},
+        {dnnl::algorithm::convolution_direct, md(src_dims, act, in_t), dw_any, b_md, md(dst_dims, act, in_t), strides,
+         pad, pad},
         m.engine, fpd);
   };
   auto bwpd = make_weights(tag::any);
@@ -171,6 +179,8 @@ Conv2dKernel::Conv2dKernel(const Conv2dShape& s) : shape_(s), impl_(std::make_un
   m.w_ddst.init(dst_md, bwpd.diff_dst_desc(), e, true, false);
   m.w_dw.init(w_md, bwpd.diff_weights_desc(), e, false, true);
   m.w_db.init(b_md, bwpd.diff_bias_desc(), e, false, true);
+  m.share_src = m.f_src.reordered && m.w_src.reordered && fpd.src_desc() == bwpd.src_desc();
+  m.share_ddst = m.w_ddst.reordered && m.d_dst.reordered && bwpd.diff_dst_desc() == bdpd.diff_dst_desc();
 }
 
 Conv2dKernel::~Conv2dKernel() = default;
@@ -193,10 +203,10 @@ void Conv2dKernel::forward(const float* x, const float* weight, const float* bia
 
 void Conv2dKernel::backward_data(const float* dy, const float* weight, float* dx) {
   Impl& m = *impl_;
-  m.d_dst.before(m.stream, dy);
+  if (!m.share_ddst) m.d_dst.before(m.stream, dy);
   m.d_w.before(m.stream, weight);
   m.d_src.before(m.stream, dx);
-  run<3>(m.bwd_data, m.stream, {{{DNNL_ARG_DIFF_DST, m.d_dst.inner.get()},
+  run<3>(m.bwd_data, m.stream, {{{DNNL_ARG_DIFF_DST, (m.share_ddst ? m.w_ddst : m.d_dst).inner.get()},
                                  {DNNL_ARG_WEIGHTS, m.d_w.inner.get()},
                                  {DNNL_ARG_DIFF_SRC, m.d_src.inner.get()}}});
   m.d_src.after(m.stream);
@@ -205,11 +215,11 @@ void Conv2dKernel::backward_data(const float* dy, const float* weight, float* dx
 
 void Conv2dKernel::backward_weights(const float* x, const float* dy, float* dweight, float* dbias) {
   Impl& m = *impl_;
-  m.w_src.before(m.stream, x);
+  if (!m.share_src) m.w_src.before(m.stream, x);
   m.w_ddst.before(m.stream, dy);
   m.w_dw.before(m.stream, dweight);
   m.w_db.before(m.stream, dbias);
-  run<4>(m.bwd_weights, m.stream, {{{DNNL_ARG_SRC, m.w_src.inner.get()},
+  run<4>(m.bwd_weights, m.stream, {{{DNNL_ARG_SRC, (m.share_src ? m.f_src : m.w_src).inner.get()},
                                     {DNNL_ARG_DIFF_DST, m.w_ddst.inner.get()},
                                     {DNNL_ARG_DIFF_WEIGHTS, m.w_dw.inner.get()},
                                     {DNNL_ARG_DIFF_BIAS, m.w_db.inner.get()}}});

@@ -2,6 +2,8 @@
 // The one seam to the maths libraries. Nothing outside src/kernels/ includes oneDNN or BLAS.
 // Every fast kernel here has a naive twin in kernels::ref (kernels/ref.hpp), the test oracle.
 // All matrices are row-major.
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -22,6 +24,10 @@ int threads();
 struct Conv2dShape {
   int n = 1, cin = 1, h = 1, w = 1, cout = 1, k = 3, pad = 1;
   bool channels_last = false;
+  // Products in bfloat16 with float accumulation: x, weight and dy are converted inside (x once
+  // for forward and backward-weights, dy once for both backward products); every array at the
+  // seam stays float. Only where has_bf16().
+  bool bf16 = false;
   int ho() const { return h + 2 * pad - k + 1; }
   int wo() const { return w + 2 * pad - k + 1; }
 };
@@ -36,12 +42,15 @@ class Conv2dKernel {
   Conv2dKernel(const Conv2dKernel&) = delete;
   Conv2dKernel& operator=(const Conv2dKernel&) = delete;
 
+  // A step calls, in this order: forward(x), backward_weights(x, dy), backward_data(dy) (the
+  // last two with the same x and dy; backward_data may be left out). Converted or re-laid copies
+  // of x and dy made by one call are reused by the next.
   const Conv2dShape& shape() const { return shape_; }
   void forward(const float* x, const float* weight, const float* bias, float* y);
-  // dx = conv_transpose(dy, weight); overwrites dx.
-  void backward_data(const float* dy, const float* weight, float* dx);
   // dweight = sum over batch of dy * x patches, dbias = sum of dy; overwrites both.
   void backward_weights(const float* x, const float* dy, float* dweight, float* dbias);
+  // dx = conv_transpose(dy, weight); overwrites dx.
+  void backward_data(const float* dy, const float* weight, float* dx);
   // The oneDNN implementation chosen for the forward pass, e.g. "jit:avx512_core".
   std::string impl_name() const;
 
@@ -86,5 +95,7 @@ class LinearKernel {
 
 // Whether this CPU runs oneDNN's bf16 matmul and convolution natively (AVX-512 BF16 or AMX).
 bool has_bf16();
+// y = x rounded to bfloat16 (nearest even; bits as uint16), AVX-512 BF16 where the build has it.
+void to_bf16(const float* x, uint16_t* y, size_t n);
 
 }  // namespace tailor::kernels

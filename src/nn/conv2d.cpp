@@ -28,10 +28,11 @@ int64_t Conv2d::forward_flops(const Shape& in) const {
   return 2 * out.numel() * cin_ * k_ * k_;
 }
 
-kernels::Conv2dKernel& Conv2d::kernel_for(const Shape& in) {
+kernels::Conv2dKernel& Conv2d::kernel_for(const Shape& in, bool bf16) {
   for (auto& k : kernels_) {
     const auto& s = k->shape();
-    if (s.n == in[0] && s.h == in[2] && s.w == in[3] && s.channels_last == channels_last_) return *k;
+    if (s.n == in[0] && s.h == in[2] && s.w == in[3] && s.channels_last == channels_last_ && s.bf16 == bf16)
+      return *k;
   }
   kernels::Conv2dShape s;
   s.n = static_cast<int>(in[0]);
@@ -42,13 +43,16 @@ kernels::Conv2dKernel& Conv2d::kernel_for(const Shape& in) {
   s.k = static_cast<int>(k_);
   s.pad = static_cast<int>(pad_);
   s.channels_last = channels_last_;
+  s.bf16 = bf16;
   kernels_.push_back(std::make_unique<kernels::Conv2dKernel>(s));
   return *kernels_.back();
 }
 
-void Conv2d::forward(ConstView x, View y, Mode) {
+void Conv2d::forward(ConstView x, View y, Mode mode) {
   x_ = x;
-  current_ = &kernel_for(x.shape);
+  // A convolution of fewer than 8 input channels (the first, on the image) ran slower in bf16
+  // than in float (its products are short; the conversions dominate): it stays float.
+  current_ = &kernel_for(x.shape, bf16_ && mode == Mode::train && cin_ >= 8);
   current_->forward(x.data, weight_.value, bias_.value, y.data);
 }
 

@@ -23,14 +23,15 @@ class Conv2d final : public Layer {
     channels_last_ = on;
     return true;
   }
+  void set_bf16_training(bool on) override { bf16_ = on; }
 
  private:
   // Primitives are made once per (batch, H, W) seen: the full batch, the last partial batch and
   // the evaluation batch, so steady-state steps create nothing.
-  kernels::Conv2dKernel& kernel_for(const Shape& in);
+  kernels::Conv2dKernel& kernel_for(const Shape& in, bool bf16);
 
   int64_t cin_, cout_, k_, pad_;
-  bool channels_last_ = false;
+  bool channels_last_ = false, bf16_ = false;
   Param weight_, bias_;
   ConstView x_;
   kernels::Conv2dKernel* current_ = nullptr;

@@ -23,6 +23,10 @@ class Sequential {
   // PyTorch's order. The model's inputs, outputs and parameters are the same either way.
   void allow_channels_last(bool on) { allow_channels_last_ = on; }
   bool channels_last() const { return channels_last_; }
+  // Training-mode products in bfloat16 (see Layer::set_bf16_training); needs kernels::has_bf16().
+  void set_bf16_training(bool on) {
+    for (auto& l : layers_) l->set_bf16_training(on);
+  }
 
   // x (N, item...) -> logits (N, classes); the view stays valid until the next forward.
   ConstView forward(ConstView x, Mode mode);

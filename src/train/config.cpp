@@ -44,6 +44,7 @@ std::string config_to_toml(const TrainConfig& c, const std::string& extra) {
                     {"val", c.val_count},
                     {"seed", static_cast<int64_t>(c.seed)},
                     {"threads", static_cast<int64_t>(c.threads)},
+                    {"precision", c.bf16 ? "bf16" : "fp32"},
                     {"stop_at", shortest(c.stop_at)},
                     {"stop_on", c.stop_on == StopOn::val ? "val" : "test"},
                     {"patience", c.patience},

@@ -27,6 +27,7 @@ struct TrainConfig {
   int64_t val_count = 5000;
   uint64_t seed = 1;
   int threads = 0;               // 0: all cores
+  bool bf16 = false;             // --precision bf16: training products in bfloat16, float master weights
   float stop_at = 0;             // stop once accuracy (percent) on stop_on reaches it; 0: off
   StopOn stop_on = StopOn::val;
   int64_t patience = 0;          // epochs without a better val loss before stopping; 0: off

@@ -49,6 +49,8 @@ TrainOutcome train(TrainConfig cfg) {
   const auto wall_start = Clock::now();
   if (cfg.threads <= 0) cfg.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   kernels::set_threads(cfg.threads);
+  if (cfg.bf16 && !kernels::has_bf16())
+    throw Error("--precision bf16 needs a CPU with AVX-512 BF16 or AMX instructions; this one has neither (use fp32)");
   ensure_writable_dir(cfg.out_dir);
   const std::string dir = cfg.out_dir;
 
@@ -72,6 +74,7 @@ TrainOutcome train(TrainConfig cfg) {
   const Normalization norm = compute_normalization(data.train, split.train);
   auto model = build_model(cfg.model, dropout_seed);
   init_params(*model, cfg.init, cfg.model.activation, init_rng);
+  model->set_bf16_training(cfg.bf16);
   Optimizer opt(cfg.optim, model->num_values());
   const int64_t weights = static_cast<int64_t>(model->num_values());
   const auto classes = class_names(data.train.num_classes);
