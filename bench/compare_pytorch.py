@@ -28,18 +28,26 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--tailor", default=os.path.join(HERE, "..", "build", "tailor"))
+    ap.add_argument("--precisions", default="fp32,bf16",
+                    help="tailor's training precisions to measure (bf16 is skipped where the CPU lacks it)")
     a = ap.parse_args()
     batches, threads = [64, 256], [1, 2]
 
-    tailor = {}  # (model, batch) -> best row over thread counts
-    for t in threads:
-        for row in run_json([a.tailor, "bench", "--json", "--epochs", str(a.epochs), "--threads", str(t),
-                             "--batch-sizes", ",".join(map(str, batches))]):
-            key = (row["model"], row["batch"])
-            if key not in tailor or row["epoch_seconds"] < tailor[key]["epoch_seconds"]:
-                tailor[key] = row
-            best_eval = max(tailor[key].get("best_eval", 0), row["eval_images_per_second"])
-            tailor[key]["best_eval"] = best_eval
+    tailor = {}  # (model, batch, precision) -> best row over thread counts
+    for prec in a.precisions.split(","):
+        for t in threads:
+            cmd = [a.tailor, "bench", "--json", "--epochs", str(a.epochs), "--threads", str(t),
+                   "--batch-sizes", ",".join(map(str, batches)), "--precision", prec]
+            if prec != "fp32" and subprocess.run(cmd[:2] + ["--epochs", "1", "--batch-sizes", "4096", "--models", "fcn",
+                                                            "--precision", prec], capture_output=True).returncode:
+                print(f"(tailor --precision {prec} is not available on this CPU: skipped)")
+                break
+            for row in run_json(cmd):
+                key = (row["model"], row["batch"], prec)
+                if key not in tailor or row["epoch_seconds"] < tailor[key]["epoch_seconds"]:
+                    tailor[key] = row
+                best_eval = max(tailor[key].get("best_eval", 0), row["eval_images_per_second"])
+                tailor[key]["best_eval"] = best_eval
 
     torch = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,18 +71,19 @@ def main():
 
     peak = next(iter(tailor.values()))["sgemm_peak_gflops_per_core"]
     print(f"sgemm 1024^3 peak measured by tailor bench: {peak:.0f} GFLOP/s per core")
-    head = ("model", "batch", "tailor s/ep", "torch s/ep", "ratio", "tailor eval/s", "torch eval/s", "ratio",
+    head = ("model", "batch", "tailor", "tailor s/ep", "torch s/ep", "ratio", "tailor eval/s", "torch eval/s", "ratio",
             "GFLOP/s", "of peak", "tailor MiB", "torch MiB")
-    print("%-9s %5s %11s %10s %6s %13s %12s %6s %8s %7s %10s %9s" % head)
-    for (model, b), t in sorted(tailor.items(), key=lambda kv: (kv[0][0] != "fcn", kv[0][1])):
+    print("%-9s %5s %6s %11s %10s %6s %13s %12s %6s %8s %7s %10s %9s" % head)
+    for (model, b, prec), t in sorted(tailor.items(), key=lambda kv: (kv[0][0] != "fcn", kv[0][1], kv[0][2])):
         p = torch[(model, b)]
-        print("%-9s %5d %11.3f %10.3f %5.1fx %13.0f %12.0f %5.1fx %8.1f %6.1f%% %10.0f %9.0f" % (
-            model + "-100k", b, t["epoch_seconds"], p["median_epoch_seconds"],
+        print("%-9s %5d %6s %11.3f %10.3f %5.1fx %13.0f %12.0f %5.1fx %8.1f %6.1f%% %10.0f %9.0f" % (
+            model + "-100k", b, prec, t["epoch_seconds"], p["median_epoch_seconds"],
             p["median_epoch_seconds"] / t["epoch_seconds"], t["best_eval"], p["eval_images_per_second"],
             t["best_eval"] / p["eval_images_per_second"], t["gflops"], 100 * t["peak_share"], t["peak_rss_mb"],
             p["peak_rss_mb"]))
     print(f"(median of {a.epochs} epochs of 55,000 images, Adam 1e-3; each program at its best of 1 and 2 threads; "
-          "share of peak = GFLOP/s / (per-core peak x threads used); tailor's RSS is its bench process's peak so far)")
+          "PyTorch in fp32; tailor in fp32 and in bf16 (products in bfloat16, float accumulation and master weights); "
+          "share of peak = GFLOP/s / (per-core fp32 peak x threads used); tailor's RSS is its bench process's peak so far)")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,50 @@ TEST(ChannelsLast, BatchNormEqualsPlanar) {
     }
 }
 
+// Batch norm's backward run through the 2x2 max-pool after it (one pass, as Sequential uses it)
+// equals the pool's backward followed by batch norm's, for odd sizes (inputs in no window), channel
+// counts around 16, with and without the fused relu, in training and evaluation mode.
+TEST(ChannelsLast, BatchNormThroughPoolBackwardEqualsTheTwoSteps) {
+  Rng rng(34);
+  for (const Shape& s : {Shape{3, 16, 6, 8}, Shape{2, 20, 7, 5}, Shape{4, 32, 14, 14}, Shape{2, 3, 3, 3}})
+    for (bool relu : {false, true})
+      for (Mode mode : {Mode::train, Mode::eval}) {
+        SCOPED_TRACE(s.str() + (relu ? " relu" : "") + (mode == Mode::train ? " train" : " eval"));
+        const int64_t c = s[1];
+        BatchNorm bn(c, true, relu);
+        ASSERT_TRUE(bn.set_channels_last(true));
+        if (!bn.can_backward_through_pool()) GTEST_SKIP() << "built without AVX-512";
+        std::vector<float> values(2 * c), grads(2 * c), stats(2 * c, 1.0f);
+        for (int64_t i = 0; i < c; ++i) values[i] = 1.0f + 0.3f * rng.normal(), values[c + i] = 0.2f * rng.normal();
+        auto p = bn.params();
+        p[0]->value = values.data(), p[1]->value = values.data() + c;
+        p[0]->grad = grads.data(), p[1]->grad = grads.data() + c;
+        bn.buffers()[0]->value = stats.data(), bn.buffers()[1]->value = stats.data() + c;
+        for (int64_t i = 0; i < c; ++i) stats[i] = 0.1f * rng.normal();
+        MaxPool2d pool(2);
+        ASSERT_TRUE(pool.set_channels_last(true));
+        const Shape so = pool.output_shape(s);
+        // Ties inside windows (values from a small set) exercise the first-maximum rule.
+        std::vector<float> x(s.numel());
+        for (float& v : x) v = static_cast<float>(static_cast<int>(rng.below(9)) - 3) * 0.5f;
+        std::vector<float> y(x.size()), py(so.numel()), pdy(so.numel()), pdx(x.size());
+        for (float& v : pdy) v = rng.normal();
+        bn.forward(ConstView(x.data(), s), View{y.data(), s}, mode);
+        pool.forward(ConstView(y.data(), s), View{py.data(), so}, mode);
+
+        std::vector<float> dx_steps(x.size()), dx_fused(x.size(), NAN);
+        pool.backward(ConstView(pdy.data(), so), View{pdx.data(), s});
+        bn.backward(ConstView(pdx.data(), s), View{dx_steps.data(), s});
+        const std::vector<float> g_steps = grads;
+        bn.backward_through_pool2x2(ConstView(pdy.data(), so), py.data(), View{dx_fused.data(), s});
+        expect_close_scaled(dx_fused, dx_steps, 1e-5f, "dx");
+        expect_close_scaled(grads, g_steps, 1e-5f, "dweight, dbias");
+        std::fill(grads.begin(), grads.end(), NAN);
+        bn.backward_through_pool2x2(ConstView(pdy.data(), so), py.data(), View{});  // no dx: gradients only
+        expect_close_scaled(grads, g_steps, 1e-5f, "dweight, dbias without dx");
+      }
+}
+
 // Max-pool and flatten are exact: the same floats move, none are computed.
 TEST(ChannelsLast, MaxPoolAndFlattenEqualPlanar) {
   Rng rng(32);

@@ -218,6 +218,125 @@ void BatchNorm::backward_rows(ConstView dy, View dx) {
   }
 }
 
+bool BatchNorm::can_backward_through_pool() const {
+#if defined(__AVX512F__)
+  return spatial_ && channels_last_;
+#else
+  return false;
+#endif
+}
+
+// One task per row of pooling windows (n, i). For each window and group of 16 channels the
+// pool's gradient goes to the first of its four inputs equal to the pool's output (as
+// MaxPool2d::backward), then through the fused relu (as backward_rows): m, at each of the four
+// positions. Pass 1 sums m and m * (x - mean) per task; pass 2 writes dx from them. Inputs in no
+// window (a last odd row or column) have m = 0.
+void BatchNorm::backward_through_pool2x2(ConstView pool_dy, const float* pool_y, View dx) {
+#if defined(__AVX512F__)
+  const int64_t n = shape_[0], C = c_, h = shape_[2], w = shape_[3], ho = h / 2, wo = w / 2;
+  const int64_t tasks = n * ho, rows = n * h * w;
+  if (part_.size() < static_cast<size_t>(tasks * 2 * C)) part_.resize(tasks * 2 * C);  // first step only
+  float* part = part_.data();
+  const float* mean = stat_mean_.data();
+  const float *xin = x_.data, *yb = y_.data, *g = pool_dy.data;
+  const bool with_relu = relu_;
+  const __m512 zero = _mm512_setzero_ps();
+  // m at the four inputs of the window whose top-left input is at `in` and output at `out`.
+  auto route = [&](int64_t in, int64_t out, int64_t k, __mmask16 lm, __m512 m[4]) {
+    const __m512 mx = _mm512_maskz_loadu_ps(lm, pool_y + out + k), gg = _mm512_maskz_loadu_ps(lm, g + out + k);
+    const int64_t at[4] = {in, in + C, in + w * C, in + w * C + C};
+    __m512 y[4];
+    for (int q = 0; q < 4; ++q) y[q] = _mm512_maskz_loadu_ps(lm, yb + at[q] + k);
+    const __mmask16 ea = _mm512_cmp_ps_mask(y[0], mx, _CMP_EQ_OQ);
+    const __mmask16 eb = _mm512_cmp_ps_mask(y[1], mx, _CMP_EQ_OQ) & ~ea;
+    const __mmask16 ec = _mm512_cmp_ps_mask(y[2], mx, _CMP_EQ_OQ) & ~ea & ~eb;
+    const __mmask16 win[4] = {ea, eb, ec, static_cast<__mmask16>(~(ea | eb | ec))};
+    for (int q = 0; q < 4; ++q) {
+      __mmask16 keep = win[q];
+      if (with_relu) keep &= _mm512_cmp_ps_mask(y[q], zero, _CMP_GT_OQ);
+      m[q] = _mm512_maskz_mov_ps(keep, gg);
+    }
+  };
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t b = t / ho, i = t % ho;
+    const int64_t top = ((b * h + 2 * i) * w) * C, out = t * wo * C;
+    for (int64_t k = 0; k < C; k += 16) {
+      const __mmask16 lm = lanes(C - k);
+      const __m512 mu = _mm512_maskz_loadu_ps(lm, mean + k);
+      __m512 as = zero, ad = zero, m[4];
+      for (int64_t j = 0; j < wo; ++j) {
+        const int64_t in = top + 2 * j * C;
+        route(in, out + j * C, k, lm, m);
+        const int64_t at[4] = {in, in + C, in + w * C, in + w * C + C};
+        for (int q = 0; q < 4; ++q) {
+          as = _mm512_add_ps(as, m[q]);
+          ad = _mm512_add_ps(ad, _mm512_mul_ps(m[q], _mm512_sub_ps(_mm512_maskz_loadu_ps(lm, xin + at[q] + k), mu)));
+        }
+      }
+      _mm512_mask_storeu_ps(part + t * 2 * C + k, lm, as);
+      _mm512_mask_storeu_ps(part + t * 2 * C + C + k, lm, ad);
+    }
+  }
+  double* db = sums_.data();
+  double* dg = db + C;
+  std::fill_n(db, 2 * C, 0.0);
+  for (int64_t t = 0; t < tasks; ++t)
+    for (int64_t c = 0; c < C; ++c) {
+      db[c] += part[t * 2 * C + c];
+      dg[c] += part[t * 2 * C + C + c];
+    }
+  for (int64_t c = 0; c < C; ++c) {
+    dg[c] *= inv_std_[c];  // sum dy * xhat
+    weight_.grad[c] = static_cast<float>(dg[c]);
+    bias_.grad[c] = static_cast<float>(db[c]);
+  }
+  if (dx.empty()) return;
+  float* k1 = coef_.data();  // as backward_rows: scale, mean of m, inv * mean of m * xhat
+  float* k2 = k1 + C;
+  float* k3 = k2 + C;
+  const bool eval = mode_ == Mode::eval;
+  for (int64_t c = 0; c < C; ++c) {
+    k1[c] = weight_.value[c] * inv_std_[c];
+    k2[c] = eval ? 0.0f : static_cast<float>(db[c] / rows);
+    k3[c] = eval ? 0.0f : inv_std_[c] * static_cast<float>(dg[c] / rows);
+  }
+  float* d = dx.data;
+  // dx at one input from its m.
+  auto put = [&](int64_t at, int64_t k, __mmask16 lm, __m512 m, __m512 s1, __m512 s2, __m512 s3, __m512 mu) {
+    const __m512 centred = _mm512_sub_ps(_mm512_maskz_loadu_ps(lm, xin + at + k), mu);
+    _mm512_mask_storeu_ps(d + at + k, lm, _mm512_mul_ps(s1, _mm512_sub_ps(_mm512_sub_ps(m, s2), _mm512_mul_ps(centred, s3))));
+  };
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < tasks + (h & 1 ? n : 0); ++t) {
+    for (int64_t k = 0; k < C; k += 16) {
+      const __mmask16 lm = lanes(C - k);
+      const __m512 s1 = _mm512_maskz_loadu_ps(lm, k1 + k), s2 = _mm512_maskz_loadu_ps(lm, k2 + k);
+      const __m512 s3 = _mm512_maskz_loadu_ps(lm, k3 + k), mu = _mm512_maskz_loadu_ps(lm, mean + k);
+      if (t >= tasks) {  // the last row of image t - tasks, in no window (odd h)
+        const int64_t row = ((t - tasks) * h + h - 1) * w * C;
+        for (int64_t j = 0; j < w; ++j) put(row + j * C, k, lm, zero, s1, s2, s3, mu);
+        continue;
+      }
+      const int64_t b = t / ho, i = t % ho;
+      const int64_t top = ((b * h + 2 * i) * w) * C, out = t * wo * C;
+      __m512 m[4];
+      for (int64_t j = 0; j < wo; ++j) {
+        const int64_t in = top + 2 * j * C;
+        route(in, out + j * C, k, lm, m);
+        const int64_t at[4] = {in, in + C, in + w * C, in + w * C + C};
+        for (int q = 0; q < 4; ++q) put(at[q], k, lm, m[q], s1, s2, s3, mu);
+      }
+      if (w & 1)  // the last column, in no window
+        for (int64_t r : {top, top + w * C}) put(r + (w - 1) * C, k, lm, zero, s1, s2, s3, mu);
+    }
+  }
+#else
+  (void)pool_dy, (void)pool_y, (void)dx;
+  throw Error("batch norm: the fused pool backward needs AVX-512");
+#endif
+}
+
 void BatchNorm::forward(ConstView x, View y, Mode mode) {
   mode_ = mode;
   shape_ = x.shape;

@@ -77,7 +77,7 @@ void Sequential::finalize(const Shape& item_shape) {
   fused_pool_bn_.assign(layers_.size(), nullptr);
   size_t widest = 0;
   for (size_t i = 0; i + 1 < layers_.size(); ++i) {
-    auto* bn = dynamic_cast<const BatchNorm*>(layers_[i].get());
+    auto* bn = dynamic_cast<BatchNorm*>(layers_[i].get());
     auto* pool = dynamic_cast<const MaxPool2d*>(layers_[i + 1].get());
     if (bn && pool && bn->spatial() && bn->fused_relu() && pool->kernel() == 2) {
       fused_pool_bn_[i] = bn;
@@ -160,10 +160,22 @@ void Sequential::backward(ConstView dlogits, View dx) {
   const int64_t n = dlogits.shape[0];
   reserve(n, true);
   ConstView dy = dlogits;
+  auto grad_into = [&](size_t i) {  // where layer i's input gradient goes
+    if (i > 0) return View{act_grads_[i - 1].data(), out_shapes_[i - 1]};
+    return dx.empty() ? View{} : View{dx.data, dx.shape};
+  };
   for (size_t i = layers_.size(); i-- > 0;) {
-    View din;
-    if (i > 0) din = View{act_grads_[i - 1].data(), out_shapes_[i - 1]};
-    else if (!dx.empty()) din = View{dx.data, dx.shape};
+    BatchNorm* bn = i > 0 ? fused_pool_bn_[i - 1] : nullptr;
+    if (bn && bn->can_backward_through_pool()) {
+      // The pool's and the batch norm's backward in one: the pool's full-size input gradient is
+      // never written and read back.
+      View din = grad_into(i - 1);
+      bn->backward_through_pool2x2(dy, acts_[i].data(), din);
+      dy = din;
+      --i;
+      continue;
+    }
+    View din = grad_into(i);
     layers_[i]->backward(dy, din);
     dy = din;
   }

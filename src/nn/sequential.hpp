@@ -65,7 +65,9 @@ class Sequential {
   std::vector<Buffer> acts_, act_grads_;  // per layer output: (N, ...) for the largest N seen
   std::vector<Shape> out_shapes_;          // per layer, current batch
   int64_t capacity_ = 0, grad_capacity_ = 0;
-  std::vector<const BatchNorm*> fused_pool_bn_;  // per layer: a batch norm infer fuses with the next layer's pool
+  // Per layer: a batch norm (+relu) that infer runs together with the next layer's 2x2 max-pool,
+  // and whose backward (channels last) runs together with the pool's.
+  std::vector<BatchNorm*> fused_pool_bn_;
   std::vector<float> fold_scale_, fold_shift_;  // (C) of the batch norm being fused in infer
   bool allow_channels_last_ = true, channels_last_ = false;
 };
