@@ -153,11 +153,11 @@ TEST(ChannelsLast, BatchNormThroughPoolBackwardEqualsTheTwoSteps) {
         pool.backward(ConstView(pdy.data(), so), View{pdx.data(), s});
         bn.backward(ConstView(pdx.data(), s), View{dx_steps.data(), s});
         const std::vector<float> g_steps = grads;
-        bn.backward_through_pool2x2(ConstView(pdy.data(), so), py.data(), View{dx_fused.data(), s});
+        bn.backward_through_pool2x2(ConstView(pdy.data(), so), py.data(), pool.winners(), View{dx_fused.data(), s});
         expect_close_scaled(dx_fused, dx_steps, 1e-5f, "dx");
         expect_close_scaled(grads, g_steps, 1e-5f, "dweight, dbias");
         std::fill(grads.begin(), grads.end(), NAN);
-        bn.backward_through_pool2x2(ConstView(pdy.data(), so), py.data(), View{});  // no dx: gradients only
+        bn.backward_through_pool2x2(ConstView(pdy.data(), so), py.data(), pool.winners(), View{});  // no dx: gradients only
         expect_close_scaled(grads, g_steps, 1e-5f, "dweight, dbias without dx");
       }
 }

@@ -498,8 +498,19 @@ TEST(MaxPool2x2Kernel, ChannelsLastMatchesReferenceIncludingTies) {
       kernels::ref::maxpool2x2_backward(x.data(), y_ref.data(), dy.data(), dx_ref.data(), n * c, h, w);
       const std::vector<float> xl = to_nhwc(x, n, c, h, w), dyl = to_nhwc(dy, n, c, ho, wo);
       std::vector<float> y(dy.size(), kNaN), dx(x.size(), kNaN), y_nhwc_ref(dy.size(), kNaN);
-      kernels::maxpool2x2_forward_nhwc(xl.data(), y.data(), n, h, w, c);
+      std::vector<uint8_t> winner(dy.size(), 9);
+      kernels::maxpool2x2_forward_nhwc(xl.data(), y.data(), n, h, w, c, winner.data());
       EXPECT_EQ(to_nchw(y, n, c, ho, wo), y_ref);
+      // The recorded winner is the first input of its window equal to the maximum.
+      int wrong = 0;
+      for (int64_t o = 0; o < static_cast<int64_t>(y.size()); ++o) {
+        const int64_t k = o % c, q = o / c, j = q % wo, i = (q / wo) % ho, b = q / (wo * ho);
+        const float* a = xl.data() + ((b * h + 2 * i) * w + 2 * j) * c + k;
+        const float v[4] = {a[0], a[c], a[w * c], a[w * c + c]};
+        const int first = v[0] == y[o] ? 0 : v[1] == y[o] ? 1 : v[2] == y[o] ? 2 : 3;
+        wrong += winner[o] != first || v[first] != y[o];
+      }
+      EXPECT_EQ(wrong, 0);
       kernels::ref::maxpool2x2_forward_nhwc(xl.data(), y_nhwc_ref.data(), n, h, w, c);
       EXPECT_EQ(y, y_nhwc_ref);
       kernels::maxpool2x2_backward_nhwc(xl.data(), y.data(), dyl.data(), dx.data(), n, h, w, c);

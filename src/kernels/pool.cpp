@@ -144,7 +144,9 @@ inline __mmask16 lanes(int64_t left) { return static_cast<__mmask16>(left >= 16 
 
 // make(k) gives the element-wise transform for channels k..k+15.
 template <class MakeTransform>
-void pool_rows_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c, MakeTransform make) {
+void pool_rows_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c, MakeTransform make,
+                    uint8_t* winner = nullptr) {
+  const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2);
   const int64_t ho = h / 2, wo = w / 2;
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < n * ho; ++r) {
@@ -160,17 +162,24 @@ void pool_rows_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, i
         const __m512 a = f(_mm512_maskz_loadu_ps(m, top + o)), bb = f(_mm512_maskz_loadu_ps(m, top + o + c));
         const __m512 cc = f(_mm512_maskz_loadu_ps(m, bot + o)), d = f(_mm512_maskz_loadu_ps(m, bot + o + c));
         // As the planar kernels: a, then b, c, d; a later input wins only when greater.
-        const __m512 t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(bb, a, _CMP_GT_OQ), a, bb);
-        const __m512 u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(d, cc, _CMP_GT_OQ), cc, d);
-        _mm512_mask_storeu_ps(out + j * c + k, m, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, t, _CMP_GT_OQ), t, u));
+        const __mmask16 ab = _mm512_cmp_ps_mask(bb, a, _CMP_GT_OQ), cd = _mm512_cmp_ps_mask(d, cc, _CMP_GT_OQ);
+        const __m512 t = _mm512_mask_blend_ps(ab, a, bb);
+        const __m512 u = _mm512_mask_blend_ps(cd, cc, d);
+        const __mmask16 ut = _mm512_cmp_ps_mask(u, t, _CMP_GT_OQ);
+        _mm512_mask_storeu_ps(out + j * c + k, m, _mm512_mask_blend_ps(ut, t, u));
+        if (winner) {  // (ut ? 2 : 0) + (ut ? cd : ab)
+          const __m512i low = _mm512_maskz_mov_epi32(static_cast<__mmask16>((ut & cd) | (~ut & ab)), one);
+          const __m512i idx = _mm512_add_epi32(_mm512_maskz_mov_epi32(ut, two), low);
+          _mm_mask_storeu_epi8(winner + r * wo * c + j * c + k, m, _mm512_cvtepi32_epi8(idx));
+        }
       }
   }
 }
 
 }  // namespace
 
-void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c) {
-  pool_rows_nhwc(x, y, n, h, w, c, [](int64_t, __mmask16) { return [](__m512 v) { return v; }; });
+void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c, uint8_t* winner) {
+  pool_rows_nhwc(x, y, n, h, w, c, [](int64_t, __mmask16) { return [](__m512 v) { return v; }; }, winner);
 }
 
 void affine_relu_maxpool2x2_nhwc(const float* x, const float* scale, const float* shift, float* y, int64_t n,
@@ -221,8 +230,15 @@ void maxpool2x2_backward_nhwc(const float* x, const float* y, const float* dy, f
 
 #else  // no AVX-512: the reference loops
 
-void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c) {
+void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c, uint8_t* winner) {
   ref::maxpool2x2_forward_nhwc(x, y, n, h, w, c);
+  if (winner)  // the first input of each window equal to its maximum
+    for (int64_t o = 0; o < n * (h / 2) * (w / 2) * c; ++o) {
+      const int64_t k = o % c, q = o / c, j = q % (w / 2), i = (q / (w / 2)) % (h / 2), b = q / ((w / 2) * (h / 2));
+      const float* a = x + ((b * h + 2 * i) * w + 2 * j) * c + k;
+      const float v[4] = {a[0], a[c], a[w * c], a[w * c + c]};
+      winner[o] = static_cast<uint8_t>(v[0] == y[o] ? 0 : v[1] == y[o] ? 1 : v[2] == y[o] ? 2 : 3);
+    }
 }
 void affine_relu_maxpool2x2_nhwc(const float* x, const float* scale, const float* shift, float* y, int64_t n,
                                  int64_t h, int64_t w, int64_t c) {

@@ -23,7 +23,10 @@ void affine_relu_maxpool2x2(const float* x, const float* scale, const float* shi
 // inputs are four runs of C contiguous floats, so every channel is pooled at once (plain loops
 // the compiler vectorises over C; no shuffles). Same results, element for element, as the planar
 // kernels on the transposed arrays.
-void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c);
+// winner (optional, like y): which input of its window each output came from, 0..3 for
+// x[2i, 2j], x[2i, 2j+1], x[2i+1, 2j], x[2i+1, 2j+1] (the first maximum).
+void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c,
+                             uint8_t* winner = nullptr);
 void maxpool2x2_backward_nhwc(const float* x, const float* y, const float* dy, float* dx, int64_t n, int64_t h,
                               int64_t w, int64_t c);
 void affine_relu_maxpool2x2_nhwc(const float* x, const float* scale, const float* shift, float* y, int64_t n,

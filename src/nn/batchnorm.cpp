@@ -231,31 +231,26 @@ bool BatchNorm::can_backward_through_pool() const {
 // MaxPool2d::backward), then through the fused relu (as backward_rows): m, at each of the four
 // positions. Pass 1 sums m and m * (x - mean) per task; pass 2 writes dx from them. Inputs in no
 // window (a last odd row or column) have m = 0.
-void BatchNorm::backward_through_pool2x2(ConstView pool_dy, const float* pool_y, View dx) {
+void BatchNorm::backward_through_pool2x2(ConstView pool_dy, const float* pool_y, const uint8_t* winner, View dx) {
 #if defined(__AVX512F__)
   const int64_t n = shape_[0], C = c_, h = shape_[2], w = shape_[3], ho = h / 2, wo = w / 2;
   const int64_t tasks = n * ho, rows = n * h * w;
   if (part_.size() < static_cast<size_t>(tasks * 2 * C)) part_.resize(tasks * 2 * C);  // first step only
   float* part = part_.data();
   const float* mean = stat_mean_.data();
-  const float *xin = x_.data, *yb = y_.data, *g = pool_dy.data;
+  const float *xin = x_.data, *g = pool_dy.data;
   const bool with_relu = relu_;
   const __m512 zero = _mm512_setzero_ps();
-  // m at the four inputs of the window whose top-left input is at `in` and output at `out`.
-  auto route = [&](int64_t in, int64_t out, int64_t k, __mmask16 lm, __m512 m[4]) {
-    const __m512 mx = _mm512_maskz_loadu_ps(lm, pool_y + out + k), gg = _mm512_maskz_loadu_ps(lm, g + out + k);
-    const int64_t at[4] = {in, in + C, in + w * C, in + w * C + C};
-    __m512 y[4];
-    for (int q = 0; q < 4; ++q) y[q] = _mm512_maskz_loadu_ps(lm, yb + at[q] + k);
-    const __mmask16 ea = _mm512_cmp_ps_mask(y[0], mx, _CMP_EQ_OQ);
-    const __mmask16 eb = _mm512_cmp_ps_mask(y[1], mx, _CMP_EQ_OQ) & ~ea;
-    const __mmask16 ec = _mm512_cmp_ps_mask(y[2], mx, _CMP_EQ_OQ) & ~ea & ~eb;
-    const __mmask16 win[4] = {ea, eb, ec, static_cast<__mmask16>(~(ea | eb | ec))};
-    for (int q = 0; q < 4; ++q) {
-      __mmask16 keep = win[q];
-      if (with_relu) keep &= _mm512_cmp_ps_mask(y[q], zero, _CMP_GT_OQ);
-      m[q] = _mm512_maskz_mov_ps(keep, gg);
-    }
+  // m at the four inputs of the window whose output is at `out`: the pool's gradient at the
+  // window's winner (recorded by the pool's forward), kept there if the winner passed the relu
+  // (its value, the pool's output, is > 0). The batch norm's output itself is not read.
+  auto route = [&](int64_t out, int64_t k, __mmask16 lm, __m512 m[4]) {
+    const __m512 gg = _mm512_maskz_loadu_ps(lm, g + out + k);
+    const __m512i win = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lm, winner + out + k));
+    __mmask16 pass = 0xFFFF;
+    if (with_relu) pass = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(lm, pool_y + out + k), zero, _CMP_GT_OQ);
+    for (int q = 0; q < 4; ++q)
+      m[q] = _mm512_maskz_mov_ps(pass & _mm512_cmpeq_epi32_mask(win, _mm512_set1_epi32(q)), gg);
   };
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tasks; ++t) {
@@ -267,7 +262,7 @@ void BatchNorm::backward_through_pool2x2(ConstView pool_dy, const float* pool_y,
       __m512 as = zero, ad = zero, m[4];
       for (int64_t j = 0; j < wo; ++j) {
         const int64_t in = top + 2 * j * C;
-        route(in, out + j * C, k, lm, m);
+        route(out + j * C, k, lm, m);
         const int64_t at[4] = {in, in + C, in + w * C, in + w * C + C};
         for (int q = 0; q < 4; ++q) {
           as = _mm512_add_ps(as, m[q]);
@@ -323,7 +318,7 @@ void BatchNorm::backward_through_pool2x2(ConstView pool_dy, const float* pool_y,
       __m512 m[4];
       for (int64_t j = 0; j < wo; ++j) {
         const int64_t in = top + 2 * j * C;
-        route(in, out + j * C, k, lm, m);
+        route(out + j * C, k, lm, m);
         const int64_t at[4] = {in, in + C, in + w * C, in + w * C + C};
         for (int q = 0; q < 4; ++q) put(at[q], k, lm, m[q], s1, s2, s3, mu);
       }
@@ -332,7 +327,7 @@ void BatchNorm::backward_through_pool2x2(ConstView pool_dy, const float* pool_y,
     }
   }
 #else
-  (void)pool_dy, (void)pool_y, (void)dx;
+  (void)pool_dy, (void)pool_y, (void)winner, (void)dx;
   throw Error("batch norm: the fused pool backward needs AVX-512");
 #endif
 }

@@ -36,11 +36,12 @@ class BatchNorm final : public Layer {
   // with exactly the float operations forward uses.
   void eval_affine(float* scale, float* shift) const;
   // Channels last with AVX-512: the backward of this layer and of the 2x2 max-pool after it, in
-  // one go. pool_dy and pool_y are the pool's output gradient and output (N, C, H/2, W/2); dx is
-  // this layer's input gradient (may be empty). The same gradients as MaxPool2d::backward then
-  // backward (sums in another order), without the pool's full-size input gradient in between.
+  // one go. pool_dy, pool_y and winner are the pool's output gradient, output (N, C, H/2, W/2)
+  // and MaxPool2d::winners(); dx is this layer's input gradient (may be empty). The same
+  // gradients as MaxPool2d::backward then backward (sums in another order), without the pool's
+  // full-size input gradient in between, and without reading this layer's output again.
   bool can_backward_through_pool() const;
-  void backward_through_pool2x2(ConstView pool_dy, const float* pool_y, View dx);
+  void backward_through_pool2x2(ConstView pool_dy, const float* pool_y, const uint8_t* winner, View dx);
 
  private:
   // (R, C) rows, channels innermost: (N, C) inputs and channels-last (N, C, H, W) ones.

@@ -20,10 +20,14 @@ class MaxPool2d final : public Layer {
     channels_last_ = on && k_ == 2;
     return channels_last_ == on;
   }
+  // Channels last: which input of its window each output of the last forward came from (0..3,
+  // see kernels::maxpool2x2_forward_nhwc), for a batch norm's backward through this pool.
+  const uint8_t* winners() const { return winner_.data(); }
 
  private:
   int64_t k_;
   bool channels_last_ = false;
+  std::vector<uint8_t> winner_;
   Shape in_shape_;
   std::vector<int32_t> argmax_;  // (N, C, Ho, Wo): flat index into x (general k)
   ConstView x_, y_;              // k = 2: backward finds the winners again

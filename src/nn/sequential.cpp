@@ -170,7 +170,8 @@ void Sequential::backward(ConstView dlogits, View dx) {
       // The pool's and the batch norm's backward in one: the pool's full-size input gradient is
       // never written and read back.
       View din = grad_into(i - 1);
-      bn->backward_through_pool2x2(dy, acts_[i].data(), din);
+      const auto& pool = static_cast<const MaxPool2d&>(*layers_[i]);
+      bn->backward_through_pool2x2(dy, acts_[i].data(), pool.winners(), din);
       dy = din;
       --i;
       continue;
