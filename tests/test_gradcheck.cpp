@@ -299,27 +299,21 @@ TEST_F(GradCheck, FcnModelWithBatchNorm) {
   check_model(spec, 6);
 }
 
-TEST_F(GradCheck, CnnModelWithBatchNorm) {
-  // x (5, 1, 9, 7) -> conv 3 -> bn -> relu -> pool (4, 3) -> conv 4 -> bn -> relu -> pool (2, 1)
-  //   -> flatten (8) -> linear 6 -> bn -> relu -> linear 3
+// x (5, 1, 9, 7) -> conv 3 -> bn -> relu -> pool (4, 3) -> conv 4 -> bn -> relu -> pool (2, 1)
+//   -> flatten (8) -> linear 6 -> bn -> relu -> linear 3
+ModelSpec small_cnn() {
   ModelSpec spec = default_spec(Family::cnn);
   spec.channels = {3, 4};
   spec.hidden = {6};
   spec.batchnorm = true;
   spec.dropout = 0;
   spec.height = 9, spec.width = 7, spec.classes = 3;
-  check_model(spec, 5);  // the convolution blocks channels last, as trained
+  return spec;
 }
 
-TEST_F(GradCheck, CnnModelWithBatchNormPlanar) {
-  ModelSpec spec = default_spec(Family::cnn);
-  spec.channels = {3, 4};
-  spec.hidden = {6};
-  spec.batchnorm = true;
-  spec.dropout = 0;
-  spec.height = 9, spec.width = 7, spec.classes = 3;
-  check_model(spec, 5, false);
-}
+TEST_F(GradCheck, CnnModelWithBatchNorm) { check_model(small_cnn(), 5); }  // channels last, as trained
+
+TEST_F(GradCheck, CnnModelWithBatchNormPlanar) { check_model(small_cnn(), 5, false); }
 
 }  // namespace
 }  // namespace tailor

@@ -12,6 +12,7 @@
 
 #include <array>
 
+#include "kernels/dnnl_exec.hpp"
 #include "kernels/kernels.hpp"
 
 namespace tailor::kernels {
@@ -20,13 +21,6 @@ using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
 namespace {
-
-// oneDNN's C++ execute() builds a std::unordered_map of its arguments on every call; the C entry
-// point takes a plain array, so a step allocates nothing on our side.
-template <size_t N>
-void run(const dnnl::primitive& p, dnnl::stream& s, const std::array<dnnl_exec_arg_t, N>& args) {
-  dnnl_primitive_execute(p.get(), s.get(), static_cast<int>(N), args.data());
-}
 
 // Byte offset of element idx in a plain or blocked layout (single-level blocks), or -1 if the
 // layout is of another kind.

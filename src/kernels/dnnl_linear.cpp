@@ -13,6 +13,7 @@
 #include <immintrin.h>
 #endif
 
+#include "kernels/dnnl_exec.hpp"
 #include "kernels/kernels.hpp"
 
 namespace tailor::kernels {
@@ -21,11 +22,6 @@ using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
 namespace {
-
-template <size_t N>
-void run(const dnnl::primitive& p, dnnl::stream& s, const std::array<dnnl_exec_arg_t, N>& args) {
-  dnnl_primitive_execute(p.get(), s.get(), static_cast<int>(N), args.data());
-}
 
 // A primitive with its scratchpad allocated once (user scratchpad mode), so a step allocates
 // nothing inside oneDNN either.

@@ -78,12 +78,15 @@ class LinearKernel {
   LinearKernel(const LinearKernel&) = delete;
   LinearKernel& operator=(const LinearKernel&) = delete;
 
+  // A step calls, in this order: forward(x, weight), backward_weights(x, dy), backward_data(dy,
+  // weight) (the same x, weight and dy; backward_data may be left out): in bf16 the copies made by
+  // one call are used by the next.
   const LinearShape& shape() const { return shape_; }
   // y = x weight^T + bias.
   void forward(const float* x, const float* weight, const float* bias, float* y);
-  // dweight = dy^T x and dbias = column sums of dy, overwritten; x as given to the last forward.
+  // dweight = dy^T x and dbias = column sums of dy, overwritten.
   void backward_weights(const float* x, const float* dy, float* dweight, float* dbias);
-  // dx = dy weight, overwritten; weight as given to the last forward.
+  // dx = dy weight, overwritten.
   void backward_data(const float* dy, const float* weight, float* dx);
   std::string impl_name() const;
 

@@ -151,6 +151,34 @@ void BatchNorm::forward_rows(ConstView x, View y, Mode mode) {
   }
 }
 
+// The end of pass 1 of both backward paths: the parts' sums of m and m * (x - mean), (parts, 2, C)
+// in part_, added in double in order; the parameter gradients; and the constants of pass 2 in
+// coef_: scale, mean of m, inv_std * mean of m * xhat (the last two 0 in evaluation mode).
+void BatchNorm::backward_sums(int64_t parts, int64_t rows) {
+  const int64_t C = c_;
+  const float* part = part_.data();
+  double* db = sums_.data();
+  double* dg = db + C;
+  std::fill_n(db, 2 * C, 0.0);
+  for (int64_t t = 0; t < parts; ++t)
+    for (int64_t c = 0; c < C; ++c) {
+      db[c] += part[t * 2 * C + c];
+      dg[c] += part[t * 2 * C + C + c];
+    }
+  const bool eval = mode_ == Mode::eval;
+  float* k1 = coef_.data();
+  float* k2 = k1 + C;
+  float* k3 = k2 + C;
+  for (int64_t c = 0; c < C; ++c) {
+    dg[c] *= inv_std_[c];  // sum dy * xhat
+    weight_.grad[c] = static_cast<float>(dg[c]);
+    bias_.grad[c] = static_cast<float>(db[c]);
+    k1[c] = weight_.value[c] * inv_std_[c];
+    k2[c] = eval ? 0.0f : static_cast<float>(db[c] / rows);
+    k3[c] = eval ? 0.0f : inv_std_[c] * static_cast<float>(dg[c] / rows);
+  }
+}
+
 void BatchNorm::backward_rows(ConstView dy, View dx) {
   const int64_t rows = shape_.numel() / c_, chunks = (rows + kChunk - 1) / kChunk, C = c_;
   float* part = part_.data();
@@ -176,30 +204,13 @@ void BatchNorm::backward_rows(ConstView dy, View dx) {
       store(part + ch * 2 * C + C + k, lm, ad);
     }
   }
-  double* db = sums_.data();
-  double* dg = db + C;
-  std::fill_n(db, 2 * C, 0.0);
-  for (int64_t ch = 0; ch < chunks; ++ch)
-    for (int64_t c = 0; c < C; ++c) {
-      db[c] += part[ch * 2 * C + c];
-      dg[c] += part[ch * 2 * C + C + c];
-    }
-  for (int64_t c = 0; c < C; ++c) {
-    dg[c] *= inv_std_[c];  // sum dy * xhat
-    weight_.grad[c] = static_cast<float>(dg[c]);
-    bias_.grad[c] = static_cast<float>(db[c]);
-  }
+  backward_sums(chunks, rows);
   if (dx.empty()) return;
   // Pass 2: dx = scale * (m - mean(m) - xhat * mean(m * xhat)); in evaluation mode scale * m.
-  float* k1 = coef_.data();  // scale, mean of m, inv * mean of m * xhat
-  float* k2 = k1 + C;
-  float* k3 = k2 + C;
   const bool eval = mode_ == Mode::eval;
-  for (int64_t c = 0; c < C; ++c) {
-    k1[c] = weight_.value[c] * inv_std_[c];
-    k2[c] = eval ? 0.0f : static_cast<float>(db[c] / rows);
-    k3[c] = eval ? 0.0f : inv_std_[c] * static_cast<float>(dg[c] / rows);
-  }
+  const float* k1 = coef_.data();
+  const float* k2 = k1 + C;
+  const float* k3 = k2 + C;
   float* d = dx.data;
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (int64_t ch = 0; ch < chunks; ++ch) {
@@ -246,7 +257,7 @@ void BatchNorm::backward_through_pool2x2(ConstView pool_dy, const float* pool_y,
   // (its value, the pool's output, is > 0). The batch norm's output itself is not read.
   auto route = [&](int64_t out, int64_t k, __mmask16 lm, __m512 m[4]) {
     const __m512 gg = _mm512_maskz_loadu_ps(lm, g + out + k);
-    const __m512i win = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lm, winner + out + k));
+    const __m512i win = _mm512_maskz_cvtepu8_epi32(lm, _mm_maskz_loadu_epi8(lm, winner + out + k));
     __mmask16 pass = 0xFFFF;
     if (with_relu) pass = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(lm, pool_y + out + k), zero, _CMP_GT_OQ);
     for (int q = 0; q < 4; ++q)
@@ -273,29 +284,11 @@ void BatchNorm::backward_through_pool2x2(ConstView pool_dy, const float* pool_y,
       _mm512_mask_storeu_ps(part + t * 2 * C + C + k, lm, ad);
     }
   }
-  double* db = sums_.data();
-  double* dg = db + C;
-  std::fill_n(db, 2 * C, 0.0);
-  for (int64_t t = 0; t < tasks; ++t)
-    for (int64_t c = 0; c < C; ++c) {
-      db[c] += part[t * 2 * C + c];
-      dg[c] += part[t * 2 * C + C + c];
-    }
-  for (int64_t c = 0; c < C; ++c) {
-    dg[c] *= inv_std_[c];  // sum dy * xhat
-    weight_.grad[c] = static_cast<float>(dg[c]);
-    bias_.grad[c] = static_cast<float>(db[c]);
-  }
+  backward_sums(tasks, rows);
   if (dx.empty()) return;
-  float* k1 = coef_.data();  // as backward_rows: scale, mean of m, inv * mean of m * xhat
-  float* k2 = k1 + C;
-  float* k3 = k2 + C;
-  const bool eval = mode_ == Mode::eval;
-  for (int64_t c = 0; c < C; ++c) {
-    k1[c] = weight_.value[c] * inv_std_[c];
-    k2[c] = eval ? 0.0f : static_cast<float>(db[c] / rows);
-    k3[c] = eval ? 0.0f : inv_std_[c] * static_cast<float>(dg[c] / rows);
-  }
+  const float* k1 = coef_.data();  // as backward_rows
+  const float* k2 = k1 + C;
+  const float* k3 = k2 + C;
   float* d = dx.data;
   // dx at one input from its m.
   auto put = [&](int64_t at, int64_t k, __mmask16 lm, __m512 m, __m512 s1, __m512 s2, __m512 s3, __m512 mu) {

@@ -47,6 +47,7 @@ class BatchNorm final : public Layer {
   // (R, C) rows, channels innermost: (N, C) inputs and channels-last (N, C, H, W) ones.
   void forward_rows(ConstView x, View y, Mode mode);
   void backward_rows(ConstView dy, View dx);
+  void backward_sums(int64_t parts, int64_t rows);
   float eval_inv_std(int64_t c) const;
 
   int64_t c_;
