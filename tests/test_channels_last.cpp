@@ -118,8 +118,9 @@ TEST(ChannelsLast, BatchNormEqualsPlanar) {
     }
 }
 
-// Batch norm's backward run through the 2x2 max-pool after it (one pass, as Sequential uses it)
-// equals the pool's backward followed by batch norm's, for odd sizes (inputs in no window), channel
+// Batch norm's forward and backward run through the 2x2 max-pool after it (as Sequential uses
+// them) equal the two layers' own: the forward bit for bit, the backward equal to the pool's
+// backward followed by batch norm's, for odd sizes (inputs in no window), channel
 // counts around 16, with and without the fused relu, in training and evaluation mode.
 TEST(ChannelsLast, BatchNormThroughPoolBackwardEqualsTheTwoSteps) {
   Rng rng(34);
@@ -148,6 +149,15 @@ TEST(ChannelsLast, BatchNormThroughPoolBackwardEqualsTheTwoSteps) {
         for (float& v : pdy) v = rng.normal();
         bn.forward(ConstView(x.data(), s), View{y.data(), s}, mode);
         pool.forward(ConstView(y.data(), s), View{py.data(), so}, mode);
+        const std::vector<uint8_t> win(pool.winners(), pool.winners() + so.numel());
+        if (relu) {  // the one-pass forward gives the pool's output and winners bit for bit
+          std::vector<float> py1(py.size(), NAN);
+          std::vector<uint8_t> win1(win.size(), 9);
+          bn.forward_through_pool2x2(ConstView(x.data(), s), View{py1.data(), so}, win1.data(), mode);
+          EXPECT_EQ(0, std::memcmp(py1.data(), py.data(), py.size() * sizeof(float)));
+          EXPECT_EQ(win1, win);
+          bn.forward(ConstView(x.data(), s), View{y.data(), s}, mode);  // the two-step backward below reads y
+        }
 
         std::vector<float> dx_steps(x.size()), dx_fused(x.size(), NAN);
         pool.backward(ConstView(pdy.data(), so), View{pdx.data(), s});

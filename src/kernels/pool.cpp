@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <vector>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -170,7 +171,7 @@ void pool_rows_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, i
         if (winner) {  // (ut ? 2 : 0) + (ut ? cd : ab)
           const __m512i low = _mm512_maskz_mov_epi32(static_cast<__mmask16>((ut & cd) | (~ut & ab)), one);
           const __m512i idx = _mm512_add_epi32(_mm512_maskz_mov_epi32(ut, two), low);
-          _mm_mask_storeu_epi8(winner + r * wo * c + j * c + k, m, _mm512_cvtepi32_epi8(idx));
+          _mm_mask_storeu_epi8(winner + r * wo * c + j * c + k, m, _mm512_maskz_cvtepi32_epi8(m, idx));
         }
       }
   }
@@ -183,7 +184,7 @@ void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int
 }
 
 void affine_relu_maxpool2x2_nhwc(const float* x, const float* scale, const float* shift, float* y, int64_t n,
-                                 int64_t h, int64_t w, int64_t c) {
+                                 int64_t h, int64_t w, int64_t c, uint8_t* winner) {
   pool_rows_nhwc(x, y, n, h, w, c, [&](int64_t k, __mmask16 m) {
     const __m512 a = _mm512_maskz_loadu_ps(m, scale + k), b = _mm512_maskz_loadu_ps(m, shift + k);
     const __m512 zero = _mm512_setzero_ps();
@@ -192,7 +193,7 @@ void affine_relu_maxpool2x2_nhwc(const float* x, const float* scale, const float
       const __m512 t = _mm512_add_ps(_mm512_mul_ps(v, a), b);
       return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, zero, _CMP_LT_OQ), t, zero);
     };
-  });
+  }, winner);
 }
 
 void maxpool2x2_backward_nhwc(const float* x, const float* y, const float* dy, float* dx, int64_t n, int64_t h,
@@ -241,8 +242,11 @@ void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int
     }
 }
 void affine_relu_maxpool2x2_nhwc(const float* x, const float* scale, const float* shift, float* y, int64_t n,
-                                 int64_t h, int64_t w, int64_t c) {
-  ref::affine_relu_maxpool2x2_nhwc(x, scale, shift, y, n, h, w, c);
+                                 int64_t h, int64_t w, int64_t c, uint8_t* winner) {
+  if (!winner) return ref::affine_relu_maxpool2x2_nhwc(x, scale, shift, y, n, h, w, c);
+  std::vector<float> t(static_cast<size_t>(n * h * w * c));
+  for (size_t i = 0; i < t.size(); ++i) t[i] = std::max(x[i] * scale[i % c] + shift[i % c], 0.0f);
+  maxpool2x2_forward_nhwc(t.data(), y, n, h, w, c, winner);
 }
 void maxpool2x2_backward_nhwc(const float* x, const float* y, const float* dy, float* dx, int64_t n, int64_t h,
                               int64_t w, int64_t c) {

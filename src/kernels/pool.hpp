@@ -30,7 +30,7 @@ void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int
 void maxpool2x2_backward_nhwc(const float* x, const float* y, const float* dy, float* dx, int64_t n, int64_t h,
                               int64_t w, int64_t c);
 void affine_relu_maxpool2x2_nhwc(const float* x, const float* scale, const float* shift, float* y, int64_t n,
-                                 int64_t h, int64_t w, int64_t c);
+                                 int64_t h, int64_t w, int64_t c, uint8_t* winner = nullptr);
 
 // (N, C, H, W) <-> (N, H, W, C) copies.
 void nchw_to_nhwc(const float* x, float* y, int64_t n, int64_t c, int64_t h, int64_t w);

@@ -7,6 +7,7 @@
 #include <immintrin.h>
 #endif
 
+#include "kernels/pool.hpp"
 #include "nn/reduce.hpp"
 #include "util/error.hpp"
 
@@ -74,7 +75,7 @@ constexpr int64_t kLanes = 1;
 
 }  // namespace
 
-void BatchNorm::forward_rows(ConstView x, View y, Mode mode) {
+void BatchNorm::rows_statistics(ConstView x, Mode mode) {
   const int64_t rows = x.numel() / c_, chunks = (rows + kChunk - 1) / kChunk, C = c_;
   if (part_.size() < static_cast<size_t>(chunks * 2 * C)) part_.resize(chunks * 2 * C);
   scale_.resize(C);  // sized once: a step allocates nothing
@@ -133,6 +134,12 @@ void BatchNorm::forward_rows(ConstView x, View y, Mode mode) {
     scale_[c] = weight_.value[c] * inv_std_[c];
     shift_[c] = bias_.value[c] - stat_mean_[c] * scale_[c];
   }
+}
+
+void BatchNorm::forward_rows(ConstView x, View y, Mode mode) {
+  rows_statistics(x, mode);
+  const int64_t rows = x.numel() / c_, chunks = (rows + kChunk - 1) / kChunk, C = c_;
+  const float* in = x.data;
   const float* a = scale_.data();
   const float* b = shift_.data();
   float* out = y.data;
@@ -227,6 +234,16 @@ void BatchNorm::backward_rows(ConstView dy, View dx) {
       }
     }
   }
+}
+
+void BatchNorm::forward_through_pool2x2(ConstView x, View pool_y, uint8_t* winner, Mode mode) {
+  mode_ = mode;
+  shape_ = x.shape;
+  x_ = x;
+  y_ = {};  // not written: backward_through_pool2x2 does not need it
+  rows_statistics(x, mode);
+  kernels::affine_relu_maxpool2x2_nhwc(x.data, scale_.data(), shift_.data(), pool_y.data, x.shape[0], x.shape[2],
+                                       x.shape[3], c_, winner);
 }
 
 bool BatchNorm::can_backward_through_pool() const {

@@ -41,10 +41,17 @@ class BatchNorm final : public Layer {
   // gradients as MaxPool2d::backward then backward (sums in another order), without the pool's
   // full-size input gradient in between, and without reading this layer's output again.
   bool can_backward_through_pool() const;
+  // The forward of this layer (with its relu) and of the 2x2 max-pool after it, in one pass after
+  // the statistics, for a layer that can_backward_through_pool(): pool_y and winner as
+  // MaxPool2d's forward gives them, bit for bit; this layer's own output is not written (so only
+  // backward_through_pool2x2 may follow, not backward).
+  void forward_through_pool2x2(ConstView x, View pool_y, uint8_t* winner, Mode mode);
   void backward_through_pool2x2(ConstView pool_dy, const float* pool_y, const uint8_t* winner, View dx);
 
  private:
   // (R, C) rows, channels innermost: (N, C) inputs and channels-last (N, C, H, W) ones.
+  // rows_statistics: the statistics (batch or running), scale_ and shift_.
+  void rows_statistics(ConstView x, Mode mode);
   void forward_rows(ConstView x, View y, Mode mode);
   void backward_rows(ConstView dy, View dx);
   void backward_sums(int64_t parts, int64_t rows);

@@ -20,8 +20,8 @@ void MaxPool2d::forward(ConstView x, View y, Mode) {
   x_ = x;
   y_ = y;
   if (channels_last_) {
-    if (winner_.size() < static_cast<size_t>(y.numel())) winner_.resize(y.numel());  // grows once
-    kernels::maxpool2x2_forward_nhwc(x.data, y.data, x.shape[0], x.shape[2], x.shape[3], x.shape[1], winner_.data());
+    kernels::maxpool2x2_forward_nhwc(x.data, y.data, x.shape[0], x.shape[2], x.shape[3], x.shape[1],
+                                     winners_for(y.numel()));
     return;
   }
   if (k_ == 2) {

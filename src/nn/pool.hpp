@@ -23,6 +23,11 @@ class MaxPool2d final : public Layer {
   // Channels last: which input of its window each output of the last forward came from (0..3,
   // see kernels::maxpool2x2_forward_nhwc), for a batch norm's backward through this pool.
   const uint8_t* winners() const { return winner_.data(); }
+  // The buffer for `outputs` winners, for a forward run by a batch norm through this pool.
+  uint8_t* winners_for(int64_t outputs) {
+    if (winner_.size() < static_cast<size_t>(outputs)) winner_.resize(outputs);  // grows once
+    return winner_.data();
+  }
 
  private:
   int64_t k_;

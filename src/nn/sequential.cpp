@@ -149,6 +149,18 @@ ConstView Sequential::run(ConstView x, Mode mode, bool fuse) {
       ++i;
       continue;
     }
+    if (fused_pool_bn_[i] && fused_pool_bn_[i]->can_backward_through_pool()) {
+      // Training (or an evaluation to be followed by backward): batch norm, relu and pool in one
+      // pass after the statistics, the pool recording its winners for the fused backward.
+      if (out_shapes_[i + 1].rank() == 0 || out_shapes_[i + 1][0] != n)
+        out_shapes_[i + 1] = layers_[i + 1]->output_shape(out_shapes_[i]);
+      View out{acts_[i + 1].data(), out_shapes_[i + 1]};
+      auto& pool = static_cast<MaxPool2d&>(*layers_[i + 1]);
+      fused_pool_bn_[i]->forward_through_pool2x2(in, out, pool.winners_for(out.numel()), mode);
+      in = out;
+      ++i;
+      continue;
+    }
     View out{acts_[i].data(), out_shapes_[i]};
     layers_[i]->forward(in, out, mode);
     in = out;
