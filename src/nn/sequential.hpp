@@ -28,7 +28,9 @@ class Sequential {
     for (auto& l : layers_) l->set_bf16_training(on);
   }
 
-  // x (N, item...) -> logits (N, classes); the view stays valid until the next forward.
+  // x (N, item...) -> logits (N, classes); the view stays valid until the next forward. With the
+  // convolution blocks channels last (and AVX-512), a batch norm with fused relu and the 2x2
+  // max-pool after it run as one pass here and in backward, bit for bit as the two layers would.
   ConstView forward(ConstView x, Mode mode);
   // Evaluation only, the fast way: the same logits as forward(x, Mode::eval), bit for bit, but a
   // batch norm with fused relu followed by a 2x2 max-pool runs as one pass (the full-size tensor
