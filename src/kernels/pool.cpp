@@ -138,7 +138,7 @@ void affine_relu_maxpool2x2(const float* x, const float* scale, const float* shi
 // Channels last. Each output row (n, i) is one task; within it, the window's four inputs are
 // runs of C floats at x[n, 2i, 2j], x[n, 2i, 2j+1], x[n, 2i+1, 2j], x[n, 2i+1, 2j+1], taken 16
 // channels at a time (masked loads and stores for the last, partial group).
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)  // byte masks for the winners
 namespace {
 
 inline __mmask16 lanes(int64_t left) { return static_cast<__mmask16>(left >= 16 ? 0xFFFF : (1u << left) - 1u); }
@@ -229,7 +229,7 @@ void maxpool2x2_backward_nhwc(const float* x, const float* y, const float* dy, f
     for (int64_t b = 0; b < n; ++b) std::fill_n(dx + ((b * h + h - 1) * w) * c, w * c, 0.0f);
 }
 
-#else  // no AVX-512: the reference loops
+#else  // no AVX-512 (F, BW, VL): the reference loops
 
 void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c, uint8_t* winner) {
   ref::maxpool2x2_forward_nhwc(x, y, n, h, w, c);

@@ -247,7 +247,7 @@ void BatchNorm::forward_through_pool2x2(ConstView x, View pool_y, uint8_t* winne
 }
 
 bool BatchNorm::can_backward_through_pool() const {
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
   return spatial_ && channels_last_;
 #else
   return false;
@@ -260,7 +260,7 @@ bool BatchNorm::can_backward_through_pool() const {
 // positions. Pass 1 sums m and m * (x - mean) per task; pass 2 writes dx from them. Inputs in no
 // window (a last odd row or column) have m = 0.
 void BatchNorm::backward_through_pool2x2(ConstView pool_dy, const float* pool_y, const uint8_t* winner, View dx) {
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
   const int64_t n = shape_[0], C = c_, h = shape_[2], w = shape_[3], ho = h / 2, wo = w / 2;
   const int64_t tasks = n * ho, rows = n * h * w;
   if (part_.size() < static_cast<size_t>(tasks * 2 * C)) part_.resize(tasks * 2 * C);  // first step only
