@@ -519,6 +519,19 @@ TEST(MaxPool2x2Kernel, ChannelsLastMatchesReferenceIncludingTies) {
   }
 }
 
+// Inputs of the evaluation-mode block tail: x, and scale and shift per channel. With ties, x from
+// five integers, scales of +-1 and no shift, so windows hold equal values and zeros of either sign.
+struct AffineCase {
+  std::vector<float> x, scale, shift;
+};
+AffineCase random_affine_case(int64_t n, int64_t c, int64_t h, int64_t w, bool ties, Rng& rng) {
+  AffineCase a{std::vector<float>(n * c * h * w), std::vector<float>(c), std::vector<float>(c)};
+  for (auto& v : a.x) v = ties ? static_cast<float>(static_cast<int>(rng.below(5)) - 2) : rng.normal();
+  for (auto& v : a.scale) v = ties ? (rng.below(2) ? 1.0f : -1.0f) : rng.normal();
+  for (auto& v : a.shift) v = ties ? 0.0f : 0.5f * rng.normal();
+  return a;
+}
+
 TEST(AffineReluMaxPoolKernel, ChannelsLastMatchesReferenceAndTheUnfusedSteps) {
   Rng rng(25);
   const int64_t sizes[][4] = {{1, 1, 2, 2}, {2, 3, 5, 7}, {3, 16, 28, 28}, {2, 32, 14, 14}, {2, 20, 9, 6}};
@@ -526,10 +539,7 @@ TEST(AffineReluMaxPoolKernel, ChannelsLastMatchesReferenceAndTheUnfusedSteps) {
     const int64_t n = s[0], c = s[1], h = s[2], w = s[3];
     for (bool ties : {false, true}) {
       SCOPED_TRACE(::testing::Message() << n << "x" << c << "x" << h << "x" << w << (ties ? " ties" : ""));
-      std::vector<float> x(n * c * h * w), scale(c), shift(c);
-      for (auto& v : x) v = ties ? static_cast<float>(static_cast<int>(rng.below(5)) - 2) : rng.normal();
-      for (auto& v : scale) v = ties ? (rng.below(2) ? 1.0f : -1.0f) : rng.normal();
-      for (auto& v : shift) v = ties ? 0.0f : 0.5f * rng.normal();
+      const auto [x, scale, shift] = random_affine_case(n, c, h, w, ties, rng);
       const size_t out = static_cast<size_t>(n * c * (h / 2) * (w / 2));
       std::vector<float> y(out, kNaN), y_ref(out, kNaN), y_steps(out, kNaN), bn(x.size());
       kernels::affine_relu_maxpool2x2_nhwc(x.data(), scale.data(), shift.data(), y.data(), n, h, w, c);
@@ -594,10 +604,7 @@ TEST(AffineReluMaxPoolKernel, MatchesReferenceAndTheUnfusedSteps) {
     const int64_t n = s[0], c = s[1], h = s[2], w = s[3];
     for (bool ties : {false, true}) {
       SCOPED_TRACE(::testing::Message() << n << "x" << c << "x" << h << "x" << w << (ties ? " ties" : ""));
-      std::vector<float> x(n * c * h * w), scale(c), shift(c);
-      for (auto& v : x) v = ties ? static_cast<float>(static_cast<int>(rng.below(5)) - 2) : rng.normal();
-      for (auto& v : scale) v = ties ? (rng.below(2) ? 1.0f : -1.0f) : rng.normal();
-      for (auto& v : shift) v = ties ? 0.0f : 0.5f * rng.normal();
+      const auto [x, scale, shift] = random_affine_case(n, c, h, w, ties, rng);
       const size_t out = static_cast<size_t>(n * c * (h / 2) * (w / 2));
       std::vector<float> y(out, NAN), y_ref(out, NAN), y_steps(out, NAN), bn(x.size());
       kernels::affine_relu_maxpool2x2(x.data(), scale.data(), shift.data(), y.data(), n, c, h, w);
@@ -619,9 +626,8 @@ TEST(AffineReluMaxPoolKernel, MatchesReferenceAndTheUnfusedSteps) {
 namespace tailor {
 namespace {
 
-// gemm split over two threads by row or column blocks: correct (against the reference), and
-// the same bits on every call at that thread count. (Not the same bits as one thread: sgemm
-// blocks a smaller problem differently.)
+// gemm on two threads: correct (against the reference), and the same bits on every call at
+// that thread count. (Not necessarily the same bits as one thread: the split differs.)
 TEST(GemmThreads, TwoThreadsAreCorrectAndRepeatable) {
   Rng rng(22);
   const int shapes[][3] = {{64, 117, 784}, {117, 784, 64}, {64, 784, 117}, {7, 300, 129}, {300, 5, 64}, {33, 33, 33}};

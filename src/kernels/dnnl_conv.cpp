@@ -124,9 +124,12 @@ Conv2dKernel::Conv2dKernel(const Conv2dShape& s) : shape_(s), impl_(std::make_un
 
   // Each primitive for activations in layout `act` (any: oneDNN's choice). In bf16 the inputs
   // of each product (x, weight, dy) are bf16 and its output float.
-  const dt in_t = s.bf16 ? dt::bf16 : dt::f32;
+  // A convolution of fewer than 8 input channels (the first, on the image) ran slower in bf16
+  // than in float (its products are short; the conversions dominate): it stays float.
+  const bool bf16 = s.bf16 && s.cin >= 8;
+  const dt in_t = bf16 ? dt::bf16 : dt::f32;
   auto md = [&](const dnnl::memory::dims& dims, tag act, dt t = dt::f32) { return dnnl::memory::desc(dims, t, act); };
-  if (s.bf16) w_any = dnnl::memory::desc(w_dims, dt::bf16, tag::any);
+  if (bf16) w_any = dnnl::memory::desc(w_dims, dt::bf16, tag::any);
   auto make_fwd = [&](tag act) {
     return dnnl::convolution_forward::primitive_desc(
         {dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, md(src_dims, act, in_t), w_any, b_md,

@@ -28,7 +28,6 @@ namespace {
 struct Product {
   dnnl::matmul prim;
   dnnl::memory scratch;
-  std::string impl;
 
   void init(const dnnl::memory::desc& a, const dnnl::memory::desc& b, const dnnl::memory::desc* bias,
             const dnnl::memory::desc& c, const dnnl::engine& eng) {
@@ -38,7 +37,6 @@ struct Product {
     dnnl::matmul::primitive_desc pd(d, attr, eng);
     prim = dnnl::matmul(pd);
     scratch = dnnl::memory(pd.scratchpad_desc(), eng);
-    impl = pd.impl_info_str();
   }
 };
 
@@ -105,8 +103,6 @@ LinearKernel::LinearKernel(const LinearShape& s) : shape_(s), impl_(std::make_un
 }
 
 LinearKernel::~LinearKernel() = default;
-
-std::string LinearKernel::impl_name() const { return impl_->fwd.impl; }
 
 void LinearKernel::forward(const float* x, const float* weight, const float* bias, float* y) {
   Impl& m = *impl_;

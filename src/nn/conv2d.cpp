@@ -50,9 +50,7 @@ kernels::Conv2dKernel& Conv2d::kernel_for(const Shape& in, bool bf16) {
 
 void Conv2d::forward(ConstView x, View y, Mode mode) {
   x_ = x;
-  // A convolution of fewer than 8 input channels (the first, on the image) ran slower in bf16
-  // than in float (its products are short; the conversions dominate): it stays float.
-  current_ = &kernel_for(x.shape, bf16_ && mode == Mode::train && cin_ >= 8);
+  current_ = &kernel_for(x.shape, bf16_ && mode == Mode::train);
   current_->forward(x.data, weight_.value, bias_.value, y.data);
 }
 

@@ -132,31 +132,27 @@ ConstView Sequential::run(ConstView x, Mode mode, bool fuse) {
   for (size_t i = 0; i < layers_.size(); ++i) {
     // Shapes only change with n, so this is a cheap recomputation of a cached value.
     if (out_shapes_[i].rank() == 0 || out_shapes_[i][0] != n) out_shapes_[i] = layers_[i]->output_shape(in.shape);
-    if (fuse && fused_pool_bn_[i]) {
-      // Batch norm + relu + pool in one pass, straight into the pool's output buffer.
+    BatchNorm* bn = fused_pool_bn_[i];
+    if (bn && (fuse || bn->can_backward_through_pool())) {
+      // Batch norm + relu + 2x2 pool in one pass, straight into the pool's output buffer: in
+      // infer with the running statistics folded in; otherwise after the statistics, the pool
+      // recording its winners for the backward through it.
       const Shape& s = in.shape;  // (N, C, H, W)
       if (out_shapes_[i + 1].rank() == 0 || out_shapes_[i + 1][0] != n)
         out_shapes_[i + 1] = layers_[i + 1]->output_shape(out_shapes_[i]);
-      fused_pool_bn_[i]->eval_affine(fold_scale_.data(), fold_shift_.data());
       View out{acts_[i + 1].data(), out_shapes_[i + 1]};
-      if (fused_pool_bn_[i]->channels_last())
-        kernels::affine_relu_maxpool2x2_nhwc(in.data, fold_scale_.data(), fold_shift_.data(), out.data, s[0], s[2], s[3],
-                                             s[1]);
-      else
-        kernels::affine_relu_maxpool2x2(in.data, fold_scale_.data(), fold_shift_.data(), out.data, s[0], s[1], s[2],
-                                        s[3]);
-      in = out;
-      ++i;
-      continue;
-    }
-    if (fused_pool_bn_[i] && fused_pool_bn_[i]->can_backward_through_pool()) {
-      // Training (or an evaluation to be followed by backward): batch norm, relu and pool in one
-      // pass after the statistics, the pool recording its winners for the fused backward.
-      if (out_shapes_[i + 1].rank() == 0 || out_shapes_[i + 1][0] != n)
-        out_shapes_[i + 1] = layers_[i + 1]->output_shape(out_shapes_[i]);
-      View out{acts_[i + 1].data(), out_shapes_[i + 1]};
-      auto& pool = static_cast<MaxPool2d&>(*layers_[i + 1]);
-      fused_pool_bn_[i]->forward_through_pool2x2(in, out, pool.winners_for(out.numel()), mode);
+      if (!fuse) {
+        auto& pool = static_cast<MaxPool2d&>(*layers_[i + 1]);
+        bn->forward_through_pool2x2(in, out, pool.winners_for(out.numel()), mode);
+      } else {
+        bn->eval_affine(fold_scale_.data(), fold_shift_.data());
+        if (bn->channels_last())
+          kernels::affine_relu_maxpool2x2_nhwc(in.data, fold_scale_.data(), fold_shift_.data(), out.data, s[0], s[2],
+                                               s[3], s[1]);
+        else
+          kernels::affine_relu_maxpool2x2(in.data, fold_scale_.data(), fold_shift_.data(), out.data, s[0], s[1], s[2],
+                                          s[3]);
+      }
       in = out;
       ++i;
       continue;
