@@ -229,28 +229,81 @@ void maxpool2x2_backward_nhwc(const float* x, const float* y, const float* dy, f
     for (int64_t b = 0; b < n; ++b) std::fill_n(dx + ((b * h + h - 1) * w) * c, w * c, 0.0f);
 }
 
-#else  // no AVX-512 (F, BW, VL): the reference loops
+#else  // no AVX-512 (F, BW, VL): the same passes as plain loops over the channels
+
+// No allocation here (a training step allocates nothing after its first batch): the reference
+// kernels transpose to planes through temporaries, so they are not the fallback. The inner loops
+// run over the C contiguous channels, which the compiler vectorises for the build's ISA (AVX2).
+namespace {
+
+// f(k, v) transforms input v of channel k; the winner rule is the AVX-512 kernel's: a, then b,
+// c, d, a later input winning only when greater.
+template <class Transform>
+void pool_rows_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c, Transform f,
+                    uint8_t* winner) {
+  const int64_t ho = h / 2, wo = w / 2;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < n * ho; ++r) {
+    const int64_t b = r / ho, i = r % ho;
+    const float* top = x + ((b * h + 2 * i) * w) * c;
+    const float* bot = top + w * c;
+    for (int64_t j = 0; j < wo; ++j) {
+      const float *pa = top + 2 * j * c, *pb = pa + c, *pc = bot + 2 * j * c, *pd = pc + c;
+      float* out = y + (r * wo + j) * c;
+      uint8_t* win = winner ? winner + (r * wo + j) * c : nullptr;
+      for (int64_t k = 0; k < c; ++k) {
+        const float a = f(k, pa[k]), bb = f(k, pb[k]), cc = f(k, pc[k]), d = f(k, pd[k]);
+        const bool ab = bb > a, cd = d > cc;
+        const float t = ab ? bb : a, u = cd ? d : cc;
+        const bool ut = u > t;
+        out[k] = ut ? u : t;
+        if (win) win[k] = static_cast<uint8_t>(ut ? 2 + cd : ab);
+      }
+    }
+  }
+}
+
+}  // namespace
 
 void maxpool2x2_forward_nhwc(const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c, uint8_t* winner) {
-  ref::maxpool2x2_forward_nhwc(x, y, n, h, w, c);
-  if (winner)  // the first input of each window equal to its maximum
-    for (int64_t o = 0; o < n * (h / 2) * (w / 2) * c; ++o) {
-      const int64_t k = o % c, q = o / c, j = q % (w / 2), i = (q / (w / 2)) % (h / 2), b = q / ((w / 2) * (h / 2));
-      const float* a = x + ((b * h + 2 * i) * w + 2 * j) * c + k;
-      const float v[4] = {a[0], a[c], a[w * c], a[w * c + c]};
-      winner[o] = static_cast<uint8_t>(v[0] == y[o] ? 0 : v[1] == y[o] ? 1 : v[2] == y[o] ? 2 : 3);
-    }
+  pool_rows_nhwc(x, y, n, h, w, c, [](int64_t, float v) { return v; }, winner);
 }
+
 void affine_relu_maxpool2x2_nhwc(const float* x, const float* scale, const float* shift, float* y, int64_t n,
                                  int64_t h, int64_t w, int64_t c, uint8_t* winner) {
-  if (!winner) return ref::affine_relu_maxpool2x2_nhwc(x, scale, shift, y, n, h, w, c);
-  std::vector<float> t(static_cast<size_t>(n * h * w * c));
-  for (size_t i = 0; i < t.size(); ++i) t[i] = std::max(x[i] * scale[i % c] + shift[i % c], 0.0f);
-  maxpool2x2_forward_nhwc(t.data(), y, n, h, w, c, winner);
+  // Multiply, add, then batch norm's relu, std::max(v, 0), as the reference.
+  pool_rows_nhwc(x, y, n, h, w, c, [=](int64_t k, float v) { return std::max(v * scale[k] + shift[k], 0.0f); },
+                 winner);
 }
+
 void maxpool2x2_backward_nhwc(const float* x, const float* y, const float* dy, float* dx, int64_t n, int64_t h,
                               int64_t w, int64_t c) {
-  ref::maxpool2x2_backward_nhwc(x, y, dy, dx, n, h, w, c);
+  const int64_t ho = h / 2, wo = w / 2;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < n * ho; ++r) {
+    const int64_t b = r / ho, i = r % ho;
+    const int64_t top = ((b * h + 2 * i) * w) * c, bot = top + w * c;
+    for (int64_t j = 0; j < wo; ++j) {
+      const int64_t o = 2 * j * c, out = (r * wo + j) * c;
+      for (int64_t k = 0; k < c; ++k) {  // the gradient goes to the first input equal to the maximum
+        const float mx = y[out + k], g = dy[out + k];
+        const bool ea = x[top + o + k] == mx;
+        const bool eb = !ea && x[top + o + c + k] == mx;
+        const bool ec = !ea && !eb && x[bot + o + k] == mx;
+        const bool ed = !ea && !eb && !ec;
+        dx[top + o + k] = ea ? g : 0.0f;
+        dx[top + o + c + k] = eb ? g : 0.0f;
+        dx[bot + o + k] = ec ? g : 0.0f;
+        dx[bot + o + c + k] = ed ? g : 0.0f;
+      }
+    }
+    if (w & 1) {  // the last column is in no window
+      std::fill_n(dx + top + (w - 1) * c, c, 0.0f);
+      std::fill_n(dx + bot + (w - 1) * c, c, 0.0f);
+    }
+  }
+  if (h & 1)  // the last row of each image is in no window
+    for (int64_t b = 0; b < n; ++b) std::fill_n(dx + ((b * h + h - 1) * w) * c, w * c, 0.0f);
 }
 
 #endif
