@@ -1,14 +1,37 @@
 #!/usr/bin/env bash
-# Installs what tailor needs from Debian's packages; quick and silent when all are present.
+# Installs what tailor needs from Debian 12's packages; quick and silent when all are present.
 #   scripts/setup.sh           build, run and test dependencies
-#   scripts/setup.sh --torch   also python3-torch (PyTorch reference files and the speed comparison)
+#   scripts/setup.sh --torch   also PyTorch with OpenBLAS (reference files and `make bench`)
+#
+# Every package is named here, libraries the build finds indirectly included: packages are installed
+# without their Recommends, so nothing may rely on one (libdnnl-dev's CMake config needs OpenCL, which
+# libdnnl-dev only recommends). `make clean-room` proves this list on a bare Debian root.
 set -euo pipefail
-packages=(cmake g++ make pkg-config libdnnl-dev libcli11-dev libtomlplusplus-dev
-          nlohmann-json3-dev libfmt-dev zlib1g-dev libpng-dev libgtest-dev libbenchmark-dev
-          libjpeg-dev libcpp-httplib-dev dataset-fashion-mnist chromium libplplot-dev plplot-driver-cairo)
-command -v node > /dev/null || packages+=(nodejs)
+
+packages=(
+  # toolchain
+  cmake g++ make pkg-config
+  # oneDNN, and the OpenCL headers and loader its dnnl-config.cmake looks for
+  libdnnl-dev ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1
+  # libraries linked into tailor
+  libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libpng-dev libjpeg-dev
+  libcpp-httplib-dev libssl-dev libbrotli-dev libplplot-dev plplot-driver-cairo fonts-dejavu-core
+  # tests and benchmarks
+  libgtest-dev libbenchmark-dev
+  # the default data set
+  dataset-fashion-mnist
+  # the web front end (npm packages of web/) and the browser tests
+  nodejs chromium ca-certificates
+)
+# Debian's npm is a separate package; a Node.js from elsewhere (NodeSource) ships its own npm and
+# conflicts with Debian's, so npm is added only when no npm is there.
 command -v npm > /dev/null || packages+=(npm)
-if [[ "${1:-}" == "--torch" ]]; then packages+=(python3-torch python3-numpy); fi
+if [[ "${1:-}" == "--torch" ]]; then
+  # Without libopenblas0-pthread (only a Recommends of python3-torch's BLAS dependency) PyTorch runs
+  # Debian's reference BLAS, 4-5x slower: the speed comparison would be against a crippled peer.
+  packages+=(python3 python3-torch python3-numpy libopenblas0-pthread)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,12 +39,16 @@ done
 if [[ ${#missing[@]} -gt 0 ]]; then
   echo "setup: installing ${missing[*]}"
   sudo=""
-  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo > /dev/null || { echo "setup: not root and no sudo: install as root: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
 fi
 
-# Front-end assets for report.html and the browser tests, from the npm registry (web/package-lock.json).
+# Front-end assets for report.html and the browser tests, from the npm registry (web/package-lock.json,
+# every version runnable on Debian 12's Node 18; web/.npmrc makes npm refuse one that is not).
 cd "$(dirname "$0")/../web"
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   echo "setup: installing web/ npm packages"
