@@ -24,6 +24,27 @@ def run_json(cmd):
     return json.loads(out)
 
 
+def dpkg_version(package):
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True)
+    return r.stdout if r.returncode == 0 and r.stdout else "not installed"
+
+
+def print_header(tailor_row, torch_row):
+    """What was compared, on what: the CPU, the ISA oneDNN uses, the BLAS PyTorch really ran, versions."""
+    alias = "/usr/lib/x86_64-linux-gnu/libblas.so.3"
+    target = os.path.realpath(alias) if os.path.exists(alias) else "missing"
+    loaded = [p for p in torch_row["blas_loaded"] if "blas" in os.path.basename(p)]
+    print(f"CPU: {tailor_row['cpu']}, {os.cpu_count()} cores; oneDNN {tailor_row['onednn_version']} "
+          f"detects and uses {tailor_row['isa']}")
+    print(f"tailor {tailor_row['tailor_version']}; PyTorch {torch_row['torch_version']} "
+          f"(python3-torch {dpkg_version('python3-torch')})")
+    print(f"PyTorch's BLAS: libblas.so.3 -> {target}; loaded by the PyTorch process: {', '.join(loaded) or 'none'}"
+          f" (libopenblas0-pthread {dpkg_version('libopenblas0-pthread')})")
+    if any("/blas/" in p for p in loaded) or "/blas/" in target:
+        print("WARNING: PyTorch runs Debian's reference BLAS, 4-5x slower than OpenBLAS: "
+              "install libopenblas0-pthread (scripts/setup.sh --torch) for a fair comparison")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=3)
@@ -69,7 +90,9 @@ def main():
                         torch[key]["eval_images_per_second"] = max(torch[key]["eval_images_per_second"],
                                                                    r["eval_images_per_second"])
 
-    peak = next(iter(tailor.values()))["sgemm_peak_gflops_per_core"]
+    first = next(iter(tailor.values()))
+    peak = first["sgemm_peak_gflops_per_core"]
+    print_header(first, next(iter(torch.values())))
     print(f"sgemm 1024^3 peak measured by tailor bench: {peak:.0f} GFLOP/s per core")
     head = ("model", "batch", "tailor", "tailor s/ep", "torch s/ep", "ratio", "tailor eval/s", "torch eval/s", "ratio",
             "GFLOP/s", "of peak", "tailor MiB", "torch MiB")

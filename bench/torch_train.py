@@ -11,6 +11,7 @@ usage: bench/torch_train.py MODEL_JSON --epochs 3 --batch-size 64 --threads 1 [-
 import argparse
 import gzip
 import json
+import os
 import resource
 import statistics
 import struct
@@ -57,6 +58,14 @@ def build(layers):
         else:
             raise SystemExit(f"torch_train.py: unknown layer type {t}")
     return nn.Sequential(*mods)
+
+
+def loaded_blas():
+    """The BLAS libraries this process has mapped, after training: what PyTorch really ran on."""
+    with open("/proc/self/maps") as f:
+        paths = {line.split()[-1] for line in f if "/" in line}
+    names = ("blas", "mkl", "lapack")
+    return sorted(os.path.realpath(p) for p in paths if any(n in os.path.basename(p) for n in names))
 
 
 def main():
@@ -108,7 +117,8 @@ def main():
         eval_s = time.perf_counter() - t0
     json.dump({"threads": a.threads, "weights": weights, "epoch_seconds": times,
                "median_epoch_seconds": statistics.median(times), "eval_images_per_second": len(xs) / eval_s,
-               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0},
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+               "torch_version": torch.__version__, "blas_loaded": loaded_blas()},
               sys.stdout)
     print()
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -52,6 +53,20 @@ double sgemm_peak_gflops() {
   return *std::max_element(r.begin(), r.end());
 }
 
+// "AMD EPYC (family 25, model 1)", from /proc/cpuinfo's first processor.
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, name = "unknown CPU", family, model;
+  auto value = [&] { return line.substr(std::min(line.size(), line.find(':') + 2)); };
+  while (std::getline(in, line) && !line.empty()) {
+    if (line.rfind("model name", 0) == 0) name = value();
+    else if (line.rfind("cpu family", 0) == 0) family = value();
+    else if (line.rfind("model\t", 0) == 0 || line.rfind("model :", 0) == 0) model = value();
+  }
+  if (!family.empty()) name += " (family " + family + ", model " + model + ")";
+  return name;
+}
+
 // Multiply-adds x 2 of one training step per image: forward, weight gradients, and input
 // gradients for every layer but the first (tailor skips those).
 int64_t train_flops_per_image(const ModelSpec& spec) {
@@ -84,10 +99,13 @@ Run add_bench(CLI::App& app) {
     const double peak = sgemm_peak_gflops();
     const std::string tmp = (std::filesystem::temp_directory_path() / ("tailor_bench_" + std::to_string(::getpid()))).string();
     nlohmann::json rows = nlohmann::json::array();
+    const std::string cpu = cpu_model(), isa = kernels::cpu_isa();
     if (!a->json)
-      std::printf("sgemm 1024^3 on one core: %.0f GFLOP/s; %d threads, so the peak used is %.0f GFLOP/s\n\n"
+      std::printf("CPU: %s, %u cores; oneDNN %s runs its %s kernels; tailor %s\n"
+                  "sgemm 1024^3 on one core: %.0f GFLOP/s; %d threads, so the peak used is %.0f GFLOP/s\n\n"
                   "%-9s %5s %8s %10s %10s %8s %12s %9s\n",
-                  peak, threads, peak * threads, "model", "batch", "weights", "s/epoch", "GFLOP/s", "of peak", "eval img/s",
+                  cpu.c_str(), std::thread::hardware_concurrency(), kernels::onednn_version().c_str(), isa.c_str(),
+                  tailor_version().c_str(), peak, threads, peak * threads, "model", "batch", "weights", "s/epoch", "GFLOP/s", "of peak", "eval img/s",
                   "RSS MiB");
     for (const std::string& family : a->models)
       for (int64_t batch : a->batches) {
@@ -118,7 +136,8 @@ Run add_bench(CLI::App& app) {
                            {"epoch_seconds", sec},  {"gflops", gflops},        {"peak_share", gflops / (peak * threads)},
                            {"eval_images_per_second", median(eval_ips)},       {"peak_rss_mb", peak_rss_mb()},
                            {"threads", threads},    {"sgemm_peak_gflops_per_core", peak},
-                           {"precision", a->precision}};
+                           {"precision", a->precision}, {"cpu", cpu},   {"isa", isa},
+                           {"onednn_version", kernels::onednn_version()},   {"tailor_version", tailor_version()}};
         rows.push_back(row);
         if (!a->json)
           std::printf("%-9s %5lld %8lld %10.3f %10.1f %7.1f%% %12.0f %9.0f\n", (family + "-" + a->weights).c_str(),

@@ -98,6 +98,10 @@ class LinearKernel {
 
 // Whether this CPU runs oneDNN's bf16 matmul and convolution natively (AVX-512 BF16 or AMX).
 bool has_bf16();
+// The instruction set oneDNN detects and uses on this CPU ("avx2", "avx512_core_bf16",
+// "avx512_core_amx", ...), and oneDNN's version ("2.6.3"): the headers of speed figures.
+std::string cpu_isa();
+std::string onednn_version();
 // y = x rounded to bfloat16 (nearest even; bits as uint16), AVX-512 BF16 where the build has it.
 void to_bf16(const float* x, uint16_t* y, size_t n);
 
