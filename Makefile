@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: all build setup run test bench clean reference
+.PHONY: all build setup run test bench clean reference clean-room
 
 all: build
 
@@ -29,6 +29,10 @@ bench: build
 reference:
 	@scripts/setup.sh --torch
 	/usr/bin/python3 scripts/make_torch_reference.py tests/data/torch_ref
+
+# The README's two commands in a bare Debian 12 root (debootstrap minbase), as root; see README.
+clean-room:
+	@scripts/clean_room.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# The honest test of the set-up: a bare Debian 12 root (debootstrap, minbase variant), a fresh clone
+# of the committed tree in it, and the README's two commands run there as a newcomer runs them.
+#
+#   scripts/clean_room.sh [--bench] [--keep]     (`make clean-room`; must run as root)
+#     --bench   also run `make bench` in the root (the PyTorch peer exactly as the set-up installs it)
+#     --keep    leave the root in place for a look (its path is printed); default: always removed
+#
+# What the root gets besides minbase: `make` (the newcomer types it) and, only where this machine
+# has them, its local CA certificates and proxy variables (any machine on the same network has
+# them; without them npm's TLS fails). Everything else comes from scripts/setup.sh, so a package
+# that is missing from it fails here even when this machine happens to have it.
+#
+# Cached between runs, under ${XDG_CACHE_HOME:-~/.cache}/tailor/clean-room (safe: every file there
+# is checked by its consumer): the debootstrap tarball (rebuilt after 7 days), apt's downloaded
+# .deb files, and npm's content-addressed cache.
+set -euo pipefail
+
+bench=0
+keep=0
+for arg in "$@"; do
+  case $arg in
+    --bench) bench=1 ;;
+    --keep) keep=1 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "clean-room: unknown option '$arg' (use --bench, --keep or --help)" >&2; exit 2 ;;
+  esac
+done
+if [[ $(id -u) -ne 0 ]]; then
+  echo "clean-room: must run as root (debootstrap, mount and chroot need it): sudo make clean-room" >&2
+  exit 1
+fi
+
+repo=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel)
+suite=bookworm
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/tailor/clean-room
+mkdir -p "$cache/apt-archives/partial" "$cache/npm"
+log() { printf 'clean-room: %s\n' "$*"; }
+
+for tool in debootstrap chroot mountpoint; do
+  if ! command -v "$tool" > /dev/null; then
+    log "installing debootstrap"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap > /dev/null
+    break
+  fi
+done
+
+# The Debian mirror this machine already uses for $suite (deb822 .sources or one-line .list files).
+mirror=$(
+  { cat /etc/apt/sources.list.d/*.sources 2>/dev/null; echo; } | awk -v s="$suite" '
+    /^[[:space:]]*$/ { if (uri != "" && suites ~ "(^| )" s "( |$)") { print uri; exit } uri = ""; suites = ""; next }
+    /^URIs:/ { uri = $2 } /^Suites:/ { $1 = ""; suites = $0 " " }'
+)
+if [[ -z $mirror ]]; then
+  mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+           awk -v s="$suite" '$1 == "deb" && $0 !~ /\[/ && $3 == s { print $2; exit } $1 == "deb" && $4 == s { print $3; exit }')
+fi
+if [[ -z $mirror ]]; then
+  echo "clean-room: no apt source for Debian '$suite' in /etc/apt/sources.list{,.d/}: this needs a Debian 12 host" >&2
+  exit 1
+fi
+
+root=$(mktemp -d "${TMPDIR:-/var/tmp}/tailor-clean-room.XXXXXX")
+chmod 755 "$root"  # it becomes /: mktemp's 0700 would lock out every user but root (apt's _apt too)
+mounts=(proc sys dev dev/pts dev/shm var/cache/apt/archives root/.npm)
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  # Processes left in the root (a server of a test that was interrupted) hold its mounts.
+  for p in /proc/[0-9]*; do
+    [[ $(readlink "$p/root" 2>/dev/null) == "$root" ]] && kill -9 "${p#/proc/}" 2>/dev/null || true
+  done
+  local i busy=0
+  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
+    if mountpoint -q "$root/${mounts[i]}"; then
+      umount "$root/${mounts[i]}" 2>/dev/null || umount -l "$root/${mounts[i]}" 2>/dev/null || busy=1
+    fi
+  done
+  if ((keep)); then
+    log "root kept at $root (mounts released)"
+  elif ((busy)) || grep -q " $root/" /proc/mounts; then
+    # Never delete through a mount: with /dev bound in, that would delete the host's /dev.
+    echo "clean-room: could not unmount everything under $root; left it in place" >&2
+    status=1
+  else
+    rm -rf --one-file-system "$root"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'echo "clean-room: interrupted" >&2; exit 130' INT TERM
+
+start=$(date +%s)
+tarball=$cache/$suite-minbase.tgz
+if [[ -f $tarball && -n $(find "$tarball" -mtime +7) ]]; then rm -f "$tarball"; fi
+if [[ ! -f $tarball ]]; then
+  log "downloading a minbase $suite from $mirror (cached in $tarball)"
+  debootstrap --variant=minbase --make-tarball="$tarball.tmp" "$suite" "$root/tarball" "$mirror" > "$cache/debootstrap.log" 2>&1 ||
+    { tail -5 "$cache/debootstrap.log" >&2; echo "clean-room: debootstrap --make-tarball failed (log: $cache/debootstrap.log)" >&2; exit 1; }
+  mv "$tarball.tmp" "$tarball"
+  rm -rf "$root/tarball"
+fi
+log "unpacking a minbase $suite root in $root"
+debootstrap --variant=minbase --unpack-tarball="$tarball" "$suite" "$root" "$mirror" > "$cache/debootstrap.log" 2>&1 ||
+  { tail -5 "$cache/debootstrap.log" >&2; echo "clean-room: debootstrap failed (log: $cache/debootstrap.log)" >&2; exit 1; }
+log "root ready in $(( $(date +%s) - start )) s"
+
+# The host's apt sources for Debian (not third-party ones: a bare machine has none), and its DNS.
+rm -f "$root/etc/apt/sources.list"
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+  [[ -f $f ]] || continue
+  if [[ $f == /etc/apt/sources.list ]] || grep -q 'debian-archive-keyring' "$f" ||
+     grep -qE '^[^#]*(deb|URIs:)[^#]*/debian(-security)?/?( |$)' "$f"; then
+    cp "$f" "$root$f"
+  fi
+done
+cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+mkdir -p "$root/root/.npm" "$root/dev/pts" "$root/dev/shm"
+mount -t proc proc "$root/proc"
+mount -t sysfs -o ro sysfs "$root/sys"
+mount --bind /dev "$root/dev"
+mount --bind /dev/pts "$root/dev/pts"
+mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
+mount --bind "$cache/apt-archives" "$root/var/cache/apt/archives"
+mount --bind "$cache/npm" "$root/root/.npm"
+chroot "$root" chown _apt:root /var/cache/apt/archives/partial  # apt downloads as _apt
+
+# The environment a newcomer's login shell has, plus this network's proxy settings if any.
+env_vars=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 TERM=dumb)
+for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+  [[ -n ${!v:-} ]] && env_vars+=("$v=${!v}")
+done
+in_root() { chroot "$root" /usr/bin/env -i "${env_vars[@]}" /bin/bash -c "$1"; }
+
+prereq=(make)
+if compgen -G "/usr/local/share/ca-certificates/*.crt" > /dev/null; then
+  prereq+=(ca-certificates)
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  log "carrying this machine's local CA certificates: $(cd /usr/local/share/ca-certificates && echo *.crt)"
+fi
+log "installing the newcomer's prerequisites: ${prereq[*]}"
+in_root "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${prereq[*]} > /dev/null" ||
+  { echo "clean-room: apt-get in the root failed" >&2; exit 1; }
+[[ ${prereq[*]} == *ca-certificates* ]] && in_root "update-ca-certificates > /dev/null"
+
+commit=$(git -C "$repo" rev-parse --short HEAD)
+if [[ -n $(git -C "$repo" status --porcelain --untracked-files=no) ]]; then
+  log "note: $repo has uncommitted changes; the clean room tests the committed tree ($commit) only"
+fi
+git clone --quiet --no-local "$repo" "$root/root/tailor"
+log "cloned $commit into the root"
+
+logs=$cache/logs
+mkdir -p "$logs"
+run_step() {  # run_step NAME COMMAND: runs it in the clone, records its time, keeps its log
+  local name=$1 t0 status=0
+  log "running '$2' in the root (log: $logs/$name.log)"
+  t0=$(date +%s)
+  in_root "cd /root/tailor && $2" > "$logs/$name.log" 2>&1 || status=$?
+  eval "time_$name=\$(( \$(date +%s) - t0 ))"
+  if ((status)); then
+    tail -40 "$logs/$name.log" >&2
+    echo "clean-room: '$2' failed in the bare root (exit $status, log: $logs/$name.log)" >&2
+    exit 1
+  fi
+}
+run_step run "make run"
+accuracy=$(grep -o 'test accuracy: [0-9.]*%' "$logs/run.log" | tail -1)
+run_step test "make test"
+ctest_line=$(grep -E 'tests passed, [0-9]+ tests failed out of' "$logs/test.log" | tail -1)
+if ((bench)); then
+  run_step bench "make bench"
+fi
+
+echo
+echo "clean room ($suite minbase, commit $commit):"
+printf '  make run    %5d s   %s\n' "$time_run" "$accuracy"
+printf '  make test   %5d s   %s\n' "$time_test" "$ctest_line"
+if ((bench)); then
+  printf '  make bench  %5d s   its output:\n' "$time_bench"
+  grep -v '^setup:\|^gmake\|^make\|^\[' "$logs/bench.log" | sed 's/^/    /'
+fi
+printf '  in all      %5d s\n' "$(( $(date +%s) - start ))"
