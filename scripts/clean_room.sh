@@ -15,6 +15,8 @@
 # is checked by its consumer): the debootstrap tarball (rebuilt after 7 days), apt's downloaded
 # .deb files, and npm's content-addressed cache.
 set -euo pipefail
+# The whole script is one block, read before it runs: editing the file meanwhile cannot derail it.
+{
 
 bench=0
 keep=0
@@ -182,3 +184,5 @@ if ((bench)); then
   grep -v '^setup:\|^gmake\|^make\|^\[' "$logs/bench.log" | sed 's/^/    /'
 fi
 printf '  in all      %5d s\n' "$(( $(date +%s) - start ))"
+exit
+}
