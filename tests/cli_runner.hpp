@@ -29,15 +29,20 @@ inline std::string slurp(const std::string& path) {
   return s.str();
 }
 
-inline Ran run_tailor(const std::string& args, const std::string& scratch) {
+// Runs a shell command line with stdout and stderr captured in files under `scratch`.
+inline Ran run_command(const std::string& command, const std::string& scratch) {
   const std::string out = scratch + "/stdout.txt", err = scratch + "/stderr.txt";
-  const std::string cmd = std::string(TAILOR_BINARY) + " " + args + " >" + out + " 2>" + err + " </dev/null";
+  const std::string cmd = command + " >" + out + " 2>" + err + " </dev/null";
   const int status = std::system(cmd.c_str());
   Ran r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+inline Ran run_tailor(const std::string& args, const std::string& scratch) {
+  return run_command(std::string(TAILOR_BINARY) + " " + args, scratch);
 }
 
 // Bad input: non-zero exit, exactly one line on stderr, and it names `needle`.

@@ -20,7 +20,7 @@ struct EvalArgs {
   int threads = -1;
   int64_t batch = 0;
   bool json = false;
-  std::string predictions;
+  std::string predictions, logits;
 };
 }  // namespace
 
@@ -35,6 +35,9 @@ Run add_eval(CLI::App& app) {
   c->add_flag("--json", a->json, "Print the result as JSON (full precision, as in summary.json)");
   c->add_option("--predictions", a->predictions,
                 "Also write every test image's prediction to this CSV (index,true,predicted,probability)");
+  c->add_option("--logits", a->logits,
+                "Also write every test image's logits to this CSV (index, then one column per class, "
+                "9 significant digits)");
   return [a, c]() {
     if (!c->parsed()) return -1;
     LoadedModel m = load_model(checkpoint_path(a->run));
@@ -47,7 +50,8 @@ Run add_eval(CLI::App& app) {
       throw Error("test images in " + dir + " are " + std::to_string(test.rows) + "x" + std::to_string(test.cols) +
                   " but the model takes " + std::to_string(m.spec.height) + "x" + std::to_string(m.spec.width));
     std::vector<float> logits;
-    EvalResult r = evaluate(*m.model, test, nullptr, m.norm, batch, a->predictions.empty() ? nullptr : &logits);
+    const bool keep = !a->predictions.empty() || !a->logits.empty();
+    EvalResult r = evaluate(*m.model, test, nullptr, m.norm, batch, keep ? &logits : nullptr);
     if (!a->predictions.empty()) {
       const int64_t k = m.spec.classes;
       std::string csv = "index,true,predicted,probability\n";
@@ -57,6 +61,18 @@ Run add_eval(CLI::App& app) {
         csv += fmt::format("{},{},{},{:.6f}\n", i, test.labels[i], best, softmax(z, k)[static_cast<size_t>(best)]);
       }
       write_file_atomic(a->predictions, csv);
+    }
+    if (!a->logits.empty()) {
+      const int64_t k = m.spec.classes;
+      std::string csv = "index";
+      for (int64_t j = 0; j < k; ++j) csv += fmt::format(",{}", j);
+      csv += "\n";
+      for (size_t i = 0; i < test.size(); ++i) {
+        csv += std::to_string(i);
+        for (int64_t j = 0; j < k; ++j) csv += fmt::format(",{:.9g}", logits[i * k + j]);
+        csv += "\n";
+      }
+      write_file_atomic(a->logits, csv);
     }
     if (a->json) {
       nlohmann::json j{{"test_acc", r.acc}, {"test_loss", r.loss}, {"count", r.count}, {"threads", threads}};

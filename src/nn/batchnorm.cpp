@@ -22,9 +22,10 @@ BatchNorm::BatchNorm(int64_t channels, bool spatial, bool relu, float eps, float
 }
 
 nlohmann::json BatchNorm::describe() const {
-  if (relu_) return {{"type", "batchnorm2d"}, {"channels", c_}, {"relu", true}};
-  if (spatial_) return {{"type", "batchnorm2d"}, {"channels", c_}};
-  return {{"type", "batchnorm1d"}, {"features", c_}};
+  // eps as a double of the float's value, so a reader gets the float back exactly.
+  if (relu_) return {{"type", "batchnorm2d"}, {"channels", c_}, {"relu", true}, {"eps", eps_}};
+  if (spatial_) return {{"type", "batchnorm2d"}, {"channels", c_}, {"eps", eps_}};
+  return {{"type", "batchnorm1d"}, {"features", c_}, {"eps", eps_}};
 }
 
 Shape BatchNorm::output_shape(const Shape& in) const {
