@@ -16,6 +16,8 @@ packages=(
   # libraries linked into tailor
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libpng-dev libjpeg-dev
   libcpp-httplib-dev libssl-dev libbrotli-dev libplplot-dev plplot-driver-cairo fonts-dejavu-core
+  # ONNX export (the generated protobuf classes), and the two independent checkers of its files
+  libonnx-dev libprotobuf-dev python3 python3-onnx python3-opencv python3-numpy
   # tests and benchmarks
   libgtest-dev libbenchmark-dev
   # the default data set

@@ -18,5 +18,6 @@ Run add_sweep(CLI::App& app);
 Run add_report(CLI::App& app);
 Run add_inspect(CLI::App& app);
 Run add_serve(CLI::App& app);
+Run add_export(CLI::App& app);
 
 }  // namespace tailor::cli

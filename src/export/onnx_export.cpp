@@ -1,0 +1,196 @@
+#include "export/onnx_export.hpp"
+
+#include <cstring>
+#include <string_view>
+
+#include <onnx/onnx_pb.h>  // defines ONNX_API, then includes the generated onnx-ml.pb.h
+
+#include "train/trainer.hpp"
+#include "util/error.hpp"
+
+namespace tailor {
+
+namespace {
+
+// Builds the graph node by node; each node's output is named after the layer that made it.
+class GraphBuilder {
+ public:
+  explicit GraphBuilder(onnx::GraphProto* g) : g_(g) {}
+
+  // A float initializer (raw little-endian data, as x86 holds it).
+  void constant(const std::string& name, const std::vector<int64_t>& dims, const float* data) {
+    onnx::TensorProto* t = g_->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    int64_t n = 1;
+    for (int64_t d : dims) {
+      t->add_dims(d);
+      n *= d;
+    }
+    t->set_raw_data(std::string(reinterpret_cast<const char*>(data), static_cast<size_t>(n) * sizeof(float)));
+  }
+
+  onnx::NodeProto* node(const std::string& op, const std::string& name, std::vector<std::string> inputs,
+                        const std::string& output) {
+    onnx::NodeProto* n = g_->add_node();
+    n->set_op_type(op);
+    n->set_name(name);
+    for (const std::string& in : inputs) n->add_input(in);
+    n->add_output(output);
+    return n;
+  }
+
+  static void ints(onnx::NodeProto* n, const std::string& name, const std::vector<int64_t>& v) {
+    onnx::AttributeProto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INTS);
+    for (int64_t x : v) a->add_ints(x);
+  }
+  static void integer(onnx::NodeProto* n, const std::string& name, int64_t v) {
+    onnx::AttributeProto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(v);
+  }
+  static void real(onnx::NodeProto* n, const std::string& name, float v) {
+    onnx::AttributeProto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(v);
+  }
+
+  // A graph input or output: float32 with a symbolic batch dimension, then `dims`.
+  static void value_info(onnx::ValueInfoProto* v, const std::string& name, const std::vector<int64_t>& dims) {
+    v->set_name(name);
+    onnx::TypeProto_Tensor* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(onnx::TensorProto::FLOAT);
+    onnx::TensorShapeProto* s = t->mutable_shape();
+    s->add_dim()->set_dim_param("N");
+    for (int64_t d : dims) s->add_dim()->set_dim_value(d);
+  }
+
+ private:
+  onnx::GraphProto* g_;
+};
+
+std::vector<int64_t> dims_of(const Shape& s) {
+  std::vector<int64_t> d;
+  for (size_t i = 0; i < s.rank(); ++i) d.push_back(s[i]);
+  return d;
+}
+
+std::string activation_op(const std::string& type) {
+  if (type == "relu") return "Relu";
+  if (type == "sigmoid") return "Sigmoid";
+  if (type == "tanh") return "Tanh";
+  return "";
+}
+
+}  // namespace
+
+std::string onnx_model_bytes(LoadedModel& m, const OnnxExport& options) {
+  if (options.opset < kOnnxMinOpset || options.opset > kOnnxMaxOpset)
+    throw Error("--opset " + std::to_string(options.opset) + " is not supported: use " +
+                std::to_string(kOnnxMinOpset) + " to " + std::to_string(kOnnxMaxOpset));
+  onnx::ModelProto model;
+  model.set_ir_version(onnx::IR_VERSION);
+  model.set_producer_name("tailor");
+  model.set_producer_version(tailor_version());
+  model.set_doc_string("tailor " + family_name(m.spec.family) + " " + m.spec.widths_str() +
+                       ": input 'image' (N, C, H, W) float32 with raw pixel values 0..255");
+  onnx::OperatorSetIdProto* opset = model.add_opset_import();
+  opset->set_domain("");
+  opset->set_version(options.opset);
+
+  nlohmann::json meta = options.metadata;
+  meta["classes"] = m.classes;
+  meta["normalization"] = {{"mean", m.norm.mean}, {"std", m.norm.std}, {"input", "raw pixels 0..255"}};
+  meta["tailor_version"] = tailor_version();
+  for (auto it = meta.begin(); it != meta.end(); ++it) {
+    onnx::StringStringEntryProto* p = model.add_metadata_props();
+    p->set_key(it.key());
+    p->set_value(it->is_string() ? it->get<std::string>() : it->dump());
+  }
+
+  onnx::GraphProto* g = model.mutable_graph();
+  g->set_name("tailor_" + family_name(m.spec.family));
+  GraphBuilder b(g);
+  Sequential& net = *m.model;
+  // The model's own input: (C, H, W) for a CNN, (C*H*W) for an FCN; the graph takes images.
+  const int64_t channels = net.item_shape().rank() == 3 ? net.item_shape()[0] : 1;
+  const std::vector<int64_t> image = {channels, m.spec.height, m.spec.width};
+  GraphBuilder::value_info(g->add_input(), "image", image);
+
+  // x / 255 normalised as tailor's gather_batch does it: x * (1 / (255 std)) + (-mean / std).
+  const float scale = 1.0f / (255.0f * m.norm.std), shift = -m.norm.mean / m.norm.std;
+  b.constant("input.scale", {}, &scale);
+  b.constant("input.shift", {}, &shift);
+  b.node("Mul", "input.mul", {"image", "input.scale"}, "input.scaled");
+  b.node("Add", "input.add", {"input.scaled", "input.shift"}, "input.normalized");
+  std::string x = "input.normalized";
+  if (net.item_shape().rank() == 1) {  // an FCN: (N, C, H, W) -> (N, C*H*W), PyTorch's order
+    GraphBuilder::integer(b.node("Flatten", "input.flatten", {x}, "input.flat"), "axis", 1);
+    x = "input.flat";
+  }
+
+  const auto& layers = net.layers();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const Layer& l = *layers[i];
+    const nlohmann::json d = l.describe();
+    const std::string type = d.at("type").get<std::string>(), id = std::to_string(i);
+    auto params = layers[i]->params();
+    auto buffers = layers[i]->buffers();
+    auto named = [&](Param* p) {
+      const std::string name = id + "." + p->name;
+      b.constant(name, dims_of(p->shape), p->value);
+      return name;
+    };
+    const std::string out = id + ".out";
+    if (type == "conv2d") {
+      const int64_t k = d.at("kernel").get<int64_t>(), pad = d.at("padding").get<int64_t>();
+      onnx::NodeProto* n = b.node("Conv", id + ".conv", {x, named(params.at(0)), named(params.at(1))}, out);
+      GraphBuilder::ints(n, "kernel_shape", {k, k});
+      GraphBuilder::ints(n, "pads", {pad, pad, pad, pad});
+      GraphBuilder::ints(n, "strides", {1, 1});
+    } else if (type == "batchnorm2d" || type == "batchnorm1d") {
+      onnx::NodeProto* n = b.node("BatchNormalization", id + ".batchnorm",
+                                  {x, named(params.at(0)), named(params.at(1)), named(buffers.at(0)),
+                                   named(buffers.at(1))}, out);
+      GraphBuilder::real(n, "epsilon", d.at("eps").get<float>());
+      if (d.value("relu", false)) {  // the fused relu of a CNN block is its own node here
+        x = out;
+        b.node("Relu", id + ".relu", {x}, id + ".relu.out");
+        x = id + ".relu.out";
+        continue;
+      }
+    } else if (const std::string op = activation_op(type); !op.empty()) {
+      b.node(op, id + "." + type, {x}, out);
+    } else if (type == "maxpool2d") {
+      const int64_t k = d.at("kernel").get<int64_t>();
+      onnx::NodeProto* n = b.node("MaxPool", id + ".maxpool", {x}, out);
+      GraphBuilder::ints(n, "kernel_shape", {k, k});
+      GraphBuilder::ints(n, "strides", {k, k});  // floor mode (ceil_mode 0), as tailor and PyTorch
+    } else if (type == "flatten") {
+      GraphBuilder::integer(b.node("Flatten", id + ".flatten", {x}, out), "axis", 1);
+    } else if (type == "dropout") {
+      continue;  // the identity in evaluation
+    } else if (type == "linear") {
+      onnx::NodeProto* n = b.node("Gemm", id + ".gemm", {x, named(params.at(0)), named(params.at(1))}, out);
+      GraphBuilder::integer(n, "transB", 1);  // weight (out, in), as tailor and PyTorch keep it
+    } else {
+      throw Error("ONNX export: layer " + id + " (" + type + ") has no ONNX form");
+    }
+    x = out;
+  }
+  // The last layer's output is the logits; an Identity gives it the contract's name.
+  b.node("Identity", "logits", {x}, "logits");
+  GraphBuilder::integer(b.node("Softmax", "probabilities", {"logits"}, "probabilities"), "axis", 1);
+  GraphBuilder::value_info(g->add_output(), "logits", {m.spec.classes});
+  GraphBuilder::value_info(g->add_output(), "probabilities", {m.spec.classes});
+
+  std::string bytes;
+  if (!model.SerializeToString(&bytes)) throw Error("ONNX export: the model could not be serialised");
+  return bytes;
+}
+
+}  // namespace tailor
