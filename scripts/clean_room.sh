@@ -181,7 +181,8 @@ printf '  make run    %5d s   %s\n' "$time_run" "$accuracy"
 printf '  make test   %5d s   %s\n' "$time_test" "$ctest_line"
 if ((bench)); then
   printf '  make bench  %5d s   its output:\n' "$time_bench"
-  grep -v '^setup:\|^gmake\|^make\|^\[' "$logs/bench.log" | sed 's/^/    /'
+  # The comparison's own lines: everything after make echoes its command (the build is above it).
+  sed -n '/^bench\/compare_pytorch.sh/,$p' "$logs/bench.log" | tail -n +2 | sed 's/^/    /'
 fi
 printf '  in all      %5d s\n' "$(( $(date +%s) - start ))"
 exit
