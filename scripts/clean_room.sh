@@ -24,7 +24,7 @@ for arg in "$@"; do
   case $arg in
     --bench) bench=1 ;;
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "clean-room: unknown option '$arg' (use --bench, --keep or --help)" >&2; exit 2 ;;
   esac
 done
@@ -42,32 +42,48 @@ log() { printf 'clean-room: %s\n' "$*"; }
 for tool in debootstrap chroot mountpoint; do
   if ! command -v "$tool" > /dev/null; then
     log "installing debootstrap"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap > /dev/null
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap > /dev/null
     break
   fi
 done
 
-# The Debian mirror this machine already uses for $suite (deb822 .sources or one-line .list files).
+# The Debian mirror this machine already uses for $suite (deb822 .sources or one-line .list files):
+# an http(s) address ending in /debian (not a third-party repository that also serves bookworm,
+# nor apt's mirror+file: lists, which debootstrap cannot read).
+debian_uri='^https?://[^ ]*/debian/?$'
 mirror=$(
-  { cat /etc/apt/sources.list.d/*.sources 2>/dev/null; echo; } | awk -v s="$suite" '
-    /^[[:space:]]*$/ { if (uri != "" && suites ~ "(^| )" s "( |$)") { print uri; exit } uri = ""; suites = ""; next }
-    /^URIs:/ { uri = $2 } /^Suites:/ { $1 = ""; suites = $0 " " }'
+  { cat /etc/apt/sources.list.d/*.sources 2>/dev/null; echo; } | awk -v s="$suite" -v d="$debian_uri" '
+    /^[[:space:]]*$/ {
+      if (suites ~ "(^| )" s "( |$)" && (key == "" || key ~ /debian-archive-keyring/))
+        for (i = 1; i <= n; i++) if (uris[i] ~ d) { print uris[i]; exit }
+      n = 0; suites = ""; key = ""; next }
+    /^URIs:/ { for (i = 2; i <= NF; i++) uris[++n] = $i } /^Suites:/ { $1 = ""; suites = $0 " " }
+    /^Signed-By:/ { key = $0 " " }'
 )
-if [[ -z $mirror ]]; then
-  mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-           awk -v s="$suite" '$1 == "deb" && $0 !~ /\[/ && $3 == s { print $2; exit } $1 == "deb" && $4 == s { print $3; exit }')
+lists=()
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do [[ -f $f ]] && lists+=("$f"); done
+if [[ -z $mirror && ${#lists[@]} -gt 0 ]]; then
+  # One-line form: a source signed by a key other than Debian's is skipped, then [options] removed.
+  mirror=$(awk -v s="$suite" -v d="$debian_uri" '
+    $1 != "deb" { next }
+    { opts = "" }
+    match($0, /\[[^]]*\]/) { opts = substr($0, RSTART, RLENGTH); $0 = substr($0, 1, RSTART - 1) substr($0, RSTART + RLENGTH) }
+    opts ~ /signed-by=/ && opts !~ /debian-archive-keyring/ { next }
+    $3 == s && $2 ~ d { print $2; exit }' "${lists[@]}")
 fi
 if [[ -z $mirror ]]; then
   echo "clean-room: no apt source for Debian '$suite' in /etc/apt/sources.list{,.d/}: this needs a Debian 12 host" >&2
   exit 1
 fi
 
-root=$(mktemp -d "${TMPDIR:-/var/tmp}/tailor-clean-room.XXXXXX")
+root=$(realpath "$(mktemp -d "${TMPDIR:-/var/tmp}/tailor-clean-room.XXXXXX")")
 chmod 755 "$root"  # it becomes /: mktemp's 0700 would lock out every user but root (apt's _apt too)
 mounts=(proc sys dev dev/pts dev/shm var/cache/apt/archives root/.npm)
 cleanup() {
   local status=$?
-  trap - EXIT INT TERM
+  trap - EXIT
+  trap '' INT TERM  # a second Ctrl-C must not stop the unmounting half-way
   # Processes left in the root (a server of a test that was interrupted) hold its mounts.
   for p in /proc/[0-9]*; do
     [[ $(readlink "$p/root" 2>/dev/null) == "$root" ]] && kill -9 "${p#/proc/}" 2>/dev/null || true
@@ -111,9 +127,9 @@ log "root ready in $(( $(date +%s) - start )) s"
 rm -f "$root/etc/apt/sources.list"
 for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
   [[ -f $f ]] || continue
-  if [[ $f == /etc/apt/sources.list ]] || grep -q 'debian-archive-keyring' "$f" ||
-     grep -qE '^[^#]*(deb|URIs:)[^#]*/debian(-security)?/?( |$)' "$f"; then
-    cp "$f" "$root$f"
+  if grep -q 'debian-archive-keyring' "$f" ||
+     ! grep -vE '^[[:space:]]*(#|$)' "$f" | grep -E '^(deb|URIs:)' | grep -qvE '//(deb|security)\.debian\.org/'; then
+    cp "$f" "$root$f"  # signed by Debian's keyring, or naming only Debian's own hosts
   fi
 done
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
@@ -121,6 +137,7 @@ mkdir -p "$root/root/.npm" "$root/dev/pts" "$root/dev/shm"
 mount -t proc proc "$root/proc"
 mount -t sysfs -o ro sysfs "$root/sys"
 mount --bind /dev "$root/dev"
+mount --make-rslave "$root/dev"  # on a shared / the mounts below would show over the host's /dev too
 mount --bind /dev/pts "$root/dev/pts"
 mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
 mount --bind "$cache/apt-archives" "$root/var/cache/apt/archives"
@@ -132,7 +149,12 @@ env_vars=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
   [[ -n ${!v:-} ]] && env_vars+=("$v=${!v}")
 done
-in_root() { chroot "$root" /usr/bin/env -i "${env_vars[@]}" /bin/bash -c "$1"; }
+# In the background and waited for, so that a TERM or Ctrl-C reaches the trap at once (bash runs a
+# trap only after a foreground child ends) and the root is unmounted and removed.
+in_root() {
+  chroot "$root" /usr/bin/env -i "${env_vars[@]}" /bin/bash -c "$1" &
+  wait $!
+}
 
 prereq=(make)
 if compgen -G "/usr/local/share/ca-certificates/*.crt" > /dev/null; then
@@ -168,9 +190,15 @@ run_step() {  # run_step NAME COMMAND: runs it in the clone, records its time, k
   fi
 }
 run_step run "make run"
-accuracy=$(grep -o 'test accuracy: [0-9.]*%' "$logs/run.log" | tail -1)
+accuracy=$(grep -o 'test accuracy: [0-9.]*%' "$logs/run.log" | tail -1 || true)
+[[ -n $accuracy ]] || accuracy="(no test accuracy printed)"
+
 run_step test "make test"
-ctest_line=$(grep -E 'tests passed, [0-9]+ tests failed out of' "$logs/test.log" | tail -1)
+ctest_line=$(grep -E 'tests passed, [0-9]+ tests failed out of' "$logs/test.log" | tail -1 || true)
+if [[ -z $ctest_line ]]; then
+  echo "clean-room: 'make test' printed no CTest summary line (no tests ran?); log: $logs/test.log" >&2
+  exit 1
+fi
 if ((bench)); then
   run_step bench "make bench"
 fi

@@ -28,6 +28,10 @@ packages=(
 # Debian's npm is a separate package; a Node.js from elsewhere (NodeSource) ships its own npm and
 # conflicts with Debian's, so npm is added only when no npm is there.
 command -v npm > /dev/null || packages+=(npm)
+case "${1:-}" in
+  ""|--torch) ;;
+  *) echo "setup: unknown option '$1' (use --torch or nothing)" >&2; exit 2 ;;
+esac
 if [[ "${1:-}" == "--torch" ]]; then
   # Without libopenblas0-pthread (only a Recommends of python3-torch's BLAS dependency) PyTorch runs
   # Debian's reference BLAS, 4-5x slower: the speed comparison would be against a crippled peer.
@@ -46,7 +50,8 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     sudo="sudo"
   fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+  # env: sudo's env_reset would drop DEBIAN_FRONTEND, and a debconf question would wait unseen.
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
 fi
 
 # Front-end assets for report.html and the browser tests, from the npm registry (web/package-lock.json,
