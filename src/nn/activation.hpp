@@ -39,6 +39,7 @@ class Dropout final : public Layer {
   // Tests only: the next training forward uses this keep mask (0/1 per element) instead of a draw.
   void set_next_mask(std::vector<uint8_t> keep) { fixed_ = std::move(keep); }
   bool set_channels_last(bool) override { return true; }  // element-wise: any order
+  std::vector<Rng*> random_streams() override { return {&rng_}; }
 
  private:
   float p_;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tensor/tensor.hpp"
+#include "util/rng.hpp"
 
 namespace tailor {
 
@@ -53,6 +54,8 @@ class Layer {
   // Mixed precision: training-mode products in bfloat16 with float accumulation and float master
   // weights (evaluation stays float). Layers without such products ignore it.
   virtual void set_bf16_training(bool on) { (void)on; }
+  // The layer's own random streams (dropout's), so a resumed run continues them exactly.
+  virtual std::vector<Rng*> random_streams() { return {}; }
 };
 
 using LayerPtr = std::unique_ptr<Layer>;

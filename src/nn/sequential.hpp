@@ -40,6 +40,13 @@ class Sequential {
   void backward(ConstView dlogits, View dx = {});
 
   const std::vector<LayerPtr>& layers() const { return layers_; }
+  // Every layer's random streams, in layer order.
+  std::vector<Rng*> random_streams() {
+    std::vector<Rng*> all;
+    for (auto& l : layers_)
+      for (Rng* r : l->random_streams()) all.push_back(r);
+    return all;
+  }
   const std::vector<Param*>& params() const { return params_; }
   const std::vector<Param*>& buffers() const { return buffers_; }
   const std::vector<std::string>& param_names() const { return param_names_; }

@@ -29,6 +29,14 @@ Optimizer::Optimizer(const OptimConfig& cfg, size_t n) : cfg_(cfg), n_(n) {
   state_.assign(slots * n, 0.0f);
 }
 
+void Optimizer::restore(const std::vector<float>& state, int64_t steps) {
+  if (state.size() != state_.size() || steps < 0)
+    throw Error("optimizer state of " + std::to_string(state.size()) + " values does not fit this optimizer (" +
+                std::to_string(state_.size()) + ")");
+  state_ = state;
+  t_ = steps;
+}
+
 void Optimizer::step(float* __restrict p, const float* __restrict grad, float lr) {
   ++t_;
   const float wd = cfg_.weight_decay;

@@ -29,6 +29,8 @@ class Optimizer {
   // State for checkpoints: [m..., v...] as the optimizer needs; the step count separately.
   const std::vector<float>& state() const { return state_; }
   const OptimConfig& config() const { return cfg_; }
+  // Continues from a saved state() and steps(); throws tailor::Error if the size does not match.
+  void restore(const std::vector<float>& state, int64_t steps);
 
  private:
   OptimConfig cfg_;

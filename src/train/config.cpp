@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "util/error.hpp"
+
 namespace tailor {
 
 namespace {
@@ -17,6 +19,95 @@ toml::array to_array(const std::vector<int64_t>& v) {
   return a;
 }
 }  // namespace
+
+namespace {
+// Typed reads of config.toml, each failure one line naming the file and the key.
+class TomlReader {
+ public:
+  TomlReader(const toml::table& t, std::string path) : t_(t), path_(std::move(path)) {}
+  template <class T>
+  T get(const char* table, const char* key) const {
+    const toml::node_view v = t_[table][key];
+    if constexpr (std::is_same_v<T, bool>) {
+      if (auto b = v.value<bool>()) return *b;
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (auto d = v.value<double>()) return static_cast<T>(*d);
+    } else if constexpr (std::is_integral_v<T>) {
+      if (auto i = v.value<int64_t>()) return static_cast<T>(*i);
+    } else {
+      if (auto s = v.value<std::string>()) return *s;
+    }
+    throw Error(path_ + ": [" + table + "] " + key + " is missing or of the wrong type");
+  }
+  std::vector<int64_t> ints(const char* table, const char* key) const {
+    const toml::array* a = t_[table][key].as_array();
+    if (!a) throw Error(path_ + ": [" + table + "] " + key + " is missing or not an array");
+    std::vector<int64_t> out;
+    for (const auto& e : *a) {
+      auto i = e.value<int64_t>();
+      if (!i) throw Error(path_ + ": [" + table + "] " + key + " holds a value that is not an integer");
+      out.push_back(*i);
+    }
+    return out;
+  }
+
+ private:
+  const toml::table& t_;
+  std::string path_;
+};
+}  // namespace
+
+TrainConfig config_from_toml(const std::string& text, const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    throw Error(path + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+  }
+  const TomlReader r(root, path);
+  TrainConfig c;
+  try {
+    c.model.family = parse_family(r.get<std::string>("model", "family"));
+    c.model.channels = r.ints("model", "channels");
+    c.model.hidden = r.ints("model", "hidden");
+    c.model.batchnorm = r.get<bool>("model", "batchnorm");
+    c.model.dropout = r.get<float>("model", "dropout");
+    c.model.activation = parse_activation(r.get<std::string>("model", "activation"));
+    c.init = parse_init(r.get<std::string>("model", "init"));
+    c.weights_target = r.get<int64_t>("model", "weights_target");
+    c.optim.kind = parse_optimizer(r.get<std::string>("optim", "optimizer"));
+    c.optim.lr = r.get<float>("optim", "lr");
+    c.optim.momentum = r.get<float>("optim", "momentum");
+    c.optim.nesterov = r.get<bool>("optim", "nesterov");
+    c.optim.weight_decay = r.get<float>("optim", "weight_decay");
+    c.optim.beta1 = r.get<float>("optim", "beta1");
+    c.optim.beta2 = r.get<float>("optim", "beta2");
+    c.optim.eps = r.get<float>("optim", "eps");
+    c.optim.alpha = r.get<float>("optim", "alpha");
+    c.schedule.kind = parse_schedule(r.get<std::string>("optim", "schedule"));
+    c.schedule.step_epochs = r.get<int64_t>("optim", "step_epochs");
+    c.schedule.gamma = r.get<float>("optim", "gamma");
+    c.epochs = r.get<int64_t>("train", "epochs");
+    c.batch_size = r.get<int64_t>("train", "batch_size");
+    c.val_count = r.get<int64_t>("train", "val");
+    c.seed = static_cast<uint64_t>(r.get<int64_t>("train", "seed"));
+    c.threads = r.get<int>("train", "threads");
+    c.bf16 = r.get<std::string>("train", "precision") == "bf16";
+    c.stop_at = r.get<float>("train", "stop_at");
+    c.stop_on = r.get<std::string>("train", "stop_on") == "test" ? StopOn::test : StopOn::val;
+    c.patience = r.get<int64_t>("train", "patience");
+    c.label_smoothing = r.get<float>("train", "label_smoothing");
+    c.augment.shift = r.get<int>("train", "shift");
+    c.augment.flip = r.get<bool>("train", "flip");
+    c.eval_batch = r.get<int64_t>("train", "eval_batch");
+    c.data_dir = r.get<std::string>("data", "dir");
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    throw Error(what.rfind(path, 0) == 0 ? what : path + ": " + what);
+  }
+  if (auto out = root["out"].value<std::string>()) c.out_dir = *out;
+  return c;
+}
 
 std::string config_to_toml(const TrainConfig& c, const std::string& extra) {
   toml::table model{{"family", family_name(c.model.family)},

@@ -42,5 +42,8 @@ struct TrainConfig {
 // TOML text of the whole configuration plus what the run found out (`extra`: version, threads,
 // weights, data statistics), so a run can be read and repeated.
 std::string config_to_toml(const TrainConfig& cfg, const std::string& extra_toml_table);
+// The configuration back from config_to_toml's text (what `train --resume` continues with);
+// throws tailor::Error naming `path` and the key that is missing or of the wrong type.
+TrainConfig config_from_toml(const std::string& text, const std::string& path);
 
 }  // namespace tailor

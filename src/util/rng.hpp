@@ -9,6 +9,8 @@ namespace tailor {
 class Rng {
  public:
   explicit Rng(uint64_t seed = 0) : state_(seed) {}
+  // The whole state: Rng(r.state()) continues r's stream exactly (resume state files).
+  uint64_t state() const { return state_; }
 
   uint64_t next_u64() {
     uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
