@@ -1,8 +1,13 @@
+#include <filesystem>
 #include <memory>
+#include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "cli/model_options.hpp"
 #include "train/trainer.hpp"
+#include "util/atomic_file.hpp"
 #include "util/error.hpp"
 
 namespace tailor::cli {
@@ -12,7 +17,58 @@ struct TrainArgs {
   ModelOptions model;
   TrainConfig cfg;
   std::string optimizer = "adam", schedule = "cosine", init = "kaiming", stop_on = "val", precision = "fp32";
+  std::string resume;
 };
+
+void print_outcome(const TrainOutcome& r, const std::string& dir) {
+  std::printf("stopped: %s after %lld epochs, %.1f s of training\n", r.stop_reason.c_str(),
+              static_cast<long long>(r.epochs_run), r.train_seconds);
+  std::printf("test accuracy: %.2f%% (loss %.4f), %lld weights; run saved in %s\n", r.test_acc, r.test_loss,
+              static_cast<long long>(r.weights), dir.c_str());
+}
+
+// `train --resume DIR`: the run's own settings from DIR/config.toml; only --threads and
+// --progress may be given besides (every other flag would change what is being continued).
+int resume_run(CLI::App& c, const std::string& dir) {
+  for (const CLI::Option* o : c.get_options()) {
+    const std::string name = o->get_name();
+    if (o->count() > 0 && !std::set<std::string>{"--resume", "--threads", "--progress", "--help"}.count(name))
+      throw Error(name + " cannot be given with --resume: the run continues with its saved settings (" + dir +
+                  "/config.toml); only --threads and --progress may be set");
+  }
+  const std::filesystem::path summary = std::filesystem::path(dir) / "summary.json";
+  if (std::filesystem::exists(summary) && !std::filesystem::exists(std::filesystem::path(dir) / kResumeStateFile)) {
+    nlohmann::json s;
+    try {
+      s = nlohmann::json::parse(read_file(summary.string()));
+    } catch (const nlohmann::json::exception&) {
+      throw Error(summary.string() + " is not valid JSON");
+    }
+    const std::string reason = s.value("stop_reason", "");
+    if (reason == "diverged")
+      throw Error("the run in " + dir + " diverged after " + std::to_string(s.value("epochs_run", 0)) +
+                  " epochs: there is nothing to resume (train it again with a lower --lr)");
+    std::printf("the run in %s is finished (%s after %lld epochs, test accuracy %.2f%%): nothing to resume\n",
+                dir.c_str(), reason.c_str(), static_cast<long long>(s.value("epochs_run", 0)),
+                s.value("test_acc", 0.0));
+    return 0;
+  }
+  const std::string config = dir + "/config.toml";
+  if (!std::filesystem::exists(config))
+    throw Error("--resume " + dir + ": no config.toml there, so no run to continue");
+  TrainConfig cfg = config_from_toml(read_file(config), config);
+  cfg.out_dir = dir;
+  const std::string progress = c.get_option("--progress")->as<std::string>();
+  cfg.progress = progress;
+  const int saved_threads = cfg.threads;
+  if (c.get_option("--threads")->count() > 0) cfg.threads = c.get_option("--threads")->as<int>();
+  if (cfg.threads != saved_threads)
+    std::fprintf(stderr, "tailor: warning: --threads %d differs from the run's %d: the result will not be bit-identical "
+                         "to an uninterrupted run\n", cfg.threads, saved_threads);
+  TrainOutcome r = resume_training(cfg);
+  print_outcome(r, dir);
+  return 0;
+}
 }  // namespace
 
 Run add_train(CLI::App& app) {
@@ -84,8 +140,12 @@ Run add_train(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "bar", "lines", "none"}))
       ->capture_default_str();
 
+  c->add_option("--resume", a->resume,
+                 "Continue the run in this directory from its last finished epoch, with its saved settings "
+                 "(only --threads and --progress may be given besides); bit-identical to a run never stopped");
   return [a, c]() {
     if (!c->parsed()) return -1;
+    if (!a->resume.empty()) return resume_run(*c, a->resume);
     TrainConfig cfg = a->cfg;
     ResolvedModel m = resolve_model(a->model);
     cfg.model = m.spec;
@@ -97,11 +157,7 @@ Run add_train(CLI::App& app) {
     cfg.bf16 = a->precision == "bf16";
     if (cfg.optim.nesterov && (cfg.optim.kind != OptimKind::sgd || cfg.optim.momentum <= 0))
       throw Error("--nesterov needs --optimizer sgd and --momentum > 0");
-    TrainOutcome r = train(cfg);
-    std::printf("stopped: %s after %lld epochs, %.1f s of training\n", r.stop_reason.c_str(),
-                static_cast<long long>(r.epochs_run), r.train_seconds);
-    std::printf("test accuracy: %.2f%% (loss %.4f), %lld weights; run saved in %s\n", r.test_acc, r.test_loss,
-                static_cast<long long>(r.weights), cfg.out_dir.c_str());
+    print_outcome(train(cfg), cfg.out_dir);
     return 0;
   };
 }

@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <memory>
 #include <thread>
 
 #include <fmt/format.h>
@@ -45,187 +47,383 @@ void write_summary(const std::string& dir, const nlohmann::json& s) {
 
 }  // namespace
 
-TrainOutcome train(TrainConfig cfg) {
-  const auto wall_start = Clock::now();
+namespace {
+
+// The weights, batch-norm statistics and optimizer state of one moment of a run.
+struct Snapshot {
+  std::vector<float> values, stats, optim;
+  int64_t steps = 0;
+  bool empty() const { return values.empty(); }
+};
+
+// Everything a run holds between epochs. setup() makes it; start_fresh() or resume() brings it
+// to the start of its next epoch; run_epoch() trains and evaluates one; finish() writes the result.
+struct Run {
+  TrainConfig cfg;
+  std::string dir;
+  TrainTestData data;
+  Split split;
+  Normalization norm;
+  std::unique_ptr<Sequential> model;
+  std::unique_ptr<Optimizer> opt;
+  Rng shuffle_rng, augment_rng;
+  std::vector<uint32_t> order;  // the training indices, as shuffled by the epochs so far
+  std::vector<std::string> classes;
+  int64_t weights = 0, n_train = 0, bs = 0, per_epoch = 0, total_steps = 0;
+  // Progress: epochs finished and what they found.
+  int64_t epoch = 0;
+  std::string metrics = kMetricsHeader;
+  double train_seconds = 0, elapsed_before = 0;  // elapsed_before: wall time of earlier sessions
+  std::vector<double> epoch_seconds;
+  EvalResult val, test;
+  std::string stop_reason;  // set when the run stops before its last epoch
+  // Early stopping: the best epoch so far by validation loss, with its own optimizer state.
+  double best_val_loss = INFINITY;
+  int64_t best_epoch = 0, since_best = 0;
+  Snapshot best;
+  // Allocated once, before the first batch.
+  std::vector<float> x, dlogits, scratch;
+  std::vector<int32_t> y;
+  Clock::time_point wall_start = Clock::now();
+  bool resuming = false;
+
+  std::string state_path() const { return dir + "/" + kResumeStateFile; }
+  Snapshot snapshot() const {
+    return {{model->values(), model->values() + model->num_values()},
+            {model->state(), model->state() + model->num_state()},
+            opt->state(),
+            opt->steps()};
+  }
+  void evaluate_both() {
+    val = evaluate(*model, data.train, &split.val, norm, cfg.eval_batch);
+    test = evaluate(*model, data.test, nullptr, norm, cfg.eval_batch);
+  }
+  // Fisher-Yates shuffle of `order` from the run's own stream, once per epoch.
+  void shuffle() {
+    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffle_rng.below(i)]);
+  }
+};
+
+// Loads the data, checks the settings, builds and initialises the model: the same for a fresh
+// and a resumed run (a resumed run then overwrites the weights and streams).
+void setup(Run& r) {
+  TrainConfig& cfg = r.cfg;
   if (cfg.threads <= 0) cfg.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   kernels::set_threads(cfg.threads);
   if (cfg.bf16 && !kernels::has_bf16())
     throw Error("--precision bf16 needs a CPU with AVX-512 BF16 or AMX instructions; this one has neither (use fp32)");
   ensure_writable_dir(cfg.out_dir);
-  const std::string dir = cfg.out_dir;
-
-  TrainTestData data = load_train_test(cfg.data_dir);
-  if (static_cast<size_t>(cfg.val_count) >= data.train.size())
+  r.dir = cfg.out_dir;
+  r.data = load_train_test(cfg.data_dir);
+  if (static_cast<size_t>(cfg.val_count) >= r.data.train.size())
     throw Error("--val " + std::to_string(cfg.val_count) + " leaves no training images (the training set has " +
-                std::to_string(data.train.size()) + ")");
+                std::to_string(r.data.train.size()) + ")");
   cfg.model.in_channels = 1;
-  cfg.model.height = data.train.rows;
-  cfg.model.width = data.train.cols;
-  cfg.model.classes = data.train.num_classes;
+  cfg.model.height = r.data.train.rows;
+  cfg.model.width = r.data.train.cols;
+  cfg.model.classes = r.data.train.num_classes;
   if (cfg.val_count == 0 && (cfg.patience > 0 || (cfg.stop_at > 0 && cfg.stop_on == StopOn::val)))
     throw Error("--val 0 leaves no validation set for --patience or --stop-on val");
-  if (cfg.weights_target > 0) cfg.model = fit_to_budget(cfg.model, cfg.weights_target);
+  // A resumed run's config.toml holds the widths already sized: they are used as they are.
+  if (cfg.weights_target > 0 && !r.resuming) cfg.model = fit_to_budget(cfg.model, cfg.weights_target);
 
   Rng master(cfg.seed);
-  Rng init_rng = master.split(1), shuffle_rng = master.split(2);
+  Rng init_rng = master.split(1);
+  r.shuffle_rng = master.split(2);
   const uint64_t dropout_seed = master.split(3).next_u64();
-  Rng augment_rng = master.split(4);  // drawn last: runs without augmentation are as before it
-  Split split = stratified_split(data.train.labels, data.train.num_classes, cfg.val_count, cfg.seed);
-  const Normalization norm = compute_normalization(data.train, split.train);
-  auto model = build_model(cfg.model, dropout_seed);
-  init_params(*model, cfg.init, cfg.model.activation, init_rng);
-  model->set_bf16_training(cfg.bf16);
-  Optimizer opt(cfg.optim, model->num_values());
-  const int64_t weights = static_cast<int64_t>(model->num_values());
-  const auto classes = class_names(data.train.num_classes);
+  r.augment_rng = master.split(4);  // drawn last: runs without augmentation are as before it
+  r.split = stratified_split(r.data.train.labels, r.data.train.num_classes, cfg.val_count, cfg.seed);
+  r.norm = compute_normalization(r.data.train, r.split.train);
+  r.model = build_model(cfg.model, dropout_seed);
+  init_params(*r.model, cfg.init, cfg.model.activation, init_rng);
+  r.model->set_bf16_training(cfg.bf16);
+  r.opt = std::make_unique<Optimizer>(cfg.optim, r.model->num_values());
+  r.weights = static_cast<int64_t>(r.model->num_values());
+  r.classes = class_names(r.data.train.num_classes);
 
+  r.n_train = static_cast<int64_t>(r.split.train.size());
+  const int64_t pixels = r.data.train.pixels();
+  r.bs = std::min(cfg.batch_size, r.n_train);
+  r.per_epoch = (r.n_train + r.bs - 1) / r.bs;
+  r.total_steps = r.per_epoch * cfg.epochs;
+  r.order = r.split.train;
+  r.x.resize(r.bs * pixels);
+  r.dlogits.resize(r.bs * cfg.model.classes);
+  r.y.resize(r.bs);
+  r.scratch.resize(pixels);
+}
+
+nlohmann::json summary_head(const Run& r) {
+  return {{"version", tailor_version()}, {"model", spec_to_json(r.cfg.model)}, {"weights", r.weights},
+          {"seed", r.cfg.seed}, {"threads", r.cfg.threads}};
+}
+
+void start_fresh(Run& r) {
   const std::string extra = fmt::format(
       "[run]\nversion = \"{}\"\nthreads = {}\nweights = {}\nwidths = \"{}\"\ntrain_images = {}\nval_images = {}\n"
       "test_images = {}\nnorm_mean = {}\nnorm_std = {}\n",
-      tailor_version(), cfg.threads, weights, cfg.model.widths_str(), split.train.size(), split.val.size(),
-      data.test.size(), norm.mean, norm.std);
-  write_file_atomic(dir + "/config.toml", config_to_toml(cfg, extra));
-  if (cfg.progress != "none")
-    std::printf("tailor %s: %s %s, %lld weights, %zu train / %zu val / %zu test images, %d threads\n",
-              tailor_version().c_str(), family_name(cfg.model.family).c_str(), cfg.model.widths_str().c_str(),
-              static_cast<long long>(weights), split.train.size(), split.val.size(), data.test.size(), cfg.threads);
+      tailor_version(), r.cfg.threads, r.weights, r.cfg.model.widths_str(), r.split.train.size(), r.split.val.size(),
+      r.data.test.size(), r.norm.mean, r.norm.std);
+  write_file_atomic(r.dir + "/config.toml", config_to_toml(r.cfg, extra));
+  // What an earlier run left in this directory no longer describes it (and a finished-looking
+  // summary.json would make `--resume` report this run as done).
+  std::error_code ec;
+  for (const char* f : {kResumeStateFile, "summary.json", "model.ckpt"}) std::filesystem::remove(r.dir + "/" + f, ec);
+  write_file_atomic(r.dir + "/metrics.csv", r.metrics);  // the header at once, rows as epochs finish
+}
 
-  // Everything a step touches is allocated here, before the first batch.
-  const int64_t n_train = static_cast<int64_t>(split.train.size()), pixels = data.train.pixels();
-  const int64_t bs = std::min(cfg.batch_size, n_train);
-  const int64_t per_epoch = (n_train + bs - 1) / bs;
-  const int64_t total_steps = per_epoch * cfg.epochs;
-  std::vector<uint32_t> order = split.train;
-  std::vector<float> x(bs * pixels), dlogits(bs * cfg.model.classes);
-  std::vector<int32_t> y(bs);
-  std::vector<float> scratch(pixels);
-  const float background = -norm.mean / norm.std;  // a black pixel, normalised
-  std::vector<float> best_values, best_state;
-  double best_val_loss = INFINITY;
-  int64_t best_epoch = 0, since_best = 0;
+// The resume state, written atomically after every epoch (after metrics.csv): a checkpoint file
+// whose arrays hold the current weights, statistics and optimizer state followed by the best
+// epoch's (early stopping), and whose metadata holds the rest (epoch, streams, metrics rows).
+void save_state(const Run& r) {
+  Checkpoint ck;
+  std::vector<uint64_t> dropout;
+  for (Rng* g : r.model->random_streams()) dropout.push_back(g->state());
+  const auto eval_json = [](const EvalResult& e) { return nlohmann::json{{"loss", e.loss}, {"acc", e.acc}, {"count", e.count}}; };
+  ck.meta = {{"format", "tailor resume state"},
+             {"version", tailor_version()},
+             {"epoch", r.epoch},
+             {"steps", r.opt->steps()},
+             {"shuffle_rng", r.shuffle_rng.state()},
+             {"augment_rng", r.augment_rng.state()},
+             {"dropout_rngs", dropout},
+             {"metrics", r.metrics},
+             {"train_seconds", r.train_seconds},
+             {"elapsed_seconds", r.elapsed_before + seconds_since(r.wall_start)},
+             {"epoch_seconds", r.epoch_seconds},
+             {"val", eval_json(r.val)},
+             {"test", eval_json(r.test)},
+             {"stop_reason", r.stop_reason},
+             {"best_val_loss", std::isfinite(r.best_val_loss) ? nlohmann::json(r.best_val_loss) : nlohmann::json()},
+             {"best_epoch", r.best_epoch},
+             {"since_best", r.since_best},
+             {"best_steps", r.best.steps},
+             {"has_best", !r.best.empty()}};
+  const Snapshot now = r.snapshot();
+  ck.weights = now.values;
+  ck.stats = now.stats;
+  ck.optim_state = now.optim;
+  if (!r.best.empty()) {
+    ck.weights.insert(ck.weights.end(), r.best.values.begin(), r.best.values.end());
+    ck.stats.insert(ck.stats.end(), r.best.stats.begin(), r.best.stats.end());
+    ck.optim_state.insert(ck.optim_state.end(), r.best.optim.begin(), r.best.optim.end());
+  }
+  save_checkpoint(r.state_path(), ck);
+}
 
-  nlohmann::json summary{{"version", tailor_version()}, {"model", spec_to_json(cfg.model)}, {"weights", weights},
-                         {"seed", cfg.seed}, {"threads", cfg.threads}};
-  std::string metrics = kMetricsHeader;
-  write_file_atomic(dir + "/metrics.csv", metrics);  // the header at once, rows as epochs finish
-  Progress progress(cfg.progress, cfg.epochs, per_epoch);
+// Brings a freshly set-up run to where its state file says it stopped; refuses a state that does
+// not fit the run (another model, a damaged file) with one line, before changing anything.
+void resume(Run& r) {
+  const std::string path = r.state_path();
+  Checkpoint ck = read_checkpoint(path);
+  const size_t nv = r.model->num_values(), ns = r.model->num_state(), no = r.opt->state().size();
+  std::vector<Rng*> dropout = r.model->random_streams();
+  try {
+    const nlohmann::json& m = ck.meta;
+    if (m.at("format") != "tailor resume state") throw Error("not a resume state");
+    const bool has_best = m.at("has_best").get<bool>();
+    const size_t copies = has_best ? 2 : 1;
+    if (ck.weights.size() != copies * nv || ck.stats.size() != copies * ns || ck.optim_state.size() != copies * no ||
+        m.at("dropout_rngs").size() != dropout.size())
+      throw Error("its arrays do not match the run's model (" + std::to_string(nv) + " weights)");
+    const int64_t epoch = m.at("epoch").get<int64_t>();
+    if (epoch < 1 || epoch > r.cfg.epochs) throw Error("epoch " + std::to_string(epoch) + " is out of range");
+    // The shuffles of the finished epochs, replayed: the order and the stream, checked.
+    for (int64_t e = 0; e < epoch; ++e) r.shuffle();
+    if (r.shuffle_rng.state() != m.at("shuffle_rng").get<uint64_t>())
+      throw Error("its shuffle stream does not follow from the run's seed");
+    std::copy_n(ck.weights.begin(), nv, r.model->values());
+    std::copy_n(ck.stats.begin(), ns, r.model->state());
+    r.opt->restore({ck.optim_state.begin(), ck.optim_state.begin() + no}, m.at("steps").get<int64_t>());
+    r.augment_rng = Rng(m.at("augment_rng").get<uint64_t>());
+    for (size_t i = 0; i < dropout.size(); ++i) *dropout[i] = Rng(m.at("dropout_rngs")[i].get<uint64_t>());
+    r.epoch = epoch;
+    r.metrics = m.at("metrics").get<std::string>();
+    r.train_seconds = m.at("train_seconds").get<double>();
+    r.elapsed_before = m.at("elapsed_seconds").get<double>();
+    r.epoch_seconds = m.at("epoch_seconds").get<std::vector<double>>();
+    for (auto [e, key] : {std::pair{&r.val, "val"}, std::pair{&r.test, "test"}}) {
+      e->loss = m.at(key).at("loss").get<double>();
+      e->acc = m.at(key).at("acc").get<double>();
+      e->count = m.at(key).at("count").get<int64_t>();
+    }
+    r.stop_reason = m.at("stop_reason").get<std::string>();
+    r.best_val_loss = m.at("best_val_loss").is_null() ? INFINITY : m.at("best_val_loss").get<double>();
+    r.best_epoch = m.at("best_epoch").get<int64_t>();
+    r.since_best = m.at("since_best").get<int64_t>();
+    if (has_best)
+      r.best = {{ck.weights.begin() + nv, ck.weights.end()}, {ck.stats.begin() + ns, ck.stats.end()},
+                {ck.optim_state.begin() + no, ck.optim_state.end()}, m.at("best_steps").get<int64_t>()};
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("resume state " + path + " is damaged: " + e.what());
+  } catch (const Error& e) {
+    throw Error("resume state " + path + " cannot be used: " + e.what());
+  }
+  // metrics.csv as the state has it (a kill between the two writes left it one row ahead).
+  write_file_atomic(r.dir + "/metrics.csv", r.metrics);
+}
+
+// One epoch: the training pass, evaluation, the metrics row, early stopping, the resume state.
+void run_epoch(Run& r, Progress& progress) {
+  TrainConfig& cfg = r.cfg;
+  const int64_t epoch = r.epoch + 1, pixels = r.data.train.pixels();
+  const float background = -r.norm.mean / r.norm.std;  // a black pixel, normalised
+  r.shuffle();
+  const auto t0 = Clock::now();
+  double loss_sum = 0, lr = cfg.optim.lr;
+  int64_t correct = 0, seen = 0;
+  for (int64_t b = 0; b < r.per_epoch; ++b) {
+    const int64_t start = b * r.bs, m = std::min(r.bs, r.n_train - start);
+    gather_batch(r.data.train, r.order.data() + start, m, r.norm, r.x.data(), r.y.data());
+    augment_batch(r.x.data(), m, r.data.train.rows, r.data.train.cols, cfg.augment, background, r.augment_rng,
+                  r.scratch.data());
+    ConstView logits = r.model->forward(ConstView(r.x.data(), Shape{m, pixels}), Mode::train);
+    View dl{r.dlogits.data(), Shape{m, cfg.model.classes}};
+    LossStats st = softmax_cross_entropy(logits, r.y.data(), dl, cfg.label_smoothing);
+    if (!std::isfinite(st.loss_sum)) {
+      nlohmann::json summary = summary_head(r);
+      summary["stop_reason"] = "diverged";
+      summary["epochs_run"] = epoch - 1;
+      summary["train_seconds"] = r.train_seconds;
+      write_summary(r.dir, summary);
+      std::error_code ec;
+      std::filesystem::remove(r.state_path(), ec);  // nothing to resume: the run is over
+      throw Error(fmt::format("training diverged: the loss became {} in epoch {}, batch {} (try a lower --lr); "
+                              "{} keeps the {} finished epochs",
+                              st.loss_sum, epoch, b + 1, r.dir + "/metrics.csv", epoch - 1));
+    }
+    r.model->backward(dl);
+    lr = lr_at(cfg.schedule, cfg.optim.lr, r.opt->steps(), r.total_steps, r.per_epoch);
+    r.opt->step(r.model->values(), r.model->grads(), static_cast<float>(lr));
+    loss_sum += st.loss_sum;
+    correct += st.correct;
+    seen += m;
+    progress.batch(epoch, b + 1, loss_sum / seen, 100.0 * correct / seen);
+  }
+  const double epoch_seconds = seconds_since(t0);
+  r.train_seconds += epoch_seconds;
+  r.epoch_seconds.push_back(epoch_seconds);
+  r.evaluate_both();
+  const double train_loss = loss_sum / seen, train_acc = 100.0 * correct / seen, ips = seen / epoch_seconds;
+  // Without a validation set (--val 0) its two columns stay empty rather than read as zero.
+  const std::string val_cols = r.val.count ? fmt::format("{:.6f},{:.4f}", r.val.loss, r.val.acc) : ",";
+  r.metrics += fmt::format("{},{:.6f},{:.4f},{},{:.4f},{:.6g},{:.3f},{:.3f},{:.0f}\n", epoch, train_loss, train_acc,
+                           val_cols, r.test.acc, lr, epoch_seconds, r.elapsed_before + seconds_since(r.wall_start),
+                           ips);
+  progress.epoch(fmt::format("epoch {:>3}/{}  loss {:.4f}  train {:.2f}%  val {:.2f}% (loss {:.4f})  test {:.2f}%  "
+                             "{:.2f} s  {:.0f} img/s",
+                             epoch, cfg.epochs, train_loss, train_acc, r.val.acc, r.val.loss, r.test.acc,
+                             epoch_seconds, ips));
+  r.epoch = epoch;
+  if (cfg.patience > 0) {
+    if (r.val.loss < r.best_val_loss) {
+      r.best_val_loss = r.val.loss;
+      r.best_epoch = epoch;
+      r.since_best = 0;
+      r.best = r.snapshot();
+    } else if (++r.since_best >= cfg.patience) {
+      r.stop_reason = "patience";
+    }
+  }
+  if (r.stop_reason.empty() && cfg.stop_at > 0 && (cfg.stop_on == StopOn::val ? r.val.acc : r.test.acc) >= cfg.stop_at)
+    r.stop_reason = "target_accuracy";
+  // metrics.csv first, then the state: a kill between them leaves metrics.csv a row ahead,
+  // which resume() rewrites from the state.
+  write_file_atomic(r.dir + "/metrics.csv", r.metrics);
+  save_state(r);
+}
+
+// The result: with patience the best epoch's weights, statistics and optimizer state, evaluated
+// afresh; model.ckpt, then summary.json, then the resume state is removed.
+TrainOutcome finish(Run& r) {
+  TrainConfig& cfg = r.cfg;
   TrainOutcome out;
-  out.weights = weights;
-  out.train_images = n_train;
-  out.stop_reason = "epochs";
-  double train_seconds = 0, lr = cfg.optim.lr;
-  EvalResult val, test;
-  auto evaluate_both = [&] {
-    val = evaluate(*model, data.train, &split.val, norm, cfg.eval_batch);
-    test = evaluate(*model, data.test, nullptr, norm, cfg.eval_batch);
-  };
-
-  for (int64_t epoch = 1; epoch <= cfg.epochs; ++epoch) {
-    // Fisher-Yates shuffle from the run's own stream.
-    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffle_rng.below(i)]);
-    const auto t0 = Clock::now();
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
-    for (int64_t b = 0; b < per_epoch; ++b) {
-      const int64_t start = b * bs, m = std::min(bs, n_train - start);
-      gather_batch(data.train, order.data() + start, m, norm, x.data(), y.data());
-      augment_batch(x.data(), m, data.train.rows, data.train.cols, cfg.augment, background, augment_rng, scratch.data());
-      ConstView logits = model->forward(ConstView(x.data(), Shape{m, pixels}), Mode::train);
-      View dl{dlogits.data(), Shape{m, cfg.model.classes}};
-      LossStats st = softmax_cross_entropy(logits, y.data(), dl, cfg.label_smoothing);
-      if (!std::isfinite(st.loss_sum)) {
-        summary["stop_reason"] = "diverged";
-        summary["epochs_run"] = epoch - 1;
-        summary["train_seconds"] = train_seconds;
-        write_summary(dir, summary);
-        throw Error(fmt::format("training diverged: the loss became {} in epoch {}, batch {} (try a lower --lr); "
-                                "{} keeps the {} finished epochs",
-                                st.loss_sum, epoch, b + 1, dir + "/metrics.csv", epoch - 1));
-      }
-      model->backward(dl);
-      lr = lr_at(cfg.schedule, cfg.optim.lr, opt.steps(), total_steps, per_epoch);
-      opt.step(model->values(), model->grads(), static_cast<float>(lr));
-      loss_sum += st.loss_sum;
-      correct += st.correct;
-      seen += m;
-      progress.batch(epoch, b + 1, loss_sum / seen, 100.0 * correct / seen);
-    }
-    const double epoch_seconds = seconds_since(t0);
-    train_seconds += epoch_seconds;
-    out.epoch_seconds.push_back(epoch_seconds);
-    evaluate_both();
-    const double train_loss = loss_sum / seen, train_acc = 100.0 * correct / seen;
-    const double ips = seen / epoch_seconds;
-    // Without a validation set (--val 0) its two columns stay empty rather than read as zero.
-    const std::string val_cols = val.count ? fmt::format("{:.6f},{:.4f}", val.loss, val.acc) : ",";
-    metrics += fmt::format("{},{:.6f},{:.4f},{},{:.4f},{:.6g},{:.3f},{:.3f},{:.0f}\n", epoch, train_loss, train_acc,
-                           val_cols, test.acc, lr, epoch_seconds, seconds_since(wall_start), ips);
-    write_file_atomic(dir + "/metrics.csv", metrics);
-    progress.epoch(fmt::format("epoch {:>3}/{}  loss {:.4f}  train {:.2f}%  val {:.2f}% (loss {:.4f})  test {:.2f}%  "
-                               "{:.2f} s  {:.0f} img/s",
-                               epoch, cfg.epochs, train_loss, train_acc, val.acc, val.loss, test.acc, epoch_seconds, ips));
-    out.epochs_run = epoch;
-
-    if (cfg.patience > 0) {
-      if (val.loss < best_val_loss) {
-        best_val_loss = val.loss;
-        best_epoch = epoch;
-        since_best = 0;
-        best_values.assign(model->values(), model->values() + model->num_values());
-        best_state.assign(model->state(), model->state() + model->num_state());
-      } else if (++since_best >= cfg.patience) {
-        out.stop_reason = "patience";
-        break;
-      }
-    }
-    if (cfg.stop_at > 0 && (cfg.stop_on == StopOn::val ? val.acc : test.acc) >= cfg.stop_at) {
-      out.stop_reason = "target_accuracy";
-      break;
-    }
+  out.weights = r.weights;
+  out.train_images = r.n_train;
+  out.epochs_run = r.epoch;
+  out.epoch_seconds = r.epoch_seconds;
+  out.stop_reason = r.stop_reason.empty() ? "epochs" : r.stop_reason;
+  int64_t steps = r.opt->steps();
+  std::vector<float> optim_state = r.opt->state();
+  if (cfg.patience > 0 && !r.best.empty() && r.best_epoch != r.epoch) {
+    std::copy(r.best.values.begin(), r.best.values.end(), r.model->values());
+    std::copy(r.best.stats.begin(), r.best.stats.end(), r.model->state());
+    optim_state = r.best.optim;
+    steps = r.best.steps;
+    r.evaluate_both();
   }
-
-  // With patience the best epoch's weights are the result; evaluate them afresh.
-  if (cfg.patience > 0 && !best_values.empty() && best_epoch != out.epochs_run) {
-    std::copy(best_values.begin(), best_values.end(), model->values());
-    std::copy(best_state.begin(), best_state.end(), model->state());
-    evaluate_both();
-  }
-
   Checkpoint ck;
   ck.meta = {{"format", "tailor checkpoint"},
              {"version", tailor_version()},
              {"model", spec_to_json(cfg.model)},
-             {"normalization", {{"mean", norm.mean}, {"std", norm.std}}},
-             {"classes", classes},
+             {"normalization", {{"mean", r.norm.mean}, {"std", r.norm.std}}},
+             {"classes", r.classes},
              {"optimizer", optimizer_name(cfg.optim.kind)},
-             {"steps", opt.steps()},
-             {"epochs_run", out.epochs_run},
+             {"steps", steps},
+             {"epochs_run", r.epoch},
              // Absolute, so eval, inspect and serve find the data from any working directory.
              {"data_dir", std::filesystem::absolute(cfg.data_dir).lexically_normal().string()},
              {"eval_batch", cfg.eval_batch},
              {"threads", cfg.threads},
              {"seed", cfg.seed}};
-  ck.weights.assign(model->values(), model->values() + model->num_values());
-  ck.stats.assign(model->state(), model->state() + model->num_state());
-  ck.optim_state = opt.state();
-  save_checkpoint(dir + "/model.ckpt", ck);
+  ck.weights.assign(r.model->values(), r.model->values() + r.model->num_values());
+  ck.stats.assign(r.model->state(), r.model->state() + r.model->num_state());
+  ck.optim_state = std::move(optim_state);
+  save_checkpoint(r.dir + "/model.ckpt", ck);
 
-  out.val_acc = val.acc;
-  out.test_acc = test.acc;
-  out.test_loss = test.loss;
-  out.train_seconds = train_seconds;
-  summary["val_acc"] = val.acc;
-  summary["val_loss"] = val.loss;
-  summary["test_acc"] = test.acc;
-  summary["test_loss"] = test.loss;
-  summary["train_seconds"] = train_seconds;
-  summary["wall_seconds"] = seconds_since(wall_start);
+  out.val_acc = r.val.acc;
+  out.test_acc = r.test.acc;
+  out.test_loss = r.test.loss;
+  out.train_seconds = r.train_seconds;
+  nlohmann::json summary = summary_head(r);
+  summary["val_acc"] = r.val.acc;
+  summary["val_loss"] = r.val.loss;
+  summary["test_acc"] = r.test.acc;
+  summary["test_loss"] = r.test.loss;
+  summary["train_seconds"] = r.train_seconds;
+  summary["wall_seconds"] = r.elapsed_before + seconds_since(r.wall_start);
   summary["peak_rss_mb"] = peak_rss_mb();
-  summary["epochs_run"] = out.epochs_run;
-  summary["best_epoch"] = cfg.patience > 0 ? best_epoch : out.epochs_run;
+  summary["epochs_run"] = r.epoch;
+  summary["best_epoch"] = cfg.patience > 0 ? r.best_epoch : r.epoch;
   summary["stop_reason"] = out.stop_reason;
-  write_summary(dir, summary);
+  write_summary(r.dir, summary);
+  std::error_code ec;
+  std::filesystem::remove(r.state_path(), ec);
   return out;
+}
+
+TrainOutcome run_to_end(Run& r) {
+  if (r.cfg.progress != "none")
+    std::printf("tailor %s: %s %s, %lld weights, %zu train / %zu val / %zu test images, %d threads%s\n",
+                tailor_version().c_str(), family_name(r.cfg.model.family).c_str(), r.cfg.model.widths_str().c_str(),
+                static_cast<long long>(r.weights), r.split.train.size(), r.split.val.size(), r.data.test.size(),
+                r.cfg.threads, r.epoch ? fmt::format("; resumed after epoch {}", r.epoch).c_str() : "");
+  Progress progress(r.cfg.progress, r.cfg.epochs, r.per_epoch);
+  while (r.epoch < r.cfg.epochs && r.stop_reason.empty()) run_epoch(r, progress);
+  return finish(r);
+}
+
+}  // namespace
+
+TrainOutcome train(TrainConfig cfg) {
+  Run r;
+  r.cfg = std::move(cfg);
+  setup(r);
+  start_fresh(r);
+  return run_to_end(r);
+}
+
+TrainOutcome resume_training(TrainConfig cfg) {
+  Run r;
+  r.cfg = std::move(cfg);
+  r.resuming = true;
+  setup(r);
+  if (std::filesystem::exists(r.state_path())) {
+    resume(r);
+  } else {  // killed before its first epoch ended: that run's start is this one's
+    start_fresh(r);
+  }
+  return run_to_end(r);
 }
 
 }  // namespace tailor

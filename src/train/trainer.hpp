@@ -21,6 +21,13 @@ struct TrainOutcome {
 // written and summary.json with stop_reason "diverged" stay).
 TrainOutcome train(TrainConfig cfg);
 
+// The resume state a run keeps in its directory between epochs (removed when the run ends).
+inline constexpr const char* kResumeStateFile = "resume.state";
+// Continues the run in cfg.out_dir (cfg as read back from its config.toml) from its last
+// finished epoch, bit for bit as if it had never stopped (same threads); a run killed before its
+// first epoch ended starts again. Throws tailor::Error on a state that is damaged or does not fit.
+TrainOutcome resume_training(TrainConfig cfg);
+
 std::string tailor_version();
 
 // Peak resident memory of this process so far, in MiB.
