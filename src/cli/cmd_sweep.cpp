@@ -110,8 +110,9 @@ Run add_sweep(CLI::App& app) {
     SweepOutcome r = run_sweep(spec, opt);
     write_html_report(spec.out, write_results_table(spec.out, study_table1_csv()));
     write_sweep_figures(spec.out);
-    std::printf("sweep %s: %d trials (%d already done, %d ran, %d failed) in %.1f s wall time\n", spec.name.c_str(), r.total,
-                r.skipped, r.ran, r.failed, r.seconds);
+    std::printf("sweep %s: %d trials (%d already done, %d ran, %d failed; %d resumed from their last epoch, %d "
+                "recorded as diverged earlier) in %.1f s wall time\n",
+                spec.name.c_str(), r.total, r.skipped, r.ran, r.failed, r.resumed, r.diverged, r.seconds);
     std::printf("results: %s/table.md, table.csv, report.html and figures/*.png\n", spec.out.c_str());
     return r.failed ? 1 : 0;
   };

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "train/trainer.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
 
@@ -27,7 +28,8 @@ namespace {
 
 // Starts `exe train ...` for one trial, its output going to DIR/train.log. The child dies with
 // the sweep (PR_SET_PDEATHSIG), so a killed sweep leaves no orphan writing into a trial.
-pid_t spawn(const std::string& exe, const std::vector<std::string>& args, const std::string& log) {
+// A resumed trial's output is appended to the log of its earlier attempts.
+pid_t spawn(const std::string& exe, const std::vector<std::string>& args, const std::string& log, bool resume) {
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(exe.c_str()));
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -38,7 +40,7 @@ pid_t spawn(const std::string& exe, const std::vector<std::string>& args, const 
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
-    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | (resume ? O_APPEND : O_TRUNC), 0644);
     if (fd >= 0) {
       dup2(fd, 1);
       dup2(fd, 2);
@@ -54,6 +56,16 @@ std::string duration(double s) {
   if (s < 90) return fmt::format("{:.0f}s", s);
   if (s < 5400) return fmt::format("{:.0f}m{:02.0f}s", std::floor(s / 60), std::fmod(s, 60));
   return fmt::format("{:.0f}h{:02.0f}m", std::floor(s / 3600), std::fmod(s / 60, 60));
+}
+
+// A trial's stop_reason from its summary.json; empty when there is none or it cannot be read
+// (then the trial has not finished and runs again).
+std::string trial_stop_reason(const std::string& dir) {
+  try {
+    return nlohmann::json::parse(read_file(dir + "/summary.json")).value("stop_reason", "");
+  } catch (const std::exception&) {
+    return "";
+  }
 }
 
 }  // namespace
@@ -73,8 +85,16 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
     manifest["trials"].push_back({{"id", t.id()}, {"row", t.row}, {"seed", t.seed}, {"group", t.group_key()},
                                   {"args", t.args()}});
     ++out.total;
-    if (fs::exists(spec.out + "/trials/" + t.id() + "/summary.json")) ++out.skipped;
-    else todo.push_back(&t);
+    const std::string dir = spec.out + "/trials/" + t.id();
+    const std::string stop = fs::exists(dir + "/" + kResumeStateFile) ? "" : trial_stop_reason(dir);
+    if (stop.empty()) {
+      todo.push_back(&t);
+    } else if (stop == "diverged") {
+      ++out.failed;  // recorded as diverged: not rerun, and the sweep fails as it did the first time
+      ++out.diverged;
+    } else {
+      ++out.skipped;
+    }
   }
   write_file_atomic(spec.out + "/sweep.json", manifest.dump(2) + "\n");
 
@@ -101,13 +121,20 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
       const TrialSpec& t = *todo[next++];
       const std::string dir = spec.out + "/trials/" + t.id();
       fs::create_directories(dir);
+      // A trial killed mid-run continues from its last finished epoch with its saved settings.
+      const bool resume = fs::exists(dir + "/" + kResumeStateFile) && fs::exists(dir + "/config.toml");
       std::vector<std::string> args{"train"};
-      for (auto& a : t.args()) args.push_back(a);
-      for (auto& a : std::vector<std::string>{"--seed", std::to_string(t.seed), "--threads", std::to_string(opt.threads_per_job),
-                                              "--out", dir, "--progress", "lines"})
-        args.push_back(a);
-      if (!opt.data_dir.empty()) args.insert(args.end(), {"--data", opt.data_dir});
-      running[spawn(opt.exe, args, dir + "/train.log")] = {&t, Clock::now()};
+      if (resume) {
+        args.insert(args.end(), {"--resume", dir, "--threads", std::to_string(opt.threads_per_job), "--progress", "lines"});
+        ++out.resumed;
+      } else {
+        for (auto& a : t.args()) args.push_back(a);
+        for (auto& a : std::vector<std::string>{"--seed", std::to_string(t.seed), "--threads",
+                                                std::to_string(opt.threads_per_job), "--out", dir, "--progress", "lines"})
+          args.push_back(a);
+        if (!opt.data_dir.empty()) args.insert(args.end(), {"--data", opt.data_dir});
+      }
+      running[spawn(opt.exe, args, dir + "/train.log", resume)] = {&t, Clock::now()};
       if (bar && finished.empty()) report("");
     }
     if (!finished.empty()) {

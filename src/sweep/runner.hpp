@@ -19,6 +19,8 @@ struct RunOptions {
 
 struct SweepOutcome {
   int total = 0, skipped = 0, ran = 0, failed = 0;
+  int diverged = 0;  // of failed: trials an earlier run of the sweep recorded as diverged (not rerun)
+  int resumed = 0;   // of ran or failed: trials continued from their last finished epoch
   double seconds = 0;
 };
 
