@@ -1,0 +1,234 @@
+// `train --resume`: runs killed with SIGKILL at random moments (mid-epoch, mid-write) and resumed
+// end bit for bit where an uninterrupted run ends: model.ckpt, metrics.csv and summary.json
+// (all but their times). Also: what --resume refuses, and sweeps that resume a killed trial.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.hpp"
+#include "tiny_data.hpp"
+
+namespace tailor {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::expect_one_line_error;
+using testing::Ran;
+using testing::run_tailor;
+using testing::slurp;
+using Clock = std::chrono::steady_clock;
+
+// metrics.csv without its three time columns (epoch_seconds, elapsed_seconds, images_per_second).
+std::string metrics_without_times(const std::string& path) {
+  std::istringstream in(slurp(path));
+  std::string line, out;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cols;
+    std::stringstream s(line);
+    for (std::string c; std::getline(s, c, ',');) cols.push_back(c);
+    if (cols.size() > 7) cols.resize(7);
+    for (const auto& c : cols) out += c + ",";
+    out += "\n";
+  }
+  return out;
+}
+
+nlohmann::json summary_without_times(const std::string& path) {
+  nlohmann::json j = nlohmann::json::parse(slurp(path));
+  for (const char* k : {"train_seconds", "wall_seconds", "peak_rss_mb"}) j.erase(k);
+  return j;
+}
+
+class Resume : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = (fs::temp_directory_path() / ("tailor_resume_" + std::to_string(::getpid()))).string();
+    fs::remove_all(root_);
+    testing::write_tiny_dataset(root_ + "/data", 6000, 300, 12, 3);
+  }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
+  static Ran tailor(const std::string& args) { return run_tailor(args, root_); }
+  static std::string dir(const std::string& name) { return root_ + "/" + name; }
+
+  // Starts `tailor train ARGS` (output discarded) and returns its pid.
+  static pid_t start(const std::string& args) {
+    const std::string cmd = "exec " + std::string(TAILOR_BINARY) + " " + args + " > /dev/null 2>&1";
+    const pid_t pid = fork();
+    if (pid == 0) {
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    return pid;
+  }
+
+  // Trains `args` into `name` uninterrupted, then `kills` times into other directories, each
+  // killed (SIGKILL) after a random delay within the reference run's duration and resumed until
+  // done (resumes may be killed again); every result must equal the reference's.
+  static void kill_and_resume(const std::string& name, const std::string& args, int kills, std::mt19937& gen) {
+    const std::string common = args + " --threads 1 --progress none --data " + dir("data");
+    const auto t0 = Clock::now();
+    Ran ref = tailor("train " + common + " --out " + dir(name + "-ref"));
+    ASSERT_EQ(ref.code, 0) << ref.err;
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    int interrupted = 0, mid_epoch_state = 0, continued = 0;
+    for (int k = 0; k < kills; ++k) {
+      const std::string out = dir(name + "-" + std::to_string(k));
+      SCOPED_TRACE(out);
+      std::string cmd = "train " + common + " --out " + out;
+      std::string kept_rows;  // metrics rows written before a kill
+      for (int attempt = 0;; ++attempt) {
+        const pid_t pid = start(cmd);
+        // Killed at a random moment of the first two attempts; the third runs to its end.
+        if (attempt < 2) {
+          // (the first 20% of a run is mostly start-up: loading the data)
+          std::uniform_real_distribution<double> when(0.2 * seconds, seconds * (attempt == 0 ? 0.9 : 0.6));
+          std::this_thread::sleep_for(std::chrono::duration<double>(when(gen)));
+          ::kill(pid, SIGKILL);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (WIFEXITED(status)) {
+          ASSERT_EQ(WEXITSTATUS(status), 0) << cmd;
+          break;  // it finished before the kill
+        }
+        ++interrupted;
+        if (fs::exists(out + "/resume.state")) {
+          ++mid_epoch_state;
+          // The finished rows, times included, must survive into the end result: proof that the
+          // run continued rather than started again (which would also end in the same bytes).
+          // The last row is left out: a kill between the two writes leaves it unconfirmed.
+          const std::string m = slurp(out + "/metrics.csv");
+          const size_t last_row = m.rfind('\n', m.size() - 2);
+          if (std::count(m.begin(), m.end(), '\n') >= 3) kept_rows = m.substr(0, last_row + 1);
+        }
+        // Killed before config.toml was written, there is no run yet: start it again, as a user would.
+        if (fs::exists(out + "/config.toml")) cmd = "train --resume " + out + " --progress none";
+      }
+      // Whatever state the kills left, one more resume (or the finished run's report) ends it.
+      Ran last = tailor("train --resume " + out + " --progress none");
+      ASSERT_EQ(last.code, 0) << last.err;
+      EXPECT_EQ(slurp(out + "/model.ckpt"), slurp(dir(name + "-ref") + "/model.ckpt"));
+      EXPECT_EQ(metrics_without_times(out + "/metrics.csv"), metrics_without_times(dir(name + "-ref") + "/metrics.csv"));
+      EXPECT_EQ(summary_without_times(out + "/summary.json"), summary_without_times(dir(name + "-ref") + "/summary.json"));
+      EXPECT_FALSE(fs::exists(out + "/resume.state"));
+      if (!kept_rows.empty()) {
+        EXPECT_EQ(slurp(out + "/metrics.csv").substr(0, kept_rows.size()), kept_rows) << "restarted, not resumed";
+        ++continued;
+      }
+    }
+    RecordProperty(name, std::to_string(interrupted) + " kills, " + std::to_string(mid_epoch_state) +
+                             " of them after a finished epoch; " + std::to_string(continued) +
+                             " runs checked to continue their rows; reference run " + std::to_string(seconds) + " s");
+    EXPECT_GT(mid_epoch_state, 0) << "no kill came after a finished epoch";
+  }
+
+  static std::string root_;
+};
+std::string Resume::root_;
+
+TEST_F(Resume, KilledFcnWithDropoutAndAugmentationResumesBitForBit) {
+  std::mt19937 gen(1);
+  kill_and_resume("fcn", "--model fcn --hidden 64,32 --dropout 0.3 --shift 1 --flip --epochs 10 --batch-size 16 --val 200", 3, gen);
+}
+
+TEST_F(Resume, KilledCnnWithDropoutAndAugmentationResumesBitForBit) {
+  std::mt19937 gen(2);
+  kill_and_resume("cnn", "--model cnn --channels 4,8 --hidden 16 --dropout 0.3 --shift 1 --epochs 6 --val 200", 3, gen);
+}
+
+// With --patience the result is the best epoch's weights with that epoch's optimizer state.
+TEST_F(Resume, KilledRunsWithPatienceResumeBitForBit) {
+  std::mt19937 gen(3);
+  kill_and_resume("fcn-patience", "--model fcn --hidden 64 --lr 0.01 --batch-size 16 --patience 3 --epochs 20 --val 200", 2, gen);
+  kill_and_resume("cnn-patience", "--model cnn --channels 4,8 --hidden 16 --lr 0.02 --batch-size 16 --patience 2 --epochs 10 --val 200",
+                  2, gen);
+}
+
+TEST_F(Resume, FinishedRunIsReportedAndLeftAlone) {
+  const std::string run = dir("done");
+  ASSERT_EQ(tailor("train --model fcn --hidden 8 --epochs 1 --val 100 --progress none --data " + dir("data") +
+                   " --out " + run).code, 0);
+  const std::string before = slurp(run + "/model.ckpt");
+  Ran r = tailor("train --resume " + run);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("finished"), std::string::npos) << r.out;
+  EXPECT_EQ(slurp(run + "/model.ckpt"), before);
+}
+
+TEST_F(Resume, BadResumesAreOneClearLine) {
+  const std::string run = dir("bad");
+  ASSERT_EQ(tailor("train --model fcn --hidden 8 --epochs 1 --val 100 --progress none --data " + dir("data") +
+                   " --out " + run).code, 0);
+  // Settings cannot change on resume; --threads and --progress may be given.
+  expect_one_line_error(tailor("train --resume " + run + " --epochs 5"), "--epochs");
+  expect_one_line_error(tailor("train --resume " + run + " --lr 0.1"), "--lr");
+  expect_one_line_error(tailor("train --resume " + dir("nothing-here")), "config.toml");
+  // A damaged state is refused and left as it was, never half-used.
+  fs::remove(run + "/summary.json");
+  std::string state = slurp(run + "/model.ckpt");
+  state[state.size() / 2] ^= 0x21;
+  std::ofstream(run + "/resume.state", std::ios::binary) << state;
+  expect_one_line_error(tailor("train --resume " + run), "resume.state");
+  EXPECT_EQ(slurp(run + "/resume.state"), state);
+  // A checkpoint is not a resume state.
+  std::ofstream(run + "/resume.state", std::ios::binary) << slurp(run + "/model.ckpt");
+  expect_one_line_error(tailor("train --resume " + run), "resume.state");
+}
+
+// A sweep killed while a trial runs: the rerun resumes that trial (its log says so) and the
+// trial ends as an uninterrupted one does; a diverged trial is not rerun and fails the sweep
+// both times.
+TEST_F(Resume, SweepResumesAKilledTrialAndKeepsADivergedOneFailed) {
+  const std::string file = dir("sweep.toml");
+  std::ofstream(file) << "name = \"resume\"\nseeds = [1]\n[base]\nmodel = \"fcn\"\nhidden = [64, 32]\nepochs = 30\n"
+                         "val = 200\nbatch-size = 16\n[grid]\nlr = [0.001]\n";
+  const std::string sweep = "sweep " + file + " --out " + dir("sweep") + " --progress none --threads-per-job 1 --data " +
+                            dir("data");
+  const pid_t pid = start(sweep);
+  const std::string trials = dir("sweep") + "/trials";
+  std::string trial;
+  for (int i = 0; i < 600 && trial.empty(); ++i) {  // wait until the trial has finished an epoch
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (fs::exists(trials))
+      for (const auto& e : fs::directory_iterator(trials))
+        if (fs::exists(e.path() / "resume.state")) trial = e.path().string();
+  }
+  ::kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  ASSERT_FALSE(trial.empty()) << "the trial never finished an epoch";
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the trial dies with the sweep
+  ASSERT_TRUE(fs::exists(trial + "/resume.state"));
+  EXPECT_FALSE(fs::exists(trial + "/summary.json"));
+  Ran rerun = tailor(sweep);
+  ASSERT_EQ(rerun.code, 0) << rerun.out << rerun.err;
+  EXPECT_NE(rerun.out.find("1 resumed"), std::string::npos) << rerun.out;
+  EXPECT_NE(slurp(trial + "/train.log").find("resumed after epoch"), std::string::npos);
+  Ran ref = tailor("train --model fcn --hidden 64,32 --epochs 30 --val 200 --batch-size 16 --lr 0.001 --seed 1 "
+                   "--threads 1 --progress none --data " + dir("data") + " --out " + dir("sweep-ref"));
+  ASSERT_EQ(ref.code, 0) << ref.err;
+  EXPECT_EQ(slurp(trial + "/model.ckpt"), slurp(dir("sweep-ref") + "/model.ckpt"));
+
+  // Divergence: recorded once, then reported as a failure again without rerunning.
+  const std::string bad = dir("diverge.toml");
+  std::ofstream(bad) << "name = \"diverge\"\nseeds = [1]\n[base]\nmodel = \"fcn\"\nhidden = [16]\nepochs = 3\n"
+                        "val = 100\nbatchnorm = false\noptimizer = \"sgd\"\nlr = 1e5\n";
+  const std::string run_bad = "sweep " + bad + " --out " + dir("diverge") + " --progress none --data " + dir("data");
+  Ran first = tailor(run_bad);
+  Ran second = tailor(run_bad);
+  EXPECT_EQ(first.code, 1) << first.out << first.err;
+  EXPECT_EQ(second.code, 1) << second.out << second.err;
+  EXPECT_NE(second.out.find("1 recorded as diverged earlier"), std::string::npos) << second.out;
+}
+
+}  // namespace
+}  // namespace tailor
