@@ -163,6 +163,13 @@ TEST_F(Resume, FinishedRunIsReportedAndLeftAlone) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("finished"), std::string::npos) << r.out;
   EXPECT_EQ(slurp(run + "/model.ckpt"), before);
+  // The run's own figure, written by train and again by `report RUN`.
+  EXPECT_EQ(slurp(run + "/curves.png").substr(1, 3), "PNG");
+  fs::remove(run + "/curves.png");
+  Ran rep = tailor("report " + run);
+  EXPECT_EQ(rep.code, 0) << rep.err;
+  EXPECT_EQ(slurp(run + "/curves.png").substr(1, 3), "PNG");
+  EXPECT_FALSE(fs::exists(run + "/curves.png.tmp"));
 }
 
 TEST_F(Resume, BadResumesAreOneClearLine) {

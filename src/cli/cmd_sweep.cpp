@@ -10,6 +10,8 @@
 #include "report/html_report.hpp"
 #include "sweep/results.hpp"
 #include "sweep/runner.hpp"
+#include "train/trainer.hpp"
+#include "util/atomic_file.hpp"
 #include "util/error.hpp"
 
 namespace tailor::cli {
@@ -121,10 +123,18 @@ Run add_sweep(CLI::App& app) {
 Run add_report(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
   CLI::App* c = app.add_subcommand("report", "Write the results table (table.md, table.csv), report.html and the PNG "
-                                             "figures of a sweep directory");
-  c->add_option("dir", *dir, "Sweep directory (holds sweep.json)")->required();
+                                             "figures of a sweep directory, or the curves.png of one run");
+  c->add_option("dir", *dir, "Sweep directory (holds sweep.json) or run directory (holds metrics.csv)")->required();
   return [dir, c]() {
     if (!c->parsed()) return -1;
+    if (!std::filesystem::exists(*dir + "/sweep.json") && std::filesystem::exists(*dir + "/metrics.csv")) {
+      const std::string config = *dir + "/config.toml";
+      const std::string title = std::filesystem::exists(config) ? run_title(config_from_toml(read_file(config), config))
+                                                                : std::filesystem::path(*dir).filename().string();
+      write_run_curves(*dir, title);
+      std::printf("written: %s/curves.png (training loss, validation and test accuracy by epoch)\n", dir->c_str());
+      return 0;
+    }
     const std::string md = write_results_table(*dir, study_table1_csv());
     write_html_report(*dir, md);
     const int figures = write_sweep_figures(*dir);

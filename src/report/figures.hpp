@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "sweep/run_data.hpp"
+
 namespace tailor {
 
 struct Series {
@@ -18,6 +20,12 @@ void line_chart_png(const std::string& path, const std::string& title, const std
 // Points, one colour and marker per series; log_x for weight counts.
 void scatter_png(const std::string& path, const std::string& title, const std::string& xlabel,
                  const std::string& ylabel, const std::vector<Series>& series, bool log_x);
+
+// One run's curves.png: training loss (left) and validation and test accuracy (right) by epoch,
+// whole-number epoch ticks, `title` across the top; written to a temporary name and renamed.
+void run_curves_png(const std::string& path, const std::string& title, const std::vector<EpochRow>& rows);
+// The same from RUN_DIR/metrics.csv into RUN_DIR/curves.png.
+void write_run_curves(const std::string& run_dir, const std::string& title);
 
 // Every finished trial of SWEEP_DIR gets trials/<id>/curves.png (training loss and validation
 // accuracy against epoch, as the study's Figures 2-7); the sweep gets figures/train_loss.png,

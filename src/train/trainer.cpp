@@ -13,6 +13,7 @@
 
 #include "kernels/kernels.hpp"
 #include "nn/loss.hpp"
+#include "report/figures.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
 #include "train/progress.hpp"
@@ -86,6 +87,8 @@ struct Run {
   std::vector<int32_t> y;
   Clock::time_point wall_start = Clock::now();
   bool resuming = false;
+  Clock::time_point curves_drawn{};  // when curves.png was last drawn, and how long that took
+  double curves_cost = 0;
 
   std::string state_path() const { return dir + "/" + kResumeStateFile; }
   Snapshot snapshot() const {
@@ -263,6 +266,17 @@ void resume(Run& r) {
   write_file_atomic(r.dir + "/metrics.csv", r.metrics);
 }
 
+// curves.png after an epoch. Drawing costs 30-80 ms (PLplot and cairo), as much as a whole epoch
+// of a small FCN, so between epochs it is redrawn only once ten times its own cost has passed
+// since the last drawing (at most 10% of the run); the last epoch's figure is always drawn.
+void draw_curves(Run& r, bool last) {
+  if (!last && seconds_since(r.curves_drawn) < 10 * r.curves_cost) return;
+  const auto t0 = Clock::now();
+  write_run_curves(r.dir, run_title(r.cfg));
+  r.curves_drawn = Clock::now();
+  r.curves_cost = seconds_since(t0);
+}
+
 // One epoch: the training pass, evaluation, the metrics row, early stopping, the resume state.
 void run_epoch(Run& r, Progress& progress) {
   TrainConfig& cfg = r.cfg;
@@ -330,6 +344,7 @@ void run_epoch(Run& r, Progress& progress) {
   // metrics.csv first, then the state: a kill between them leaves metrics.csv a row ahead,
   // which resume() rewrites from the state.
   write_file_atomic(r.dir + "/metrics.csv", r.metrics);
+  draw_curves(r, false);
   save_state(r);
 }
 
@@ -400,10 +415,15 @@ TrainOutcome run_to_end(Run& r) {
                 r.cfg.threads, r.epoch ? fmt::format("; resumed after epoch {}", r.epoch).c_str() : "");
   Progress progress(r.cfg.progress, r.cfg.epochs, r.per_epoch);
   while (r.epoch < r.cfg.epochs && r.stop_reason.empty()) run_epoch(r, progress);
+  if (r.epoch > 0) draw_curves(r, true);
   return finish(r);
 }
 
 }  // namespace
+
+std::string run_title(const TrainConfig& cfg) {
+  return family_name(cfg.model.family) + " " + cfg.model.widths_str() + ", seed " + std::to_string(cfg.seed);
+}
 
 TrainOutcome train(TrainConfig cfg) {
   Run r;

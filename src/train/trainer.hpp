@@ -30,6 +30,9 @@ TrainOutcome resume_training(TrainConfig cfg);
 
 std::string tailor_version();
 
+// "cnn conv 16,32 | fc 60, seed 1": a run's name on its curves.png.
+std::string run_title(const TrainConfig& cfg);
+
 // Peak resident memory of this process so far, in MiB.
 double peak_rss_mb();
 
