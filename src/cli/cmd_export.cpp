@@ -48,9 +48,6 @@ Run add_export(CLI::App& app) {
       ->capture_default_str();
   return [a, c]() {
     if (!c->parsed()) return -1;
-    if (a->opset < kOnnxMinOpset || a->opset > kOnnxMaxOpset)
-      throw Error("--opset " + std::to_string(a->opset) + " is not supported: use " + std::to_string(kOnnxMinOpset) +
-                  " to " + std::to_string(kOnnxMaxOpset));
     const auto t0 = std::chrono::steady_clock::now();
     const std::string ckpt = checkpoint_path(a->run);
     LoadedModel m = load_model(ckpt);
