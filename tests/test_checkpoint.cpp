@@ -118,6 +118,51 @@ TEST_F(CheckpointTest, ArraysThatDoNotMatchTheModelAreRejected) {
   expect_error(read_file(path_), "do not match");
 }
 
+// Found by fuzz_checkpoint: a model without batch norm has an empty statistics array, and
+// reading it passed a null pointer to memcpy (undefined behaviour, flagged by UBSan).
+TEST_F(CheckpointTest, ModelWithoutBatchNormRoundTrips) {
+  ModelSpec spec = spec_;
+  spec.batchnorm = false;
+  auto model = build_model(spec, 1);
+  ASSERT_EQ(model->num_state(), 0u);
+  Checkpoint ck = ck_;
+  ck.meta["model"] = spec_to_json(spec);
+  ck.weights.assign(model->num_values(), 0.5f);
+  ck.stats.clear();
+  ck.optim_state.clear();
+  save_checkpoint(path_, ck);
+  LoadedModel m = load_model(path_);
+  EXPECT_EQ(m.model->num_values(), model->num_values());
+  EXPECT_EQ(m.model->values()[0], 0.5f);
+}
+
+// A description that claims a vast model is refused from the description, before a model is
+// built: what is allocated never outgrows the file.
+TEST_F(CheckpointTest, VastModelDescriptionsAreRefusedBeforeBuilding) {
+  auto with_model = [&](const nlohmann::json& model) {
+    Checkpoint bad = ck_;
+    bad.meta["model"] = model;
+    save_checkpoint(path_, bad);
+    return read_file(path_);
+  };
+  nlohmann::json big = spec_to_json(spec_);
+  big["hidden"] = {1000000, 1000000};
+  expect_error(with_model(big), "implausibly large");
+  // Widths whose weight count overflows 64 bits: the count saturates instead of wrapping.
+  nlohmann::json overflow = spec_to_json(spec_);
+  overflow["in_channels"] = 64;
+  overflow["height"] = overflow["width"] = 4096;
+  overflow["hidden"] = {1000000, 1000000, 1000000, 1000000};
+  expect_error(with_model(overflow), "implausibly large");
+  nlohmann::json huge_image = spec_to_json(spec_);
+  huge_image["height"] = 100000;
+  expect_error(with_model(huge_image), "out of range");
+  // Plausible, but the file holds fewer weights than the description needs.
+  nlohmann::json wider = spec_to_json(spec_);
+  wider["hidden"] = {1000, 500};
+  expect_error(with_model(wider), "do not match");
+}
+
 TEST_F(CheckpointTest, MissingFileNamesIt) {
   fs::remove(path_);
   try {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/model_options.hpp"
 #include "kernels/kernels.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
@@ -95,7 +96,7 @@ Run add_bench(CLI::App& app) {
   c->add_flag("--json", a->json, "Print JSON instead of a table");
   return [a, c]() {
     if (!c->parsed()) return -1;
-    const int threads = a->threads > 0 ? a->threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = resolve_threads(a->threads, "--threads");
     const double peak = sgemm_peak_gflops();
     const std::string tmp = (std::filesystem::temp_directory_path() / ("tailor_bench_" + std::to_string(::getpid()))).string();
     nlohmann::json rows = nlohmann::json::array();

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/model_options.hpp"
 #include "inspect/analysis.hpp"
 #include "kernels/kernels.hpp"
 #include "train/checkpoint.hpp"
@@ -41,7 +42,7 @@ Run add_eval(CLI::App& app) {
   return [a, c]() {
     if (!c->parsed()) return -1;
     LoadedModel m = load_model(checkpoint_path(a->run));
-    const int threads = a->threads > 0 ? a->threads : m.meta.value("threads", 1);
+    const int threads = a->threads > 0 ? resolve_threads(a->threads, "--threads") : m.meta.value("threads", 1);
     const int64_t batch = a->batch > 0 ? a->batch : m.meta.value("eval_batch", int64_t{256});
     kernels::set_threads(threads);
     const std::string dir = a->data.empty() ? m.meta.value("data_dir", std::string(kDefaultDataDir)) : a->data;

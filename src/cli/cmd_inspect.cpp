@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
+#include "cli/model_options.hpp"
 #include "inspect/analysis.hpp"
 #include "inspect/render.hpp"
 #include "kernels/kernels.hpp"
@@ -114,7 +115,7 @@ Run add_inspect(CLI::App& app) {
     while (run_dir.size() > 1 && run_dir.back() == '/') run_dir.pop_back();
     if (run_dir.empty()) run_dir = ".";
     LoadedModel m = load_model(checkpoint_path(a->run));
-    const int threads = a->threads > 0 ? a->threads : m.meta.value("threads", 1);
+    const int threads = a->threads > 0 ? resolve_threads(a->threads, "--threads") : m.meta.value("threads", 1);
     const int64_t batch = m.meta.value("eval_batch", int64_t{256});
     kernels::set_threads(threads);
     const std::string dir = a->data.empty() ? m.meta.value("data_dir", std::string(kDefaultDataDir)) : a->data;

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "cli/commands.hpp"
+#include "cli/model_options.hpp"
 #include "report/figures.hpp"
 #include "report/html_report.hpp"
 #include "sweep/results.hpp"
@@ -18,8 +19,23 @@ namespace tailor::cli {
 
 namespace {
 
+std::string self_exe() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw Error("cannot find the tailor binary to run trials: " + ec.message());
+  return p.string();
+}
+
+struct SweepArgs {
+  std::string file, out, data, progress = "auto";
+  int jobs = 1, threads_per_job = 0, seeds = 0;
+  bool dry_run = false;
+};
+
+}  // namespace
+
 // The sweep's view of `train`'s options, read off the real parser so the two never disagree.
-OptionTable train_options() {
+OptionTable train_option_table() {
   CLI::App app;
   const Run keep = add_train(app);  // owns the variables the options write to
   OptionTable table;
@@ -36,7 +52,7 @@ OptionTable train_options() {
 }
 
 // `train --KEY VALUE` through the real parser: its types, ranges and choices.
-void check_option(const std::string& key, const std::string& value) {
+void check_train_option(const std::string& key, const std::string& value) {
   CLI::App app;
   const Run keep = add_train(app);  // owns the variables the options write to: parsing writes there
   std::vector<std::string> args{value, "--" + key, "train"};  // CLI11 takes them in reverse
@@ -46,21 +62,6 @@ void check_option(const std::string& key, const std::string& value) {
     throw Error(e.what());
   }
 }
-
-std::string self_exe() {
-  std::error_code ec;
-  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) throw Error("cannot find the tailor binary to run trials: " + ec.message());
-  return p.string();
-}
-
-struct SweepArgs {
-  std::string file, out, data, progress = "auto";
-  int jobs = 1, threads_per_job = 0, seeds = 0;
-  bool dry_run = false;
-};
-
-}  // namespace
 
 Run add_sweep(CLI::App& app) {
   auto a = std::make_shared<SweepArgs>();
@@ -80,8 +81,12 @@ Run add_sweep(CLI::App& app) {
       ->capture_default_str();
   return [a, c]() {
     if (!c->parsed()) return -1;
-    SweepSpec spec = read_sweep(a->file, train_options(), check_option);
+    SweepSpec spec = read_sweep(a->file, train_option_table(), check_train_option);
     if (a->seeds > 0) {
+      const uint64_t points = spec.trials.size() / spec.seeds.size();
+      if (points * static_cast<uint64_t>(a->seeds) > kMaxSweepTrials)
+        throw Error("--seeds " + std::to_string(a->seeds) + " makes " + std::to_string(points * a->seeds) + " trials of " +
+                    a->file + ", more than the " + std::to_string(kMaxSweepTrials) + " a sweep may have");
       std::vector<TrialSpec> trials;
       for (const TrialSpec& t : spec.trials)
         if (t.seed == spec.seeds.front())
@@ -105,8 +110,8 @@ Run add_sweep(CLI::App& app) {
     RunOptions opt;
     opt.exe = self_exe();
     opt.jobs = a->jobs;
-    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    opt.threads_per_job = a->threads_per_job > 0 ? a->threads_per_job : std::max(1, cores / a->jobs);
+    opt.threads_per_job = a->threads_per_job > 0 ? resolve_threads(a->threads_per_job, "--threads-per-job")
+                                                 : std::max(1, available_cores() / a->jobs);
     opt.data_dir = a->data;
     opt.progress = a->progress;
     SweepOutcome r = run_sweep(spec, opt);

@@ -62,6 +62,7 @@ int resume_run(CLI::App& c, const std::string& dir) {
   cfg.progress = progress;
   const int saved_threads = cfg.threads;
   if (c.get_option("--threads")->count() > 0) cfg.threads = c.get_option("--threads")->as<int>();
+  cfg.threads = resolve_threads(cfg.threads, "--threads");
   if (cfg.threads != saved_threads)
     std::fprintf(stderr, "tailor: warning: --threads %d differs from the run's %d: the result will not be bit-identical "
                          "to an uninterrupted run\n", cfg.threads, saved_threads);
@@ -82,14 +83,14 @@ Run add_train(CLI::App& app) {
       ->check(CLI::IsMember({"sgd", "adam", "adamw", "rmsprop"}))
       ->capture_default_str();
   c->add_option("--lr", g.optim.lr, "Learning rate (peak rate for schedules)")
-      ->check(CLI::Range(1e-12f, 1e6f))
+      ->check(finite_range(1e-12, 1e6))
       ->capture_default_str();
   c->add_option("--momentum", g.optim.momentum, "Momentum for sgd and rmsprop, in [0, 1)")
-      ->check(CLI::Range(0.0f, 0.9999f))
+      ->check(finite_range(0.0, 0.9999))
       ->capture_default_str();
   c->add_flag("--nesterov", g.optim.nesterov, "Nesterov momentum (sgd; needs --momentum > 0)");
   c->add_option("--weight-decay", g.optim.weight_decay, "L2 penalty (decoupled for adamw)")
-      ->check(CLI::Range(0.0f, 10.0f))
+      ->check(finite_range(0.0, 10.0))
       ->capture_default_str();
   c->add_option("--schedule", a->schedule, "Learning-rate schedule: constant, step, cosine or onecycle")
       ->check(CLI::IsMember({"constant", "step", "cosine", "onecycle"}))
@@ -97,20 +98,21 @@ Run add_train(CLI::App& app) {
   c->add_option("--step-epochs", g.schedule.step_epochs, "step schedule: epochs between decays (0: a third of the run)")
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
-  c->add_option("--gamma", g.schedule.gamma, "step schedule: decay factor")->check(CLI::Range(0.0f, 1.0f))->capture_default_str();
+  c->add_option("--gamma", g.schedule.gamma, "step schedule: decay factor")->check(finite_range(0.0, 1.0))->capture_default_str();
   c->add_option("--init", a->init, "Weight init: normal, xavier, xavier-normal, kaiming, kaiming-normal")
       ->check(CLI::IsMember({"normal", "xavier", "xavier-uniform", "xavier-normal", "kaiming", "kaiming-uniform",
                              "kaiming-normal"}))
       ->capture_default_str();
   c->add_option("--label-smoothing", g.label_smoothing, "Label smoothing in [0, 0.5]")
-      ->check(CLI::Range(0.0f, 0.5f))
+      ->check(finite_range(0.0, 0.5))
       ->capture_default_str();
   c->add_option("--shift", g.augment.shift, "Augmentation: shift training images by up to N pixels each way (0: off)")
       ->check(CLI::Range(0, 16))
       ->capture_default_str();
   c->add_flag("--flip", g.augment.flip, "Augmentation: mirror training images left-right at random");
   c->add_option("--seed", g.seed, "Seed of every random choice (split, init, shuffle, dropout)")->capture_default_str();
-  c->add_option("--threads", g.threads, "Threads (0: all cores); results are bit-identical per seed and thread count")
+  c->add_option("--threads", g.threads, "Threads (0: all cores; more than the cores is capped, with a warning); results are bit-identical per "
+                                 "seed and thread count")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   c->add_option("--precision", a->precision,
@@ -119,7 +121,7 @@ Run add_train(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
   c->add_option("--stop-at", g.stop_at, "Stop once accuracy (percent) on --stop-on reaches this; 0: off")
-      ->check(CLI::Range(0.0f, 100.0f))
+      ->check(finite_range(0.0, 100.0))
       ->capture_default_str();
   c->add_option("--stop-on", a->stop_on, "Set --stop-at watches: val or test")
       ->check(CLI::IsMember({"val", "test"}))
@@ -147,6 +149,7 @@ Run add_train(CLI::App& app) {
     if (!c->parsed()) return -1;
     if (!a->resume.empty()) return resume_run(*c, a->resume);
     TrainConfig cfg = a->cfg;
+    cfg.threads = resolve_threads(cfg.threads, "--threads");
     ResolvedModel m = resolve_model(a->model);
     cfg.model = m.spec;
     cfg.weights_target = m.target;

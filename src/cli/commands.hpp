@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "sweep/sweep_file.hpp"
+
 namespace tailor::cli {
 
 using Run = std::function<int()>;
@@ -19,5 +21,10 @@ Run add_report(CLI::App& app);
 Run add_inspect(CLI::App& app);
 Run add_serve(CLI::App& app);
 Run add_export(CLI::App& app);
+
+// `train`'s options as sweep files see them, and one value checked by train's own parser
+// (read_sweep takes both; the sweep-file fuzzer too).
+OptionTable train_option_table();
+void check_train_option(const std::string& key, const std::string& value);
 
 }  // namespace tailor::cli

@@ -1,6 +1,11 @@
 #include "cli/model_options.hpp"
 
+#include <sched.h>
+
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include "util/error.hpp"
 
@@ -26,6 +31,13 @@ std::vector<int64_t> parse_widths(const std::string& flag, const std::string& te
   return out;
 }
 
+// 1e-12 -> "1e-12", 0.95 -> "0.95", 100000 -> "100000".
+std::string fmt_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 }  // namespace
 
 void add_model_options(CLI::App& app, ModelOptions& o) {
@@ -44,7 +56,7 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
   app.add_flag("--batchnorm,!--no-batchnorm", o.batchnorm,
                "Batch normalization after each conv and hidden layer (default on; --no-batchnorm turns it off)");
   app.add_option("--dropout", o.dropout, "Dropout probability after each hidden layer, in [0, 0.95]")
-      ->check(CLI::Range(0.0f, 0.95f))
+      ->check(finite_range(0.0, 0.95))
       ->capture_default_str();
   app.add_option("--activation", o.activation, "Activation: relu, sigmoid or tanh")
       ->check(CLI::IsMember({"relu", "sigmoid", "tanh"}))
@@ -65,6 +77,38 @@ ResolvedModel resolve_model(const ModelOptions& o) {
   if (!o.weights.empty()) r.target = parse_weight_count(o.weights);
   else if (o.hidden.empty() && o.channels.empty()) r.target = 100000;
   return r;
+}
+
+CLI::Validator finite_range(double lo, double hi) {
+  const std::string desc = "in [" + fmt_number(lo) + ", " + fmt_number(hi) + "]";
+  return CLI::Validator(
+      [lo, hi, desc](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || end == text.c_str() || *end != '\0') return "'" + text + "' is not a number";
+        if (!std::isfinite(v)) return "'" + text + "' is not a finite number (it must be " + desc + ")";
+        if (v < lo || v > hi) return "'" + text + "' is outside [" + fmt_number(lo) + ", " + fmt_number(hi) + "]";
+        return {};
+      },
+      "FLOAT " + desc);
+}
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int resolve_threads(int requested, const std::string& flag) {
+  const int cores = available_cores();
+  if (requested <= 0) return cores;
+  if (requested > cores) {
+    std::fprintf(stderr, "tailor: warning: %s %d is more than the %d cores this process may use; using %d\n",
+                 flag.c_str(), requested, cores, cores);
+    return cores;
+  }
+  return requested;
 }
 
 }  // namespace tailor::cli

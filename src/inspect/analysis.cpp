@@ -94,7 +94,7 @@ std::vector<float> gradient_saliency(Sequential& model, const float* x, int64_t 
   // batch-norm statistics and passes dropout through, so this is the gradient of what eval computes.
   std::vector<float> dz(static_cast<size_t>(k), 0.0f), dx(static_cast<size_t>(numel));
   dz[static_cast<size_t>(cls)] = 1.0f;
-  model.backward(ConstView(dz.data(), Shape{1, k}), View(dx.data(), Shape::batched(1, item)));
+  model.backward(ConstView(dz.data(), Shape{1, k}), View{dx.data(), Shape::batched(1, item)});
   // (C, H, W) -> (H, W): the largest magnitude over channels.
   const int64_t channels = item.rank() == 3 ? item[0] : 1, plane = numel / channels;
   std::vector<float> map(static_cast<size_t>(plane), 0.0f);

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include <fmt/format.h>
+
 #include "nn/batchnorm.hpp"
 #include "nn/conv2d.hpp"
 #include "nn/linear.hpp"
@@ -43,23 +45,66 @@ ModelSpec default_spec(Family family) {
   return s;
 }
 
+namespace {
+
+// a*b+c in int64 without overflow: INT64_MAX when the true value does not fit (inputs >= 0).
+int64_t mul_add_sat(int64_t a, int64_t b, int64_t c) {
+  int64_t p = 0, r = 0;
+  if (__builtin_mul_overflow(a, b, &p) || __builtin_add_overflow(p, c, &r)) return INT64_MAX;
+  return r;
+}
+
+}  // namespace
+
 int64_t count_weights(const ModelSpec& s) {
   int64_t total = 0, c = s.in_channels, h = s.height, w = s.width;
   const int64_t bn = s.batchnorm ? 2 : 0;
   if (s.family == Family::cnn) {
     for (int64_t co : s.channels) {
-      total += co * c * 9 + co + bn * co;
+      total = mul_add_sat(co, mul_add_sat(c, 9, 1 + bn), total);
       c = co;
       h /= 2;
       w /= 2;
     }
   }
-  int64_t f = c * h * w;
+  int64_t f = mul_add_sat(mul_add_sat(c, h, 0), w, 0);
   for (int64_t hid : s.hidden) {
-    total += f * hid + hid + bn * hid;
+    total = mul_add_sat(hid, mul_add_sat(f, 1, 1 + bn), total);
     f = hid;
   }
-  return total + f * s.classes + s.classes;
+  return mul_add_sat(s.classes, mul_add_sat(f, 1, 1), total);
+}
+
+uint64_t training_bytes(const ModelSpec& s, int64_t batch) {
+  // Per image: each conv block keeps its conv output, normalised/activated output (both at full
+  // size) and pooled output; each hidden layer three vectors; each doubled for the gradients.
+  int64_t per_image = 0, c = s.in_channels, h = s.height, w = s.width;
+  if (s.family == Family::cnn) {
+    for (int64_t co : s.channels) {
+      const int64_t full = mul_add_sat(mul_add_sat(co, h, 0), w, 0);
+      per_image = mul_add_sat(full, 3, per_image);
+      c = co;
+      h /= 2;
+      w /= 2;
+    }
+  }
+  per_image = mul_add_sat(mul_add_sat(c, h, 0), w, per_image);
+  for (int64_t hid : s.hidden) per_image = mul_add_sat(hid, 3, per_image);
+  per_image = mul_add_sat(s.classes, 2, per_image);
+  const int64_t floats = mul_add_sat(count_weights(s), 4, mul_add_sat(per_image, mul_add_sat(batch, 2, 0), 0));
+  return floats == INT64_MAX ? UINT64_MAX : static_cast<uint64_t>(floats) * sizeof(float);
+}
+
+void check_training_memory(const ModelSpec& s, int64_t batch, uint64_t limit) {
+  const uint64_t need = training_bytes(s, batch);
+  if (need <= limit) return;
+  const auto gib = [](uint64_t b) { return fmt::format("{:.1f} GiB", static_cast<double>(b) / (1u << 30)); };
+  const int64_t weights = count_weights(s);
+  throw Error(fmt::format("the model ({}: {} weights) would need about {} to train at {} images per batch, more than "
+                          "the {} this machine can give it: use smaller --channels/--hidden or --weights, or a "
+                          "smaller --batch-size",
+                          s.widths_str(), weights == INT64_MAX ? std::string("over 9e18") : std::to_string(weights),
+                          need == UINT64_MAX ? std::string("more than 16 EiB") : gib(need), batch, gib(limit)));
 }
 
 namespace {
@@ -193,8 +238,9 @@ ModelSpec spec_from_json(const nlohmann::json& j) {
     s.width = j.at("width").get<int64_t>();
     s.classes = j.at("classes").get<int64_t>();
     auto positive = [](int64_t v) { return v >= 1 && v <= 1000000; };
-    bool ok = positive(s.in_channels) && positive(s.height) && positive(s.width) && positive(s.classes) &&
-              s.dropout >= 0 && s.dropout < 1;
+    // Images up to 4096 pixels a side and 64 channels: a damaged file cannot ask for more.
+    bool ok = s.in_channels >= 1 && s.in_channels <= 64 && s.height >= 1 && s.height <= 4096 && s.width >= 1 &&
+              s.width <= 4096 && positive(s.classes) && s.dropout >= 0 && s.dropout < 1;
     for (auto v : s.channels) ok = ok && positive(v);
     for (auto v : s.hidden) ok = ok && positive(v);
     if (!ok) throw Error("model description has a value out of range");

@@ -37,7 +37,15 @@ ModelSpec default_spec(Family family);
 
 // Trainable parameters (weights, biases, batch-norm scale and shift), as PyTorch's
 // sum(p.numel() for p in model.parameters()) counts them.
+// Saturates at INT64_MAX instead of overflowing (a damaged checkpoint can claim any size).
 int64_t count_weights(const ModelSpec& spec);
+
+// About how many bytes training `spec` takes at `batch` images per step: weights, gradients and
+// two optimizer moments, plus every layer's output and its gradient for the batch. Saturating.
+uint64_t training_bytes(const ModelSpec& spec, int64_t batch);
+// Refuses, with one line naming the flags that set the size, a model whose training_bytes pass
+// `limit` (the caller passes most of the machine's memory), before anything is allocated.
+void check_training_memory(const ModelSpec& spec, int64_t batch, uint64_t limit);
 
 // Scales every width of `tmpl` by one factor, then tunes the last width, so that the weight count
 // lands as close to `target` as possible; throws tailor::Error when the result is not within

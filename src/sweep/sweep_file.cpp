@@ -249,12 +249,31 @@ SweepSpec read_sweep(const std::string& path, const OptionTable& options, const 
     if (!g) r.fail(*root.get("grid"), "grid", "must be a table of axes");
     axes = r.grid(*g);
   }
-  std::vector<std::map<std::string, std::string>> draws{{}};
-  if (root.contains("random")) {
-    const toml::table* t = root["random"].as_table();
-    if (!t) r.fail(*root.get("random"), "random", "must be a table");
-    draws = r.random(*t);
+  // The size is known before anything is expanded: a grid that multiplies out to millions of
+  // trials is refused at once, not after filling the memory (9,000,000 trials once took 6.2 GB).
+  const toml::table* random_table = root.contains("random") ? root["random"].as_table() : nullptr;
+  if (root.contains("random") && !random_table) r.fail(*root.get("random"), "random", "must be a table");
+  {
+    uint64_t total = rows.size() * spec.seeds.size();
+    std::string how = std::to_string(rows.size()) + " rows";
+    for (const auto& [key, values] : axes) {
+      total = values.size() > kMaxSweepTrials ? kMaxSweepTrials + 1 : std::min(total * values.size(), kMaxSweepTrials + 1);
+      how += " x " + std::to_string(values.size()) + " " + key;
+    }
+    if (random_table) {
+      const toml::node* n = random_table->get("trials");
+      const int64_t draws = n && n->is_integer() ? std::max<int64_t>(1, *n->value<int64_t>()) : 1;
+      total = std::min<uint64_t>(total * static_cast<uint64_t>(std::min<int64_t>(draws, kMaxSweepTrials + 1)),
+                                 kMaxSweepTrials + 1);
+      how += " x " + std::to_string(draws) + " random draws";
+    }
+    how += " x " + std::to_string(spec.seeds.size()) + " seeds";
+    if (total > kMaxSweepTrials)
+      throw Error(fmt::format("{}: the sweep expands to more than {} trials ({}); split it into several files",
+                              path, kMaxSweepTrials, how));
   }
+  std::vector<std::map<std::string, std::string>> draws{{}};
+  if (random_table) draws = r.random(*random_table);
   // rows x grid points x random draws x seeds, in that order.
   std::vector<std::map<std::string, std::string>> points{{}};
   for (const auto& [key, values] : axes) {

@@ -53,8 +53,12 @@ struct SweepSpec {
   std::vector<TrialSpec> trials;
 };
 
+// The most trials one sweep file may expand to (a sweep of the study is hundreds).
+inline constexpr uint64_t kMaxSweepTrials = 100000;
+
 // Reads and expands a sweep file; any unknown key, wrong type, empty axis, or value `train` would
-// refuse is one tailor::Error "FILE:LINE: key 'K': what", before anything runs.
+// refuse is one tailor::Error "FILE:LINE: key 'K': what", before anything runs; so is a file that
+// expands to more than kMaxSweepTrials trials (counted before expanding).
 SweepSpec read_sweep(const std::string& path, const OptionTable& options, const OptionCheck& check);
 
 }  // namespace tailor

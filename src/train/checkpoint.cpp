@@ -7,6 +7,7 @@
 
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
+#include "util/memory.hpp"
 
 namespace tailor {
 
@@ -46,7 +47,7 @@ class Reader {
     const uint64_t n = get<uint64_t>();
     if (n > (end_ - pos_) / sizeof(float)) fail("truncated (array of " + std::to_string(n) + " floats does not fit)");
     std::vector<float> v(n);
-    std::memcpy(v.data(), bytes_.data() + pos_, n * sizeof(float));
+    if (n > 0) std::memcpy(v.data(), bytes_.data() + pos_, n * sizeof(float));  // v.data() is null when n is 0
     pos_ += n * sizeof(float);
     return v;
   }
@@ -121,7 +122,15 @@ LoadedModel load_model(const std::string& path) {
   } catch (const Error& e) {
     throw Error("checkpoint " + path + ": " + e.what());
   }
+  // The arrays must hold the weights the description claims before the model is built, so that
+  // what is allocated never outgrows the file.
   if (count_weights(m.spec) > 200'000'000) throw Error("checkpoint " + path + " describes an implausibly large model");
+  if (ck.weights.size() != static_cast<uint64_t>(count_weights(m.spec)))
+    throw Error("checkpoint " + path + " is corrupt: its arrays do not match its model description (" +
+                std::to_string(ck.weights.size()) + " weights, the description has " +
+                std::to_string(count_weights(m.spec)) + ")");
+  if (training_bytes(m.spec, 1) > model_memory_limit())
+    throw Error("checkpoint " + path + " describes a model too large for this machine's memory");
   m.model = build_model(m.spec, 0);
   if (ck.weights.size() != m.model->num_values() || ck.stats.size() != m.model->num_state() ||
       m.classes.size() != static_cast<size_t>(m.spec.classes))

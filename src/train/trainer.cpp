@@ -19,6 +19,7 @@
 #include "train/progress.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
+#include "util/memory.hpp"
 
 #ifndef TAILOR_VERSION
 #define TAILOR_VERSION "0.0.0"
@@ -129,6 +130,11 @@ void setup(Run& r) {
     throw Error("--val 0 leaves no validation set for --patience or --stop-on val");
   // A resumed run's config.toml holds the widths already sized: they are used as they are.
   if (cfg.weights_target > 0 && !r.resuming) cfg.model = fit_to_budget(cfg.model, cfg.weights_target);
+  // Most of the memory (util/memory.hpp), so that an absurd width ("--channels 100000,100000") is one line
+  // naming the flags, not a bad_alloc (or the OOM killer) half-way through building the model.
+  check_training_memory(cfg.model, std::max(std::min<int64_t>(cfg.batch_size, static_cast<int64_t>(r.data.train.size())),
+                                            cfg.eval_batch),
+                        model_memory_limit());
 
   Rng master(cfg.seed);
   Rng init_rng = master.split(1);
@@ -214,54 +220,94 @@ void save_state(const Run& r) {
   save_checkpoint(r.state_path(), ck);
 }
 
-// Brings a freshly set-up run to where its state file says it stopped; refuses a state that does
-// not fit the run (another model, a damaged file) with one line, before changing anything.
-void resume(Run& r) {
-  const std::string path = r.state_path();
+}  // namespace
+
+ResumeState read_resume_state(const std::string& path, const ResumeShape& shape) {
   Checkpoint ck = read_checkpoint(path);
-  const size_t nv = r.model->num_values(), ns = r.model->num_state(), no = r.opt->state().size();
-  std::vector<Rng*> dropout = r.model->random_streams();
+  ResumeState st;
   try {
     const nlohmann::json& m = ck.meta;
-    if (m.at("format") != "tailor resume state") throw Error("not a resume state");
+    if (!m.is_object() || m.value("format", "") != "tailor resume state") throw Error("not a resume state");
     const bool has_best = m.at("has_best").get<bool>();
     const size_t copies = has_best ? 2 : 1;
-    if (ck.weights.size() != copies * nv || ck.stats.size() != copies * ns || ck.optim_state.size() != copies * no ||
-        m.at("dropout_rngs").size() != dropout.size())
-      throw Error("its arrays do not match the run's model (" + std::to_string(nv) + " weights)");
-    const int64_t epoch = m.at("epoch").get<int64_t>();
-    if (epoch < 1 || epoch > r.cfg.epochs) throw Error("epoch " + std::to_string(epoch) + " is out of range");
-    // The shuffles of the finished epochs, replayed: the order and the stream, checked.
-    for (int64_t e = 0; e < epoch; ++e) r.shuffle();
-    if (r.shuffle_rng.state() != m.at("shuffle_rng").get<uint64_t>())
-      throw Error("its shuffle stream does not follow from the run's seed");
-    std::copy_n(ck.weights.begin(), nv, r.model->values());
-    std::copy_n(ck.stats.begin(), ns, r.model->state());
-    r.opt->restore({ck.optim_state.begin(), ck.optim_state.begin() + no}, m.at("steps").get<int64_t>());
-    r.augment_rng = Rng(m.at("augment_rng").get<uint64_t>());
-    for (size_t i = 0; i < dropout.size(); ++i) *dropout[i] = Rng(m.at("dropout_rngs")[i].get<uint64_t>());
-    r.epoch = epoch;
-    r.metrics = m.at("metrics").get<std::string>();
-    r.train_seconds = m.at("train_seconds").get<double>();
-    r.elapsed_before = m.at("elapsed_seconds").get<double>();
-    r.epoch_seconds = m.at("epoch_seconds").get<std::vector<double>>();
-    for (auto [e, key] : {std::pair{&r.val, "val"}, std::pair{&r.test, "test"}}) {
-      e->loss = m.at(key).at("loss").get<double>();
-      e->acc = m.at(key).at("acc").get<double>();
-      e->count = m.at(key).at("count").get<int64_t>();
-    }
-    r.stop_reason = m.at("stop_reason").get<std::string>();
-    r.best_val_loss = m.at("best_val_loss").is_null() ? INFINITY : m.at("best_val_loss").get<double>();
-    r.best_epoch = m.at("best_epoch").get<int64_t>();
-    r.since_best = m.at("since_best").get<int64_t>();
-    if (has_best)
-      r.best = {{ck.weights.begin() + nv, ck.weights.end()}, {ck.stats.begin() + ns, ck.stats.end()},
-                {ck.optim_state.begin() + no, ck.optim_state.end()}, m.at("best_steps").get<int64_t>()};
+    if (ck.weights.size() != copies * shape.values || ck.stats.size() != copies * shape.stats ||
+        ck.optim_state.size() != copies * shape.optim || m.at("dropout_rngs").size() != shape.dropout_streams)
+      throw Error("its arrays do not match the run's model (" + std::to_string(shape.values) + " weights)");
+    st.epoch = m.at("epoch").get<int64_t>();
+    if (st.epoch < 1 || st.epoch > shape.epochs) throw Error("epoch " + std::to_string(st.epoch) + " is out of range");
+    st.steps = m.at("steps").get<int64_t>();
+    if (st.steps < 0) throw Error("step count " + std::to_string(st.steps) + " is negative");
+    st.shuffle_rng = m.at("shuffle_rng").get<uint64_t>();
+    st.augment_rng = m.at("augment_rng").get<uint64_t>();
+    st.dropout_rngs = m.at("dropout_rngs").get<std::vector<uint64_t>>();
+    st.metrics = m.at("metrics").get<std::string>();
+    st.train_seconds = m.at("train_seconds").get<double>();
+    st.elapsed_seconds = m.at("elapsed_seconds").get<double>();
+    st.epoch_seconds = m.at("epoch_seconds").get<std::vector<double>>();
+    st.val_loss = m.at("val").at("loss").get<double>();
+    st.val_acc = m.at("val").at("acc").get<double>();
+    st.val_count = m.at("val").at("count").get<int64_t>();
+    st.test_loss = m.at("test").at("loss").get<double>();
+    st.test_acc = m.at("test").at("acc").get<double>();
+    st.test_count = m.at("test").at("count").get<int64_t>();
+    st.stop_reason = m.at("stop_reason").get<std::string>();
+    st.best_val_loss = m.at("best_val_loss").is_null() ? INFINITY : m.at("best_val_loss").get<double>();
+    st.best_epoch = m.at("best_epoch").get<int64_t>();
+    st.since_best = m.at("since_best").get<int64_t>();
+    st.best_steps = m.at("best_steps").get<int64_t>();
+    const auto split = [](std::vector<float>& all, size_t n, std::vector<float>& rest) {
+      rest.assign(all.begin() + static_cast<std::ptrdiff_t>(n), all.end());
+      all.resize(n);
+    };
+    split(ck.weights, shape.values, st.best_values);
+    split(ck.stats, shape.stats, st.best_stats);
+    split(ck.optim_state, shape.optim, st.best_optim);
+    st.values = std::move(ck.weights);
+    st.stats = std::move(ck.stats);
+    st.optim = std::move(ck.optim_state);
   } catch (const nlohmann::json::exception& e) {
     throw Error("resume state " + path + " is damaged: " + e.what());
   } catch (const Error& e) {
     throw Error("resume state " + path + " cannot be used: " + e.what());
   }
+  return st;
+}
+
+namespace {
+
+// Brings a freshly set-up run to where its state file says it stopped; refuses a state that does
+// not fit the run (another model, a damaged file) with one line, before changing anything.
+void resume(Run& r) {
+  const std::string path = r.state_path();
+  std::vector<Rng*> dropout = r.model->random_streams();
+  ResumeState st = read_resume_state(
+      path, {r.model->num_values(), r.model->num_state(), r.opt->state().size(), dropout.size(), r.cfg.epochs});
+  // The shuffles of the finished epochs, replayed: the order and the stream, checked.
+  for (int64_t e = 0; e < st.epoch; ++e) r.shuffle();
+  if (r.shuffle_rng.state() != st.shuffle_rng)
+    throw Error("resume state " + path + " cannot be used: its shuffle stream does not follow from the run's seed");
+  std::copy(st.values.begin(), st.values.end(), r.model->values());
+  std::copy(st.stats.begin(), st.stats.end(), r.model->state());
+  r.opt->restore(st.optim, st.steps);
+  r.augment_rng = Rng(st.augment_rng);
+  for (size_t i = 0; i < dropout.size(); ++i) *dropout[i] = Rng(st.dropout_rngs[i]);
+  r.epoch = st.epoch;
+  r.metrics = std::move(st.metrics);
+  r.train_seconds = st.train_seconds;
+  r.elapsed_before = st.elapsed_seconds;
+  r.epoch_seconds = std::move(st.epoch_seconds);
+  r.val.loss = st.val_loss;
+  r.val.acc = st.val_acc;
+  r.val.count = st.val_count;
+  r.test.loss = st.test_loss;
+  r.test.acc = st.test_acc;
+  r.test.count = st.test_count;
+  r.stop_reason = std::move(st.stop_reason);
+  r.best_val_loss = st.best_val_loss;
+  r.best_epoch = st.best_epoch;
+  r.since_best = st.since_best;
+  if (!st.best_values.empty())
+    r.best = {std::move(st.best_values), std::move(st.best_stats), std::move(st.best_optim), st.best_steps};
   // metrics.csv as the state has it (a kill between the two writes left it one row ahead).
   write_file_atomic(r.dir + "/metrics.csv", r.metrics);
 }

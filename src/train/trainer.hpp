@@ -28,6 +28,26 @@ inline constexpr const char* kResumeStateFile = "resume.state";
 // first epoch ended starts again. Throws tailor::Error on a state that is damaged or does not fit.
 TrainOutcome resume_training(TrainConfig cfg);
 
+// A resume state file's contents, read and checked against the sizes of the run it must fit.
+struct ResumeShape {
+  size_t values = 0, stats = 0, optim = 0, dropout_streams = 0;
+  int64_t epochs = 0;  // the run's --epochs: the state's epoch must lie in [1, epochs]
+};
+struct ResumeState {
+  int64_t epoch = 0, steps = 0, best_epoch = 0, since_best = 0, best_steps = 0;
+  uint64_t shuffle_rng = 0, augment_rng = 0;
+  std::vector<uint64_t> dropout_rngs;
+  std::string metrics, stop_reason;
+  double train_seconds = 0, elapsed_seconds = 0, best_val_loss = 0;  // best_val_loss: inf when none
+  std::vector<double> epoch_seconds;
+  double val_loss = 0, val_acc = 0, test_loss = 0, test_acc = 0;
+  int64_t val_count = 0, test_count = 0;
+  std::vector<float> values, stats, optim;                 // the current epoch's
+  std::vector<float> best_values, best_stats, best_optim;  // early stopping's best, or empty
+};
+// Throws tailor::Error naming the file on anything damaged or not fitting `shape`.
+ResumeState read_resume_state(const std::string& path, const ResumeShape& shape);
+
 std::string tailor_version();
 
 // "cnn conv 16,32 | fc 60, seed 1": a run's name on its curves.png.
