@@ -1,8 +1,17 @@
 // tailor serve's JSON API, in-process on a free port, driven by an HTTP client: answers equal
 // `tailor eval`'s, bad input is a 4xx with a JSON error (never a crash), static files stay in
-// their folder, and 200 concurrent predictions are all answered correctly.
+// their folder, 200 concurrent predictions are all answered correctly, and clients that send
+// slowly or not at all cannot hold up the others.
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <zlib.h>
+
+#include <algorithm>
+#include <chrono>
 
 #include <atomic>
 #include <filesystem>
@@ -377,9 +386,181 @@ TEST_F(Serve, TwoHundredConcurrentPredictionsAreAllRight) {
   EXPECT_EQ(same.load(), kRequests);
 }
 
+// A raw TCP connection to the server, for clients that do not behave.
+class RawSocket {
+ public:
+  explicit RawSocket(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~RawSocket() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawSocket(const RawSocket&) = delete;
+  RawSocket& operator=(const RawSocket&) = delete;
+  bool connected() const { return connected_; }
+  bool send(const std::string& bytes) const { return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()); }
+  // What the server sent before closing, waiting at most `seconds`; "" and closed() false if it
+  // neither answered nor closed.
+  std::string read_until_closed(double seconds) {
+    std::string got;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) {
+        closed_ = true;
+        break;
+      }
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return got;
+  }
+  bool closed() const { return closed_; }
+
+ private:
+  int fd_;
+  bool connected_ = false, closed_ = false;
+};
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// The measurement: 8 half-sent headers made GET /api/runs take 9.5 s, 16 made it time
+// out. Now 64 half-open and 64 silent connections are held open while normal requests (the list
+// of runs and a prediction, each on a new connection) go on; every one is answered within 1 s.
+TEST_F(Serve, SlowClientsCannotHoldUpNormalRequests) {
+  serve::Options o = options();
+  o.request_timeout = 3;
+  Running s(runs(), o);
+  std::vector<std::unique_ptr<RawSocket>> half_open, silent;
+  for (int i = 0; i < 64; ++i) {
+    half_open.push_back(std::make_unique<RawSocket>(s.port()));
+    ASSERT_TRUE(half_open.back()->connected());
+    ASSERT_TRUE(half_open.back()->send("GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow"));
+    silent.push_back(std::make_unique<RawSocket>(s.port()));
+    ASSERT_TRUE(silent.back()->connected());
+  }
+  // Normal requests for two seconds, while all 128 are held (they have 3 s to finish).
+  std::vector<double> ms;
+  const std::string png = test_png(0);
+  const auto t_end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (int i = 0; std::chrono::steady_clock::now() < t_end; ++i) {
+    httplib::Client c("127.0.0.1", s.port());
+    c.set_read_timeout(10, 0);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = i % 2 ? c.Post("/api/predict?convert=0", png, "image/png") : c.Get("/api/runs");
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 200) << r->body;
+  }
+  const double worst = *std::max_element(ms.begin(), ms.end());
+  std::printf("%zu normal requests beside 64 half-open and 64 silent connections: median %.2f ms, max %.2f ms\n",
+              ms.size(), median_of(ms), worst);
+  EXPECT_LT(worst, 1000.0);
+  EXPECT_GE(ms.size(), 20u);
+  // The server closes them once their time is up (3 s from connecting), answering nothing.
+  for (auto* group : {&half_open, &silent})
+    for (auto& sock : *group) {
+      EXPECT_EQ(sock->read_until_closed(3), "");
+      EXPECT_TRUE(sock->closed());
+    }
+  // And answers as before.
+  auto r = s.client().Get("/api/runs");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+// A client that trickles its request a byte at a time cannot keep its connection (and its thread)
+// beyond the time allowed; one that is merely slow but steady gets its answer.
+TEST_F(Serve, TricklingClientsAreCutOffAndSteadyOnesAnswered) {
+  serve::Options o = options();
+  o.request_timeout = 1;
+  Running s(runs(), o);
+  RawSocket trickle(s.port());
+  ASSERT_TRUE(trickle.connected());
+  const std::string request = "GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + std::string(200, 'x') + "\r\n\r\n";
+  const auto t0 = std::chrono::steady_clock::now();
+  size_t sent = 0;
+  for (; sent < request.size(); ++sent) {
+    if (!trickle.send(request.substr(sent, 1))) break;
+    if (!trickle.read_until_closed(0.1).empty() || trickle.closed()) break;
+  }
+  const double held = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_TRUE(trickle.closed() || trickle.read_until_closed(2).empty()) << "still open after " << held << " s";
+  EXPECT_LT(sent, request.size()) << "the whole request went through a byte per 100 ms";
+  EXPECT_LT(held, 3.0);
+  // Steady: the same request in four pieces 200 ms apart, well within the allowance.
+  RawSocket steady(s.port());
+  for (size_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(steady.send(request.substr(i * request.size() / 4, (i + 1) * request.size() / 4 - i * request.size() / 4)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(steady.read_until_closed(2).rfind("HTTP/1.1 200", 0), 0u);
+}
+
+// Past --max-connections a new connection is answered 503 with a JSON error and closed at once;
+// when the others go, connections are accepted again.
+TEST_F(Serve, ConnectionsBeyondTheLimitAreRefusedWith503) {
+  serve::Options o = options();
+  o.max_connections = 8;
+  Running s(runs(), o);
+  std::vector<std::unique_ptr<RawSocket>> held;
+  for (int i = 0; i < 8; ++i) {
+    held.push_back(std::make_unique<RawSocket>(s.port()));
+    ASSERT_TRUE(held.back()->connected());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // all eight taken up by the server
+  RawSocket extra(s.port());
+  const std::string answer = extra.read_until_closed(2);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 503", 0), 0u) << answer;
+  EXPECT_NE(answer.find("too many open connections"), std::string::npos) << answer;
+  EXPECT_TRUE(extra.closed());
+  held.clear();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto r = s.client().Get("/api/runs");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+// Server::respond, the fuzzer's entry: a raw request through the same parser and handlers.
+TEST_F(Serve, RespondRunsARawRequestThroughTheHandlers) {
+  serve::Server server(runs(), options());
+  const std::string ok = server.respond("GET /api/runs HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(ok.rfind("HTTP/1.1 200", 0), 0u) << ok;
+  EXPECT_NE(ok.find("\"runs\""), std::string::npos);
+  const std::string bad = server.respond("GET /api/cell?run=0&true=x&pred=1 HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(bad.rfind("HTTP/1.1 400", 0), 0u) << bad;
+  EXPECT_NE(bad.find("whole number"), std::string::npos) << bad;
+  EXPECT_EQ(server.respond(""), "");
+}
+
+// Found by fuzz_http: a path that is not UTF-8 made the JSON error's dump() throw inside the
+// error handler, which ended the whole server. It is a 404 whose message carries U+FFFD.
+TEST_F(Serve, PathsThatAreNotUtf8AreA404NotACrash) {
+  serve::Server server(runs(), options());
+  const std::string r = server.respond("GET /api/tes\xff\xff\xff.png?scale=2 HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(r.rfind("HTTP/1.1 404", 0), 0u) << r;
+  const json j = json::parse(r.substr(r.find("\r\n\r\n") + 4));
+  EXPECT_EQ(j["error"], "no such path: /api/tes\uFFFD\uFFFD\uFFFD.png");
+  const std::string p = server.respond("GET /api/cell?run=0&true=\xfe&pred=1 HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(p.rfind("HTTP/1.1 400", 0), 0u) << p;
+}
+
 TEST_F(Serve, BadCommandLinesFailWithOneLine) {
   testing::expect_one_line_error(testing::run_tailor("serve " + root_ + "/nope --port 0", root_), "nope");
   testing::expect_one_line_error(testing::run_tailor("serve " + root_ + "/fcn --max-upload lots", root_), "--max-upload");
+  testing::expect_one_line_error(testing::run_tailor("serve " + root_ + "/fcn --request-timeout nan", root_),
+                                 "--request-timeout");
+  testing::expect_one_line_error(testing::run_tailor("serve " + root_ + "/fcn --max-connections 0", root_),
+                                 "--max-connections");
 }
 
 // The acceptance figure: every one of the 10,000 Fashion-MNIST test images through the API gives

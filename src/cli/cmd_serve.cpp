@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "cli/commands.hpp"
+#include "cli/model_options.hpp"
 #include "serve/server.hpp"
 #include "util/error.hpp"
 
@@ -53,12 +54,19 @@ Run add_serve(CLI::App& app) {
   c->add_option("--data", a->opt.data_dir, "Data directory with the t10k test set (default: each run's own)");
   c->add_option("--max-upload", a->max_upload, "Largest request body (e.g. 8MB, 512KB); larger gets 413")
       ->capture_default_str();
-  c->add_option("--threads", a->opt.threads, "HTTP worker threads (each runs a model on one core)")
+  c->add_option("--threads", a->opt.threads, "Requests computed at once (each runs its model on one core)")
       ->check(CLI::Range(1, 256))->capture_default_str();
+  c->add_option("--max-connections", a->opt.max_connections,
+                "Connections open at once (each waits on its own thread); more are answered 503 and closed")
+      ->check(CLI::Range(1, 900))->capture_default_str();
+  c->add_option("--request-timeout", a->opt.request_timeout,
+                "Seconds a request may take to arrive (plus 1 s per 64 KiB of it), and a keep-alive connection "
+                "may stay idle; slower clients are disconnected")
+      ->check(finite_range(0.1, 3600))->capture_default_str();
   c->add_option("--static-dir", a->opt.static_dir,
                 "Serve index.html, app.js and app.css from this folder instead of the built-in ones (front-end work)")
       ->check(CLI::ExistingDirectory);
-  c->add_flag("--log", a->opt.log, "Log every request on stderr (errors are always logged)");
+  c->add_flag("--log", a->opt.log, "Log every request on stderr (refused ones are always logged)");
   return [a, c]() {
     if (!c->parsed()) return -1;
     a->opt.max_upload = parse_bytes(a->max_upload);

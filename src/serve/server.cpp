@@ -1,15 +1,26 @@
 #include "serve/server.hpp"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstring>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <semaphore>
+#include <string_view>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -49,9 +60,12 @@ struct RunState {
 // Rounded for JSON: 0.123456789 -> 0.1235 (the page shows percentages, and the body stays small).
 double round4(double v) { return std::round(v * 1e4) / 1e4; }
 
+// Strings from the request (a path, a parameter) end up in error messages: bytes that are not
+// UTF-8 become U+FFFD instead of making dump() throw (found by fuzz_http: a path with 0xFF in it
+// threw from the error handler and ended the server).
 void send_json(httplib::Response& res, const json& j, int status = 200) {
   res.status = status;
-  res.set_content(j.dump(), "application/json");
+  res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 bool flag_param(const httplib::Request& req, const char* name, bool fallback) {
@@ -80,12 +94,236 @@ int64_t int_param(const httplib::Request& req, const char* name, int64_t fallbac
   return out;
 }
 
-// httplib listens with a backlog of 5 connections: a burst of clients overflows it and some
-// connections are reset (measured: 152 of 200 concurrent requests failed). On Linux, listen()
-// on a listening socket sets a new backlog, so it is called again once the socket is bound.
+// A connection's socket as httplib reads and writes it, under a deadline. A request must arrive
+// within `timeout` of the moment the connection opened (or went idle between keep-alive
+// requests), plus one second for every kMinRate bytes it brings; its response gets a fresh
+// allowance on the same terms. A client that sends half a header and waits, sends nothing, or
+// trickles bytes, loses its connection when the allowance is spent, not holding a thread for
+// good; reads stop after `max_bytes`, so no request can grow past the upload limit.
+// Set on a connection's thread when its request ran out of time: nothing is answered or logged.
+thread_local bool g_request_timed_out = false;
+
+class DeadlineStream : public httplib::Stream {
+ public:
+  static constexpr double kMinRate = 64 * 1024;  // bytes per second
+
+  DeadlineStream(int sock, double timeout, uint64_t max_bytes, const std::atomic<int>& listener)
+      : sock_(sock), timeout_(timeout), max_bytes_(max_bytes), listener_(listener), deadline_(after(timeout)) {
+    g_request_timed_out = false;
+  }
+
+  bool is_readable() const override { return wait(POLLIN); }
+  bool is_writable() const override { return wait(POLLOUT); }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (received_ >= max_bytes_) return -1;
+    size = static_cast<size_t>(std::min<uint64_t>(size, max_bytes_ - received_));
+    if (!wait(POLLIN)) return -1;
+    const ssize_t n = ::recv(sock_, ptr, size, 0);
+    if (n > 0) {
+      received_ += static_cast<uint64_t>(n);
+      extend(n);
+    }
+    return n;
+  }
+
+  ssize_t write(const char* ptr, size_t size) override {
+    // A request that ran out of time gets no answer (httplib would send 400): the connection closes.
+    if (g_request_timed_out) return -1;
+    if (!writing_) {  // the response: computing it may have used the request's allowance
+      writing_ = true;
+      deadline_ = after(timeout_);
+    }
+    if (!wait(POLLOUT)) return -1;
+    const ssize_t n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
+    if (n > 0) extend(n);
+    return n;
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { address(::getpeername, ip, port); }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { address(::getsockname, ip, port); }
+  socket_t socket() const override { return sock_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static Clock::time_point after(double seconds) {
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  }
+  void extend(ssize_t bytes) {
+    deadline_ += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(bytes / kMinRate));
+  }
+  // Polls in slices of at most 100 ms, so a server being stopped is noticed at once.
+  bool wait(short events) const {
+    for (;;) {
+      if (listener_.load() < 0) return false;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
+      if (left <= 0) {
+        if (!writing_) g_request_timed_out = true;
+        return false;
+      }
+      pollfd p{sock_, events, 0};
+      const int rc = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 100)));
+      if (rc > 0) return true;  // readable, writable, or closed/failed: recv or send tells which
+      if (rc < 0 && errno != EINTR) return false;
+    }
+  }
+  void address(int (*get)(int, sockaddr*, socklen_t*), std::string& ip, int& port) const {
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    ip.clear();
+    port = 0;
+    if (get(sock_, reinterpret_cast<sockaddr*>(&a), &len) != 0) return;
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (a.ss_family == AF_INET) {
+      const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a);
+      ::inet_ntop(AF_INET, &v4->sin_addr, buf, sizeof buf);
+      port = ntohs(v4->sin_port);
+    } else if (a.ss_family == AF_INET6) {
+      const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a);
+      ::inet_ntop(AF_INET6, &v6->sin6_addr, buf, sizeof buf);
+      port = ntohs(v6->sin6_port);
+    }
+    ip = buf;
+  }
+
+  int sock_;
+  double timeout_;
+  uint64_t max_bytes_, received_ = 0;
+  const std::atomic<int>& listener_;
+  Clock::time_point deadline_;
+  bool writing_ = false;
+};
+
+// One request held in memory, its response collected: Server::respond, for the fuzzer.
+class MemoryStream : public httplib::Stream {
+ public:
+  explicit MemoryStream(const std::string& in) : in_(in) {}
+  bool is_readable() const override { return true; }
+  bool is_writable() const override { return true; }
+  ssize_t read(char* ptr, size_t size) override {
+    const size_t n = std::min(size, in_.size() - pos_);
+    std::memcpy(ptr, in_.data() + pos_, n);
+    pos_ += n;
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    out_.append(ptr, size);
+    return static_cast<ssize_t>(size);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip = "127.0.0.1";
+    port = 0;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    ip = "127.0.0.1";
+    port = 0;
+  }
+  socket_t socket() const override { return 0; }
+  std::string& out() { return out_; }
+
+ private:
+  const std::string& in_;
+  size_t pos_ = 0;
+  std::string out_;
+};
+
+// A thread for each open connection, started when none is free, up to `max`: a slow client
+// holds only its own thread, never the one a normal request needs.
+class ConnectionThreads : public httplib::TaskQueue {
+ public:
+  explicit ConnectionThreads(size_t max) : max_(max) {}
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs_.push_back(std::move(fn));
+    if (jobs_.size() > idle_ && threads_.size() < max_) threads_.emplace_back([this] { work(); });
+    else cv_.notify_one();
+  }
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  void work() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      ++idle_;
+      cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      --idle_;
+      if (jobs_.empty()) return;
+      std::function<void()> fn = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      fn();
+      lock.lock();
+    }
+  }
+  size_t max_, idle_ = 0;
+  bool stopping_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+};
+
 class HttpServer : public httplib::Server {
  public:
+  // httplib listens with a backlog of 5 connections: a burst of clients overflows it and some
+  // connections are reset (measured: 152 of 200 concurrent requests failed). On Linux, listen()
+  // on a listening socket sets a new backlog, so it is called again once the socket is bound.
   void enlarge_backlog() { ::listen(svr_sock_.load(), SOMAXCONN); }
+
+  void limit(int max_connections, double request_timeout, uint64_t max_request_bytes) {
+    max_connections_ = max_connections;
+    request_timeout_ = request_timeout;
+    max_request_bytes_ = max_request_bytes;
+  }
+
+  std::string respond(const std::string& request) {
+    MemoryStream strm(request);
+    bool closed = false;
+    process_request(strm, true, closed, nullptr);
+    return std::move(strm.out());
+  }
+
+ private:
+  static constexpr int kRequestsPerConnection = 100;
+
+  // Replaces httplib's loop over a connection's requests (it waits on each read for its read
+  // timeout, with no bound on the whole request): at most max_connections_ are served at once,
+  // each request under a DeadlineStream.
+  bool process_and_close_socket(socket_t sock) override {
+    bool ok = false;
+    if (++open_ > max_connections_) {
+      static constexpr char busy[] =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+          "Retry-After: 1\r\nContent-Length: 75\r\n\r\n"
+          "{\"error\":\"the server has too many open connections; try again in a moment\"}";
+      static_assert(sizeof busy - 1 - std::string_view(busy).find("\r\n\r\n") - 4 == 75);
+      [[maybe_unused]] const ssize_t n = ::send(sock, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } else {
+      for (int i = 0; i < kRequestsPerConnection; ++i) {
+        DeadlineStream strm(sock, request_timeout_, max_request_bytes_, svr_sock_);
+        if (!strm.is_readable()) break;  // silent past the timeout, or the server is stopping
+        bool closed = false;
+        ok = process_request(strm, i + 1 == kRequestsPerConnection, closed, nullptr);
+        if (!ok || closed) break;
+      }
+    }
+    --open_;
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+    return ok;
+  }
+
+  std::atomic<int> open_{0};
+  int max_connections_ = 256;
+  double request_timeout_ = 5;
+  uint64_t max_request_bytes_ = 9u << 20;
 };
 
 }  // namespace
@@ -95,6 +333,7 @@ struct Server::Impl {
   std::vector<std::unique_ptr<RunState>> runs;
   std::map<std::string, std::shared_ptr<const Dataset>> test_sets;  // by directory
   HttpServer http;
+  std::unique_ptr<std::counting_semaphore<>> compute;
 
   RunState& run_by_id(const std::string& id) {
     for (auto& r : runs)
@@ -323,6 +562,12 @@ struct Server::Impl {
   httplib::Server::Handler guarded(void (Impl::*fn)(const httplib::Request&, httplib::Response&)) {
     return [this, fn](const httplib::Request& req, httplib::Response& res) {
       try {
+        // At most --threads requests compute at once; the others wait here, not on a socket.
+        compute->acquire();
+        struct Release {
+          std::counting_semaphore<>& s;
+          ~Release() { s.release(); }
+        } release{*compute};
         (this->*fn)(req, res);
       } catch (const HttpError& e) {
         send_json(res, {{"error", e.message}}, e.status);
@@ -372,15 +617,19 @@ struct Server::Impl {
       send_json(res, {{"error", "internal error"}}, 500);
     });
     http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      if (opt.log || res.status >= 400)
+      if (g_request_timed_out) return;  // not a request: a client too slow to send one
+      if (opt.log || (res.status >= 400 && opt.log_errors))
         std::fprintf(stderr, "tailor serve: %s %s -> %d\n", req.method.c_str(), req.path.c_str(), res.status);
     });
     http.set_payload_max_length(opt.max_upload);
     // Headers and body go out in separate writes: without TCP_NODELAY a keep-alive client waits
     // for the delayed ACK (measured: 42 ms per request instead of 0.5 ms).
     http.set_tcp_nodelay(true);
-    const int threads = std::max(1, opt.threads);
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+    compute = std::make_unique<std::counting_semaphore<>>(std::max(1, opt.threads));
+    // Refusing a connection past the limit takes its thread a moment: a few spare threads for it.
+    const size_t connection_threads = static_cast<size_t>(std::max(1, opt.max_connections)) + 16;
+    http.new_task_queue = [connection_threads] { return new ConnectionThreads(connection_threads); };
+    http.limit(std::max(1, opt.max_connections), opt.request_timeout, opt.max_upload + (1u << 20));
   }
 
   void index(const httplib::Request&, httplib::Response& res) { static_file("index.html", res); }
@@ -413,5 +662,7 @@ int Server::bind() {
 void Server::run() { impl_->http.listen_after_bind(); }
 
 void Server::stop() { impl_->http.stop(); }
+
+std::string Server::respond(const std::string& request) { return impl_->http.respond(request); }
 
 }  // namespace tailor::serve

@@ -13,9 +13,12 @@ struct Options {
   std::string data_dir;         // test set; empty: each run's own data directory
   uint64_t max_upload = 8u << 20;  // bytes of a request body
   uint64_t max_pixels = 16u << 20; // of an uploaded picture, checked from its header
-  int threads = 8;              // HTTP worker threads
+  int threads = 8;              // requests computed at once (each runs its model on one core)
+  int max_connections = 256;    // open at once, each with its own thread; more get 503 and are closed
+  double request_timeout = 5;   // seconds a request may take to arrive (also the keep-alive idle limit)
   std::string static_dir;       // serve index.html, app.js, app.css from here (development)
-  bool log = false;             // one line per request on stderr (errors are always logged)
+  bool log = false;             // one line per request on stderr
+  bool log_errors = true;       // one line per refused request (4xx, 5xx) on stderr
 };
 
 class Server {
@@ -28,6 +31,10 @@ class Server {
   // Serves until stop() (from another thread); returns when the server has stopped.
   void run();
   void stop();
+
+  // One raw HTTP request through the server's own parser and handlers, without a socket; returns
+  // the raw response (the fuzzer and tests use it).
+  std::string respond(const std::string& request);
 
  private:
   struct Impl;
