@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: all build setup run test bench clean reference clean-room
+.PHONY: all build setup run test bench clean reference clean-room fuzz
 
 all: build
 
@@ -34,5 +34,9 @@ reference:
 clean-room:
 	@scripts/clean_room.sh
 
+# libFuzzer harnesses with ASan and UBSan (clang, in build-fuzz/): FUZZ_SECONDS each (default 60).
+fuzz:
+	@scripts/fuzz.sh
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-fuzz

@@ -2,6 +2,7 @@
 # Installs what tailor needs from Debian 12's packages; quick and silent when all are present.
 #   scripts/setup.sh           build, run and test dependencies
 #   scripts/setup.sh --torch   also PyTorch with OpenBLAS (reference files and `make bench`)
+#   scripts/setup.sh --fuzz    also clang with libFuzzer, the sanitizers and OpenMP (`make fuzz`)
 #
 # Every package is named here, libraries the build finds indirectly included: packages are installed
 # without their Recommends, so nothing may rely on one (libdnnl-dev's CMake config needs OpenCL, which
@@ -29,13 +30,18 @@ packages=(
 # conflicts with Debian's, so npm is added only when no npm is there.
 command -v npm > /dev/null || packages+=(npm)
 case "${1:-}" in
-  ""|--torch) ;;
-  *) echo "setup: unknown option '$1' (use --torch or nothing)" >&2; exit 2 ;;
+  ""|--torch|--fuzz) ;;
+  *) echo "setup: unknown option '$1' (use --torch, --fuzz or nothing)" >&2; exit 2 ;;
 esac
 if [[ "${1:-}" == "--torch" ]]; then
   # Without libopenblas0-pthread (only a Recommends of python3-torch's BLAS dependency) PyTorch runs
   # Debian's reference BLAS, 4-5x slower: the speed comparison would be against a crippled peer.
   packages+=(python3 python3-torch python3-numpy libopenblas0-pthread)
+fi
+if [[ "${1:-}" == "--fuzz" ]]; then
+  # Debian 12's clang is clang 14: libFuzzer and the sanitizer runtimes are in libclang-rt-14-dev,
+  # its OpenMP in libomp-14-dev (clang does not use GCC's libgomp).
+  packages+=(clang-14 libclang-rt-14-dev libomp-14-dev)
 fi
 
 missing=()
