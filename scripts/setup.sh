@@ -19,6 +19,8 @@ packages=(
   libcpp-httplib-dev libssl-dev libbrotli-dev libplplot-dev plplot-driver-cairo fonts-dejavu-core
   # ONNX export (the generated protobuf classes), and the two independent checkers of its files
   libonnx-dev libprotobuf-dev python3 python3-onnx python3-opencv python3-numpy
+  # scale-out: Open MPI (mpirun, and the library tailor links)
+  openmpi-bin libopenmpi-dev
   # tests and benchmarks
   libgtest-dev libbenchmark-dev
   # the default data set

@@ -7,6 +7,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_options.hpp"
+#include "dist/mpi.hpp"
 #include "report/figures.hpp"
 #include "report/html_report.hpp"
 #include "sweep/results.hpp"
@@ -68,7 +69,7 @@ Run add_sweep(CLI::App& app) {
   CLI::App* c = app.add_subcommand("sweep", "Run every trial of a sweep file (resumable, in parallel) and write its "
                                             "results table");
   c->add_option("file", a->file, "Sweep file (TOML; see experiments/ and docs/sweeps.md)")->required();
-  c->add_option("--jobs", a->jobs, "Trials run at once")->check(CLI::Range(1, 256))->capture_default_str();
+  c->add_option("--jobs", a->jobs, "Trials run at once (under mpirun: one per rank, and this is ignored)")->check(CLI::Range(1, 256))->capture_default_str();
   c->add_option("--threads-per-job", a->threads_per_job, "Threads of each trial (0: cores / jobs)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
@@ -97,6 +98,8 @@ Run add_sweep(CLI::App& app) {
       spec.trials = std::move(trials);
     }
     if (!a->out.empty()) spec.out = a->out;
+    const bool distributed = dist::size() > 1;
+    if (distributed && dist::rank() > 0 && a->dry_run) return 0;  // rank 0 lists them
     if (a->dry_run) {
       for (const TrialSpec& t : spec.trials) {
         std::string args;
@@ -109,12 +112,15 @@ Run add_sweep(CLI::App& app) {
     }
     RunOptions opt;
     opt.exe = self_exe();
-    opt.jobs = a->jobs;
+    // Under mpirun every rank runs one trial at a time: the ranks on one machine share its cores.
+    opt.jobs = distributed ? dist::size() : a->jobs;
+    const int sharing = distributed ? dist::local_size() : a->jobs;
     opt.threads_per_job = a->threads_per_job > 0 ? resolve_threads(a->threads_per_job, "--threads-per-job")
-                                                 : std::max(1, available_cores() / a->jobs);
+                                                 : std::max(1, available_cores() / sharing);
     opt.data_dir = a->data;
     opt.progress = a->progress;
     SweepOutcome r = run_sweep(spec, opt);
+    if (distributed && dist::rank() > 0) return 0;  // rank 0 writes the results
     write_html_report(spec.out, write_results_table(spec.out, study_table1_csv()));
     write_sweep_figures(spec.out);
     std::printf("sweep %s: %d trials (%d already done, %d ran, %d failed; %d resumed from their last epoch, %d "

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.hpp"
+#include "dist/mpi.hpp"
 #include "train/trainer.hpp"
 #include "util/error.hpp"
 
@@ -13,7 +14,22 @@ static bool has_command(CLI::App& app, const std::string& name) {
   return false;
 }
 
+namespace {
+// MPI_Finalize on every way out of main (a no-op when no launcher started tailor).
+struct MpiSession {
+  MpiSession() { tailor::dist::init(); }
+  ~MpiSession() { tailor::dist::finalize(); }
+};
+
+// An error on one rank of several: the others may be waiting in a collective, so all end now.
+int failed(int code) {
+  if (tailor::dist::size() > 1) tailor::dist::abort_all(code);
+  return code;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
+  const MpiSession mpi;
   CLI::App app{"tailor " + tailor::tailor_version() +
                ": train, compare and inspect small FCN and CNN image classifiers (Fashion-MNIST by default)"};
   app.set_version_flag("--version", tailor::tailor_version());
@@ -53,12 +69,12 @@ int main(int argc, char** argv) {
   } catch (const tailor::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "tailor: error: %s\n", e.what());
-    return 1;
+    return failed(1);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "tailor: error: out of memory\n");
-    return 1;
+    return failed(1);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tailor: error: %s\n", e.what());
-    return 1;
+    return failed(1);
   }
 }

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "dist/mpi.hpp"
 #include "util/error.hpp"
 
 namespace tailor::cli {
@@ -101,11 +102,16 @@ int available_cores() {
 }
 
 int resolve_threads(int requested, const std::string& flag) {
-  const int cores = available_cores();
+  // Ranks of one mpirun on the same machine share its cores.
+  const int local = dist::local_size(), cores = std::max(1, available_cores() / local);
   if (requested <= 0) return cores;
   if (requested > cores) {
-    std::fprintf(stderr, "tailor: warning: %s %d is more than the %d cores this process may use; using %d\n",
-                 flag.c_str(), requested, cores, cores);
+    if (local > 1)
+      std::fprintf(stderr, "tailor: warning: %s %d is more than the %d cores each of the %d ranks on this machine may use; "
+                           "using %d\n", flag.c_str(), requested, cores, local, cores);
+    else
+      std::fprintf(stderr, "tailor: warning: %s %d is more than the %d cores this process may use; using %d\n",
+                   flag.c_str(), requested, cores, cores);
     return cores;
   }
   return requested;

@@ -75,6 +75,25 @@ int64_t count_weights(const ModelSpec& s) {
   return mul_add_sat(s.classes, mul_add_sat(f, 1, 1), total);
 }
 
+double forward_flops(const ModelSpec& s) {
+  double flops = 0, c = static_cast<double>(s.in_channels), h = static_cast<double>(s.height),
+         w = static_cast<double>(s.width);
+  if (s.family == Family::cnn) {
+    for (int64_t co : s.channels) {
+      flops += 2.0 * 9 * c * static_cast<double>(co) * h * w;  // 3x3, padding 1: the output is h x w
+      c = static_cast<double>(co);
+      h = std::floor(h / 2);
+      w = std::floor(w / 2);
+    }
+  }
+  double f = c * h * w;
+  for (int64_t hid : s.hidden) {
+    flops += 2.0 * f * static_cast<double>(hid);
+    f = static_cast<double>(hid);
+  }
+  return flops + 2.0 * f * static_cast<double>(s.classes);
+}
+
 uint64_t training_bytes(const ModelSpec& s, int64_t batch) {
   // Per image: each conv block keeps its conv output, normalised/activated output (both at full
   // size) and pooled output; each hidden layer three vectors; each doubled for the gradients.

@@ -40,6 +40,10 @@ ModelSpec default_spec(Family family);
 // Saturates at INT64_MAX instead of overflowing (a damaged checkpoint can claim any size).
 int64_t count_weights(const ModelSpec& spec);
 
+// Multiply-adds x 2 of one image's forward pass through the convolutions and linear layers (what
+// a training step's cost grows with), without building the model.
+double forward_flops(const ModelSpec& spec);
+
 // About how many bytes training `spec` takes at `batch` images per step: weights, gradients and
 // two optimizer moments, plus every layer's output and its gradient for the batch. Saturating.
 uint64_t training_bytes(const ModelSpec& spec, int64_t batch);

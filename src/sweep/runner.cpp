@@ -6,16 +6,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "dist/mpi.hpp"
+#include "nn/model_spec.hpp"
 #include "train/trainer.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
@@ -29,11 +36,26 @@ namespace {
 // Starts `exe train ...` for one trial, its output going to DIR/train.log. The child dies with
 // the sweep (PR_SET_PDEATHSIG), so a killed sweep leaves no orphan writing into a trial.
 // A resumed trial's output is appended to the log of its earlier attempts.
+// The child's environment: this process's, plus TAILOR_NO_MPI=1, so that a trial started by an
+// MPI rank (which inherits the launcher's variables) runs as a plain local process.
+std::vector<std::string> child_environment() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "TAILOR_NO_MPI=", 14) != 0) env.emplace_back(*e);
+  env.emplace_back("TAILOR_NO_MPI=1");
+  return env;
+}
+
 pid_t spawn(const std::string& exe, const std::vector<std::string>& args, const std::string& log, bool resume) {
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(exe.c_str()));
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  // Built before fork: between fork and exec the child calls only async-signal-safe functions.
+  static const std::vector<std::string> env = child_environment();
+  std::vector<char*> envp;
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
   const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) throw Error("cannot start a trial: fork failed");
@@ -46,7 +68,7 @@ pid_t spawn(const std::string& exe, const std::vector<std::string>& args, const 
       dup2(fd, 2);
       close(fd);
     }
-    execv(exe.c_str(), argv.data());
+    execve(exe.c_str(), argv.data(), envp.data());
     _exit(127);
   }
   return pid;
@@ -68,9 +90,82 @@ std::string trial_stop_reason(const std::string& dir) {
   }
 }
 
+// `train` arguments for one trial: continued with --resume when it was killed mid-run (its
+// saved settings), else its own options; its output goes to the trial directory either way.
+std::vector<std::string> trial_args(const std::string& dir, const TrialSpec& t, const RunOptions& opt, bool resume) {
+  std::vector<std::string> args{"train"};
+  if (resume) {
+    args.insert(args.end(), {"--resume", dir, "--threads", std::to_string(opt.threads_per_job), "--progress", "lines"});
+    return args;
+  }
+  for (auto& a : t.args()) args.push_back(a);
+  for (auto& a : std::vector<std::string>{"--seed", std::to_string(t.seed), "--threads", std::to_string(opt.threads_per_job),
+                                          "--out", dir, "--progress", "lines"})
+    args.push_back(a);
+  if (!opt.data_dir.empty()) args.insert(args.end(), {"--data", opt.data_dir});
+  return args;
+}
+
+// Starts one trial in its directory; `resumed` says whether it continues an interrupted one.
+pid_t start_trial(const SweepSpec& spec, const TrialSpec& t, const RunOptions& opt, bool& resumed) {
+  const std::string dir = spec.out + "/trials/" + t.id();
+  fs::create_directories(dir);
+  resumed = fs::exists(dir + "/" + kResumeStateFile) && fs::exists(dir + "/config.toml");
+  return spawn(opt.exe, trial_args(dir, t, opt, resumed), dir + "/train.log", resumed);
+}
+
+bool exited_ok(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+
+// What a trial is expected to cost, to hand out the largest first: epochs x the forward FLOPs of
+// its model, sized as `train` sizes it (28x28 inputs assumed; only the order matters).
+double expected_cost(const TrialSpec& t) {
+  const auto widths = [](const std::string& text) {
+    std::vector<int64_t> out;
+    std::stringstream in(text);
+    for (std::string item; std::getline(in, item, ',');) out.push_back(std::stoll(item));
+    return out;
+  };
+  try {
+    const std::string* model = t.get("model");
+    ModelSpec s = default_spec(parse_family(model ? *model : "cnn"));
+    const std::string *hidden = t.get("hidden"), *channels = t.get("channels"), *weights = t.get("weights");
+    if (hidden) s.hidden = *hidden == "none" ? std::vector<int64_t>{} : widths(*hidden);
+    if (channels && s.family == Family::cnn) s.channels = widths(*channels);
+    if (weights || (!hidden && !channels)) s = fit_to_budget(s, weights ? parse_weight_count(*weights) : 100000);
+    const std::string* epochs = t.get("epochs");
+    return (epochs ? std::stod(*epochs) : 10.0) * forward_flops(s);
+  } catch (const std::exception&) {
+    return 0;  // the trial itself will say what is wrong with it
+  }
+}
+
+constexpr int kTagReady = 1, kTagWork = 2;
+
+// A rank other than 0: asks rank 0 for trials, runs each as a local trial would, reports back.
+void sweep_worker(const SweepSpec& spec, const RunOptions& opt) {
+  std::vector<int64_t> msg{-1, 0, 0};
+  for (;;) {
+    dist::send(0, kTagReady, msg);
+    std::vector<int64_t> work;
+    dist::receive(kTagWork, work);
+    if (work.empty() || work[0] < 0) return;
+    const TrialSpec& t = spec.trials.at(static_cast<size_t>(work[0]));
+    bool resumed = false;
+    const pid_t pid = start_trial(spec, t, opt, resumed);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    msg = {work[0], exited_ok(status) ? 1 : 0, resumed ? 1 : 0};
+  }
+}
+
 }  // namespace
 
 SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
+  if (dist::size() > 1 && dist::rank() > 0) {
+    sweep_worker(spec, opt);
+    return {};
+  }
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   ensure_writable_dir(spec.out + "/trials");
@@ -116,25 +211,71 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
   report("");
   // A finished trial is reported once its successor has started, so "running" counts what runs.
   std::string finished;
+  const auto record = [&](const TrialSpec& t, bool ok, Clock::time_point started) {
+    busy_seconds += std::chrono::duration<double>(Clock::now() - started).count();
+    ok ? ++out.ran : ++out.failed;
+    finished = ok ? fmt::format(" - finished {} (seed {})", t.row, t.seed)
+                  : fmt::format(" - FAILED {} (seed {}): see {}/trials/{}/train.log", t.row, t.seed, spec.out, t.id());
+  };
+  if (dist::size() > 1) {
+    // Rank 0 under MPI: runs trials itself, one at a time, and hands the others out to ranks as
+    // they ask, largest expected cost first; a rank asks again when its trial ends.
+    std::stable_sort(todo.begin(), todo.end(),
+                     [](const TrialSpec* a, const TrialSpec* b) { return expected_cost(*a) > expected_cost(*b); });
+    pid_t local = -1;
+    const TrialSpec* local_trial = nullptr;
+    Clock::time_point local_start;
+    int workers = dist::size() - 1;
+    const auto index_of = [&](const TrialSpec* t) { return static_cast<int64_t>(t - spec.trials.data()); };
+    while (local >= 0 || workers > 0 || next < todo.size()) {
+      if (local < 0 && next < todo.size()) {
+        local_trial = todo[next++];
+        bool resumed = false;
+        local = start_trial(spec, *local_trial, opt, resumed);
+        out.resumed += resumed;
+        local_start = Clock::now();
+        running[local] = {local_trial, local_start};
+      }
+      while (dist::message_waiting(kTagReady)) {
+        std::vector<int64_t> msg;
+        const int from = dist::receive(kTagReady, msg);
+        if (msg.size() == 3 && msg[0] >= 0) {
+          out.resumed += msg[2] != 0;
+          record(spec.trials.at(static_cast<size_t>(msg[0])), msg[1] != 0, running[-from].second);
+          running.erase(-from);
+        }
+        if (next < todo.size()) {
+          running[-from] = {todo[next], Clock::now()};  // a rank's trial, keyed by minus its rank
+          dist::send(from, kTagWork, {index_of(todo[next++])});
+        } else {
+          dist::send(from, kTagWork, {-1});
+          --workers;
+        }
+      }
+      // Reported here, after the rank that finished has its next trial: "running" counts what runs.
+      if (!finished.empty()) {
+        report(finished);
+        finished.clear();
+      }
+      if (local >= 0) {
+        int status = 0;
+        if (waitpid(local, &status, WNOHANG) == local) {
+          running.erase(local);
+          local = -1;
+          record(*local_trial, exited_ok(status), local_start);
+          continue;  // start the next one at once
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
   while (next < todo.size() || !running.empty()) {
     while (next < todo.size() && static_cast<int>(running.size()) < opt.jobs) {
       const TrialSpec& t = *todo[next++];
-      const std::string dir = spec.out + "/trials/" + t.id();
-      fs::create_directories(dir);
-      // A trial killed mid-run continues from its last finished epoch with its saved settings.
-      const bool resume = fs::exists(dir + "/" + kResumeStateFile) && fs::exists(dir + "/config.toml");
-      std::vector<std::string> args{"train"};
-      if (resume) {
-        args.insert(args.end(), {"--resume", dir, "--threads", std::to_string(opt.threads_per_job), "--progress", "lines"});
-        ++out.resumed;
-      } else {
-        for (auto& a : t.args()) args.push_back(a);
-        for (auto& a : std::vector<std::string>{"--seed", std::to_string(t.seed), "--threads",
-                                                std::to_string(opt.threads_per_job), "--out", dir, "--progress", "lines"})
-          args.push_back(a);
-        if (!opt.data_dir.empty()) args.insert(args.end(), {"--data", opt.data_dir});
-      }
-      running[spawn(opt.exe, args, dir + "/train.log", resume)] = {&t, Clock::now()};
+      bool resumed = false;
+      const pid_t pid = start_trial(spec, t, opt, resumed);
+      out.resumed += resumed;
+      running[pid] = {&t, Clock::now()};
       if (bar && finished.empty()) report("");
     }
     if (!finished.empty()) {
@@ -148,12 +289,9 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
     auto it = running.find(pid);
     if (it == running.end()) continue;
     const TrialSpec& t = *it->second.first;
-    busy_seconds += std::chrono::duration<double>(Clock::now() - it->second.second).count();
+    const Clock::time_point started = it->second.second;
     running.erase(it);
-    const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    ok ? ++out.ran : ++out.failed;
-    finished = ok ? fmt::format(" - finished {} (seed {})", t.row, t.seed)
-                  : fmt::format(" - FAILED {} (seed {}): see {}/trials/{}/train.log", t.row, t.seed, spec.out, t.id());
+    record(t, exited_ok(status), started);
   }
   if (!finished.empty()) report(finished);
   if (bar) std::fprintf(stderr, "\n");

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "dist/mpi.hpp"
 #include "kernels/kernels.hpp"
 #include "nn/loss.hpp"
 #include "report/figures.hpp"
@@ -88,6 +89,9 @@ struct Run {
   std::vector<int32_t> y;
   Clock::time_point wall_start = Clock::now();
   bool resuming = false;
+  // Data-parallel training under mpirun: this process's rank of `world`; rank 0 writes the run.
+  int rank = 0, world = 1;
+  bool writes() const { return rank == 0; }
   Clock::time_point curves_drawn{};  // when curves.png was last drawn, and how long that took
   double curves_cost = 0;
 
@@ -116,7 +120,15 @@ void setup(Run& r) {
   kernels::set_threads(cfg.threads);
   if (cfg.bf16 && !kernels::has_bf16())
     throw Error("--precision bf16 needs a CPU with AVX-512 BF16 or AMX instructions; this one has neither (use fp32)");
-  ensure_writable_dir(cfg.out_dir);
+  r.rank = dist::rank();
+  r.world = dist::size();
+  if (r.world > 1 && r.resuming)
+    throw Error("train --resume under mpirun is not supported: a data-parallel run keeps no resume state; train it "
+                "again (or resume a single-process run without mpirun)");
+  if (r.world > 1 && cfg.batch_size < r.world)
+    throw Error("--batch-size " + std::to_string(cfg.batch_size) + " is smaller than the " + std::to_string(r.world) +
+                " ranks: each rank needs at least one image of every batch");
+  if (r.writes()) ensure_writable_dir(cfg.out_dir);
   r.dir = cfg.out_dir;
   r.data = load_train_test(cfg.data_dir);
   if (static_cast<size_t>(cfg.val_count) >= r.data.train.size())
@@ -139,12 +151,21 @@ void setup(Run& r) {
   Rng master(cfg.seed);
   Rng init_rng = master.split(1);
   r.shuffle_rng = master.split(2);
-  const uint64_t dropout_seed = master.split(3).next_u64();
+  uint64_t dropout_seed = master.split(3).next_u64();
   r.augment_rng = master.split(4);  // drawn last: runs without augmentation are as before it
+  // Under mpirun the shuffle is shared (every rank takes its slice of the same batches); dropout
+  // and augmentation draw per (seed, rank), rank 0 as a single process does.
+  if (r.rank > 0) {
+    dropout_seed = Rng(dropout_seed).split(static_cast<uint64_t>(r.rank)).next_u64();
+    r.augment_rng = r.augment_rng.split(static_cast<uint64_t>(r.rank));
+  }
   r.split = stratified_split(r.data.train.labels, r.data.train.num_classes, cfg.val_count, cfg.seed);
   r.norm = compute_normalization(r.data.train, r.split.train);
   r.model = build_model(cfg.model, dropout_seed);
   init_params(*r.model, cfg.init, cfg.model.activation, init_rng);
+  // Every rank starts from rank 0's weights (the same seed gives the same ones; this makes sure).
+  dist::broadcast(r.model->values(), r.model->num_values(), 0);
+  dist::broadcast(r.model->state(), r.model->num_state(), 0);
   r.model->set_bf16_training(cfg.bf16);
   r.opt = std::make_unique<Optimizer>(cfg.optim, r.model->num_values());
   r.weights = static_cast<int64_t>(r.model->num_values());
@@ -168,11 +189,12 @@ nlohmann::json summary_head(const Run& r) {
 }
 
 void start_fresh(Run& r) {
+  if (!r.writes()) return;
   const std::string extra = fmt::format(
-      "[run]\nversion = \"{}\"\nthreads = {}\nweights = {}\nwidths = \"{}\"\ntrain_images = {}\nval_images = {}\n"
-      "test_images = {}\nnorm_mean = {}\nnorm_std = {}\n",
-      tailor_version(), r.cfg.threads, r.weights, r.cfg.model.widths_str(), r.split.train.size(), r.split.val.size(),
-      r.data.test.size(), r.norm.mean, r.norm.std);
+      "[run]\nversion = \"{}\"\nthreads = {}\nworld_size = {}\nweights = {}\nwidths = \"{}\"\ntrain_images = {}\n"
+      "val_images = {}\ntest_images = {}\nnorm_mean = {}\nnorm_std = {}\n",
+      tailor_version(), r.cfg.threads, r.world, r.weights, r.cfg.model.widths_str(), r.split.train.size(),
+      r.split.val.size(), r.data.test.size(), r.norm.mean, r.norm.std);
   write_file_atomic(r.dir + "/config.toml", config_to_toml(r.cfg, extra));
   // What an earlier run left in this directory no longer describes it (and a finished-looking
   // summary.json would make `--resume` report this run as done).
@@ -316,6 +338,7 @@ void resume(Run& r) {
 // of a small FCN, so between epochs it is redrawn only once ten times its own cost has passed
 // since the last drawing (at most 10% of the run); the last epoch's figure is always drawn.
 void draw_curves(Run& r, bool last) {
+  if (!r.writes()) return;
   if (!last && seconds_since(r.curves_drawn) < 10 * r.curves_cost) return;
   const auto t0 = Clock::now();
   write_run_curves(r.dir, run_title(r.cfg));
@@ -334,25 +357,47 @@ void run_epoch(Run& r, Progress& progress) {
   int64_t correct = 0, seen = 0;
   for (int64_t b = 0; b < r.per_epoch; ++b) {
     const int64_t start = b * r.bs, m = std::min(r.bs, r.n_train - start);
-    gather_batch(r.data.train, r.order.data() + start, m, r.norm, r.x.data(), r.y.data());
-    augment_batch(r.x.data(), m, r.data.train.rows, r.data.train.cols, cfg.augment, background, r.augment_rng,
-                  r.scratch.data());
-    ConstView logits = r.model->forward(ConstView(r.x.data(), Shape{m, pixels}), Mode::train);
-    View dl{r.dlogits.data(), Shape{m, cfg.model.classes}};
-    LossStats st = softmax_cross_entropy(logits, r.y.data(), dl, cfg.label_smoothing);
+    // Data-parallel: this rank's contiguous slice of the global batch (all of it in a world of one).
+    const int64_t lo = start + m * r.rank / r.world, mr = start + m * (r.rank + 1) / r.world - lo;
+    LossStats st;
+    if (mr > 0) {
+      gather_batch(r.data.train, r.order.data() + lo, mr, r.norm, r.x.data(), r.y.data());
+      augment_batch(r.x.data(), mr, r.data.train.rows, r.data.train.cols, cfg.augment, background, r.augment_rng,
+                    r.scratch.data());
+      ConstView logits = r.model->forward(ConstView(r.x.data(), Shape{mr, pixels}), Mode::train);
+      View dl{r.dlogits.data(), Shape{mr, cfg.model.classes}};
+      st = softmax_cross_entropy(logits, r.y.data(), dl, cfg.label_smoothing);
+      if (r.world > 1) {
+        // The loss is a mean over the slice; weighted by the slice's share, the ranks' gradients
+        // sum to the global batch's.
+        const float share = static_cast<float>(mr) / static_cast<float>(m);
+        for (int64_t i = 0; i < mr * cfg.model.classes; ++i) r.dlogits[static_cast<size_t>(i)] *= share;
+      }
+      r.model->backward(dl);
+    } else {
+      std::fill(r.model->grads(), r.model->grads() + r.model->num_values(), 0.0f);
+    }
+    if (r.world > 1) {
+      dist::allreduce_sum(r.model->grads(), r.model->num_values());  // the flat gradient arena, once
+      double sums[2] = {st.loss_sum, static_cast<double>(st.correct)};
+      dist::allreduce_sum(sums, 2);
+      st.loss_sum = sums[0];
+      st.correct = static_cast<int64_t>(sums[1]);
+    }
     if (!std::isfinite(st.loss_sum)) {
-      nlohmann::json summary = summary_head(r);
-      summary["stop_reason"] = "diverged";
-      summary["epochs_run"] = epoch - 1;
-      summary["train_seconds"] = r.train_seconds;
-      write_summary(r.dir, summary);
-      std::error_code ec;
-      std::filesystem::remove(r.state_path(), ec);  // nothing to resume: the run is over
+      if (r.writes()) {
+        nlohmann::json summary = summary_head(r);
+        summary["stop_reason"] = "diverged";
+        summary["epochs_run"] = epoch - 1;
+        summary["train_seconds"] = r.train_seconds;
+        write_summary(r.dir, summary);
+        std::error_code ec;
+        std::filesystem::remove(r.state_path(), ec);  // nothing to resume: the run is over
+      }
       throw Error(fmt::format("training diverged: the loss became {} in epoch {}, batch {} (try a lower --lr); "
                               "{} keeps the {} finished epochs",
                               st.loss_sum, epoch, b + 1, r.dir + "/metrics.csv", epoch - 1));
     }
-    r.model->backward(dl);
     lr = lr_at(cfg.schedule, cfg.optim.lr, r.opt->steps(), r.total_steps, r.per_epoch);
     r.opt->step(r.model->values(), r.model->grads(), static_cast<float>(lr));
     loss_sum += st.loss_sum;
@@ -363,6 +408,12 @@ void run_epoch(Run& r, Progress& progress) {
   const double epoch_seconds = seconds_since(t0);
   r.train_seconds += epoch_seconds;
   r.epoch_seconds.push_back(epoch_seconds);
+  if (r.world > 1 && r.model->num_state() > 0) {
+    // Batch-norm statistics were kept per rank, on its slices; their mean evaluates everywhere.
+    dist::allreduce_sum(r.model->state(), r.model->num_state());
+    const float inv = 1.0f / static_cast<float>(r.world);
+    for (size_t i = 0; i < r.model->num_state(); ++i) r.model->state()[i] *= inv;
+  }
   r.evaluate_both();
   const double train_loss = loss_sum / seen, train_acc = 100.0 * correct / seen, ips = seen / epoch_seconds;
   // Without a validation set (--val 0) its two columns stay empty rather than read as zero.
@@ -388,10 +439,12 @@ void run_epoch(Run& r, Progress& progress) {
   if (r.stop_reason.empty() && cfg.stop_at > 0 && (cfg.stop_on == StopOn::val ? r.val.acc : r.test.acc) >= cfg.stop_at)
     r.stop_reason = "target_accuracy";
   // metrics.csv first, then the state: a kill between them leaves metrics.csv a row ahead,
-  // which resume() rewrites from the state.
+  // which resume() rewrites from the state. A data-parallel run keeps no state (its ranks'
+  // streams would all have to be saved); rank 0 writes the rest.
+  if (!r.writes()) return;
   write_file_atomic(r.dir + "/metrics.csv", r.metrics);
   draw_curves(r, false);
-  save_state(r);
+  if (r.world == 1) save_state(r);
 }
 
 // The result: with patience the best epoch's weights, statistics and optimizer state, evaluated
@@ -413,6 +466,11 @@ TrainOutcome finish(Run& r) {
     steps = r.best.steps;
     r.evaluate_both();
   }
+  out.val_acc = r.val.acc;
+  out.test_acc = r.test.acc;
+  out.test_loss = r.test.loss;
+  out.train_seconds = r.train_seconds;
+  if (!r.writes()) return out;
   Checkpoint ck;
   ck.meta = {{"format", "tailor checkpoint"},
              {"version", tailor_version()},
@@ -432,10 +490,6 @@ TrainOutcome finish(Run& r) {
   ck.optim_state = std::move(optim_state);
   save_checkpoint(r.dir + "/model.ckpt", ck);
 
-  out.val_acc = r.val.acc;
-  out.test_acc = r.test.acc;
-  out.test_loss = r.test.loss;
-  out.train_seconds = r.train_seconds;
   nlohmann::json summary = summary_head(r);
   summary["val_acc"] = r.val.acc;
   summary["val_loss"] = r.val.loss;
@@ -454,11 +508,13 @@ TrainOutcome finish(Run& r) {
 }
 
 TrainOutcome run_to_end(Run& r) {
+  if (!r.writes()) r.cfg.progress = "none";  // rank 0 reports for all
   if (r.cfg.progress != "none")
-    std::printf("tailor %s: %s %s, %lld weights, %zu train / %zu val / %zu test images, %d threads%s\n",
+    std::printf("tailor %s: %s %s, %lld weights, %zu train / %zu val / %zu test images, %d threads%s%s\n",
                 tailor_version().c_str(), family_name(r.cfg.model.family).c_str(), r.cfg.model.widths_str().c_str(),
                 static_cast<long long>(r.weights), r.split.train.size(), r.split.val.size(), r.data.test.size(),
-                r.cfg.threads, r.epoch ? fmt::format("; resumed after epoch {}", r.epoch).c_str() : "");
+                r.cfg.threads, r.world > 1 ? fmt::format(" per rank, {} ranks (data-parallel)", r.world).c_str() : "",
+                r.epoch ? fmt::format("; resumed after epoch {}", r.epoch).c_str() : "");
   Progress progress(r.cfg.progress, r.cfg.epochs, r.per_epoch);
   while (r.epoch < r.cfg.epochs && r.stop_reason.empty()) run_epoch(r, progress);
   if (r.epoch > 0) draw_curves(r, true);
