@@ -26,11 +26,12 @@ cmake -S . -B $build -DTAILOR_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BU
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g -march=native" > /dev/null
 cmake --build $build -j "$(nproc)" --target "${targets[@]/#/fuzz_}" > $build/build.log 2>&1 ||
   { tail -30 $build/build.log; echo "fuzz: build failed (log: $build/build.log)" >&2; exit 1; }
+mkdir -p $build/logs
 echo "fuzz: harnesses built in $(( $(date +%s) - start )) s; ${seconds} s each, $jobs at a time"
 
 run_one() {
   local t=$1 corpus=$build/corpus/$1 crashes=$build/crashes/$1 log=$build/logs/fuzz_$1.log
-  mkdir -p "$corpus" "$crashes" "$(dirname "$log")"
+  mkdir -p "$corpus" "$crashes"
   # -timeout: one input running 30 s is a hang, reported as a crash; -rss_limit_mb: so is an
   # input that makes the process grow past 2 GiB (an allocation out of proportion to it).
   local rc=0
@@ -50,17 +51,18 @@ run_one() {
   return $rc
 }
 
+# Each harness writes its line and its exit code to files: `jobs` reaps finished jobs, after
+# which `wait PID` can no longer report their status.
 failed=0
-pids=()
+rm -f $build/logs/*.result $build/logs/*.rc
 for t in "${targets[@]}"; do
-  run_one "$t" > $build/logs.$t.result 2>&1 &
-  pids+=($!)
+  ( rc=0; run_one "$t" > $build/logs/$t.result 2>&1 || rc=$?; echo $rc > $build/logs/$t.rc ) &
   while [[ $(jobs -rp | wc -l) -ge $jobs ]]; do sleep 1; done
 done
-for i in "${!pids[@]}"; do
-  wait "${pids[$i]}" || failed=1
-  cat $build/logs."${targets[$i]}".result
-  rm -f $build/logs."${targets[$i]}".result
+wait
+for t in "${targets[@]}"; do
+  cat $build/logs/$t.result
+  [[ "$(cat $build/logs/$t.rc 2>/dev/null)" == 0 ]] || failed=1
 done
 echo "fuzz: done in $(( $(date +%s) - start )) s"
 exit $failed
