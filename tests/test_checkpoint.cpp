@@ -32,7 +32,7 @@ class CheckpointTest : public ::testing::Test {
     model_->forward(ConstView(input_.data(), Shape{4, 784}), Mode::train);
     ck_.meta = {{"model", spec_to_json(spec_)},
                 {"normalization", {{"mean", 0.25}, {"std", 0.5}}},
-                {"classes", class_names(10)}};
+                {"classes", fashion_mnist_class_names()}};
     ck_.weights.assign(model_->values(), model_->values() + model_->num_values());
     ck_.stats.assign(model_->state(), model_->state() + model_->num_state());
     ck_.optim_state.assign(2 * model_->num_values(), 0.125f);

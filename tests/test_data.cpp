@@ -384,12 +384,54 @@ TEST(Dataset, MissingFileNamesIt) {
 }
 
 TEST(Dataset, ClassNames) {
-  const auto ten = class_names(10);
+  const auto ten = fashion_mnist_class_names();
   ASSERT_EQ(ten.size(), 10u);
   EXPECT_EQ(ten[0], "T-shirt/top");
   EXPECT_EQ(ten[6], "Shirt");
   EXPECT_EQ(ten[9], "Ankle boot");
-  EXPECT_EQ(class_names(3), (std::vector<std::string>{"0", "1", "2"}));
+  EXPECT_EQ(numbered_class_names(3), (std::vector<std::string>{"0", "1", "2"}));
+}
+
+// Fashion-MNIST's names belong to Fashion-MNIST's files (recognised by their training labels):
+// any other ten-class set, digits say, is "0".."9" (it once printed "Pullover" for a "2").
+TEST(Dataset, FashionMnistNamesOnlyForFashionMnist) {
+  if (fs::exists(kDefaultDataDir)) EXPECT_EQ(load_train_test(kDefaultDataDir).classes, fashion_mnist_class_names());
+  TempDir dir;
+  std::vector<uint8_t> labels;
+  for (int i = 0; i < 30; ++i) labels.push_back(static_cast<uint8_t>(i % 10));
+  write_set(dir, "train", 2, 2, labels, false);
+  write_set(dir, "t10k", 2, 2, labels, false);
+  EXPECT_EQ(load_train_test(dir.str()).classes, numbered_class_names(10));
+}
+
+// classes.txt beside the files names the classes in label order.
+TEST(Dataset, ClassesTxtNamesTheClasses) {
+  TempDir dir;
+  write_set(dir, "train", 2, 2, {0, 1, 2, 1}, false);
+  write_set(dir, "t10k", 2, 2, {2, 0}, false);
+  std::ofstream(dir.file("classes.txt")) << "cat\r\ndog  \nbird\n";
+  const TrainTestData d = load_train_test(dir.str());
+  EXPECT_EQ(d.classes, (std::vector<std::string>{"cat", "dog", "bird"}));
+  EXPECT_EQ(d.train.num_classes, 3);
+  // Four names for three labels: the fourth class has no training image.
+  std::ofstream(dir.file("classes.txt")) << "cat\ndog\nbird\nfish\n";
+  expect_error([&] { load_train_test(dir.str()); }, {"no training image has label 3", dir.file("classes.txt"), "4 classes"});
+  // Two names for three labels.
+  std::ofstream(dir.file("classes.txt")) << "cat\ndog\n";
+  expect_error([&] { load_train_test(dir.str()); }, {"label 2", "out of range [0, 2)", dir.file("classes.txt")});
+  std::ofstream(dir.file("classes.txt")) << "cat\n\nbird\n";
+  expect_error([&] { load_train_test(dir.str()); }, {dir.file("classes.txt") + ":2", "empty class name"});
+  std::ofstream(dir.file("classes.txt")) << "cat\ndog\ncat\n";
+  expect_error([&] { load_train_test(dir.str()); }, {dir.file("classes.txt") + ":3", "named twice"});
+}
+
+// One damaged label byte (200 in a 3-class set) once made a 201-class model without a word.
+TEST(Dataset, ALabelWithAGapBelowItIsAnError) {
+  TempDir dir;
+  write_set(dir, "train", 2, 2, {0, 1, 2, 200, 1, 0}, false);
+  write_set(dir, "t10k", 2, 2, {0, 1}, false);
+  expect_error([&] { load_train_test(dir.str()); },
+               {dir.file("train-labels-idx1-ubyte"), "no training image has label 3", "labels run up to 200"});
 }
 
 // ---- Split --------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ TEST_F(Serve, PredictAnswersEveryRunWithProbabilitiesAndSaliency) {
     EXPECT_NEAR(sum, 1.0, 2e-3);
     EXPECT_EQ(res["top"][0]["prob"].get<double>(), best);
     EXPECT_EQ(res["top"][0]["index"], res["predicted_index"]);
-    EXPECT_EQ(res["predicted"], class_names(3)[res["predicted_index"].get<size_t>()]);
+    EXPECT_EQ(res["predicted"], numbered_class_names(3)[res["predicted_index"].get<size_t>()]);
     const auto sal = res["saliency"].get<std::vector<double>>();
     ASSERT_EQ(sal.size(), static_cast<size_t>(test_.pixels()));
     EXPECT_EQ(*std::max_element(sal.begin(), sal.end()), 1.0);

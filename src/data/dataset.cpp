@@ -1,12 +1,16 @@
 #include "data/dataset.hpp"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 
 #include "data/idx.hpp"
+#include "util/atomic_file.hpp"
 #include "util/error.hpp"
 #include "util/rng.hpp"
 
@@ -66,6 +70,37 @@ Dataset load_dataset(const std::string& dir, const std::string& prefix, int num_
   return d;
 }
 
+namespace {
+
+// classes.txt: one name a line (a final newline, \r\n endings and trailing blanks allowed);
+// empty or repeated names, fewer than two or more than 256 lines are errors naming the line.
+std::vector<std::string> read_class_file(const std::string& path) {
+  const std::string text = read_file(path);
+  std::vector<std::string> names;
+  size_t at = 0;
+  int line = 0;
+  while (at < text.size()) {
+    const size_t end = std::min(text.find('\n', at), text.size());
+    std::string name = text.substr(at, end - at);
+    at = end + 1;
+    ++line;
+    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
+    if (name.empty()) throw Error(path + ":" + std::to_string(line) + ": empty class name (one name a line)");
+    if (std::find(names.begin(), names.end(), name) != names.end())
+      throw Error(path + ":" + std::to_string(line) + ": class '" + name + "' is named twice");
+    names.push_back(std::move(name));
+    if (names.size() > 256) throw Error(path + " names more than 256 classes");
+  }
+  if (names.size() < 2) throw Error(path + " names " + std::to_string(names.size()) + " class(es); a data set needs two or more");
+  return names;
+}
+
+// CRC-32 of Fashion-MNIST's 60,000 training labels (Debian's dataset-fashion-mnist): the files
+// that get its class names without a classes.txt.
+constexpr uint32_t kFashionMnistTrainLabelsCrc = 0x2ed6e46au;
+
+}  // namespace
+
 TrainTestData load_train_test(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
@@ -73,7 +108,31 @@ TrainTestData load_train_test(const std::string& dir) {
                 " not found (install Debian's dataset-fashion-mnist package: apt-get install "
                 "dataset-fashion-mnist, or pass --data DIR)");
   TrainTestData out;
-  out.train = load_dataset(dir, "train");
+  const std::string class_file = (fs::path(dir) / "classes.txt").string();
+  const bool named = fs::exists(class_file, ec);
+  if (named) out.classes = read_class_file(class_file);
+  try {
+    out.train = load_dataset(dir, "train", named ? static_cast<int>(out.classes.size()) : 0);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + (named ? " (" + class_file + " names " + std::to_string(out.classes.size()) +
+                                                     " classes)" : ""));
+  }
+  // Every class has training images: a gap in the labels is a damaged file or a wrong classes.txt.
+  std::vector<size_t> count(static_cast<size_t>(out.train.num_classes), 0);
+  for (uint8_t l : out.train.labels) ++count[l];
+  for (size_t k = 0; k < count.size(); ++k)
+    if (count[k] == 0)
+      throw Error(data_file(dir, "train", "labels", 1) + ": no training image has label " + std::to_string(k) +
+                  (named ? ", though " + class_file + " names " + std::to_string(count.size()) + " classes"
+                         : ", though labels run up to " + std::to_string(count.size() - 1) +
+                               " (a damaged label? a classes.txt beside the files names the classes)"));
+  if (!named) {
+    const uint32_t crc = static_cast<uint32_t>(
+        crc32(0L, out.train.labels.data(), static_cast<uInt>(out.train.labels.size())));
+    out.classes = out.train.num_classes == 10 && crc == kFashionMnistTrainLabelsCrc
+                      ? fashion_mnist_class_names()
+                      : numbered_class_names(out.train.num_classes);
+  }
   out.test = load_dataset(dir, "t10k", out.train.num_classes);
   if (out.test.rows != out.train.rows || out.test.cols != out.train.cols)
     throw Error(data_file(dir, "t10k", "images", 3) + " holds " + std::to_string(out.test.rows) +
@@ -183,10 +242,11 @@ void gather_batch(const Dataset& d, const uint32_t* idx, size_t n, Normalization
   }
 }
 
-std::vector<std::string> class_names(int num_classes) {
-  if (num_classes == 10)
-    return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-            "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+std::vector<std::string> fashion_mnist_class_names() {
+  return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+}
+
+std::vector<std::string> numbered_class_names(int num_classes) {
   std::vector<std::string> names;
   for (int k = 0; k < num_classes; ++k) names.push_back(std::to_string(k));
   return names;

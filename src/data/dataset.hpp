@@ -28,10 +28,16 @@ Dataset load_dataset(const std::string& dir, const std::string& prefix, int num_
 struct TrainTestData {
   Dataset train;
   Dataset test;
+  std::vector<std::string> classes;  // one name per class
 };
 
 // Loads "train" and "t10k" from `dir`. The test set is held to the training set's class count
 // and image size. A missing directory gets an error that says how to install the data.
+// The classes: with a `classes.txt` beside the files (one name a line), its lines, in label
+// order; every label must lie below their count and every class must have training images.
+// Without it, labels 0..max, each with training images (a damaged label byte of 200 in a
+// 10-class set is an error, not a 201-class model); named as Fashion-MNIST's classes when the
+// training labels are Fashion-MNIST's own, else "0".."K-1". Errors name the file.
 TrainTestData load_train_test(const std::string& dir);
 
 struct Split {
@@ -60,7 +66,9 @@ Normalization compute_normalization(const Dataset& d, const std::vector<uint32_t
 void gather_batch(const Dataset& d, const uint32_t* idx, size_t n, Normalization norm, float* out,
                   int32_t* out_labels);
 
-// The Fashion-MNIST class names when num_classes == 10, else "0", "1", ..., "K-1".
-std::vector<std::string> class_names(int num_classes);
+// Fashion-MNIST's ten class names, in label order.
+std::vector<std::string> fashion_mnist_class_names();
+// "0", "1", ..., "K-1".
+std::vector<std::string> numbered_class_names(int num_classes);
 
 }  // namespace tailor

@@ -169,7 +169,7 @@ void setup(Run& r) {
   r.model->set_bf16_training(cfg.bf16);
   r.opt = std::make_unique<Optimizer>(cfg.optim, r.model->num_values());
   r.weights = static_cast<int64_t>(r.model->num_values());
-  r.classes = class_names(r.data.train.num_classes);
+  r.classes = r.data.classes;
 
   r.n_train = static_cast<int64_t>(r.split.train.size());
   const int64_t pixels = r.data.train.pixels();
