@@ -196,7 +196,7 @@ Run add_inspect(CLI::App& app) {
       const int truth = p.truth[static_cast<size_t>(i)], pred = p.pred[static_cast<size_t>(i)];
       const double prob = p.prob(i, pred);
       const uint8_t* px = test.images.data() + static_cast<size_t>(i) * test.pixels();
-      for (size_t q = 0; q < x.size(); ++q) x[q] = (px[q] / 255.0f - m.norm.mean) / m.norm.std;
+      to_model_input(px, x.size(), m.norm, x.data());
       SaliencyFigure f;
       f.image = tile(test, i);
       f.gradient = normalise_map(gradient_saliency(*m.model, x.data(), pred));

@@ -34,7 +34,7 @@ Run add_predict(CLI::App& app) {
     std::vector<float> x(static_cast<size_t>(rows) * cols);
     for (const std::string& path : a->images) {
       std::vector<uint8_t> px = to_dataset_format(load_image(path), rows, cols);
-      for (size_t i = 0; i < px.size(); ++i) x[i] = (px[i] / 255.0f - m.norm.mean) / m.norm.std;
+      to_model_input(px.data(), px.size(), m.norm, x.data());
       ConstView z = m.model->forward(ConstView(x.data(), Shape{1, rows * cols}), Mode::eval);
       const std::vector<float> p = softmax(z.data, k);
       std::vector<int> order(k);

@@ -222,9 +222,8 @@ Normalization compute_normalization(const Dataset& d, const std::vector<uint32_t
 
 void gather_batch(const Dataset& d, const uint32_t* idx, size_t n, Normalization norm, float* out,
                   int32_t* out_labels) {
-  // (v/255 - mean)/std as one multiply-add per pixel, which vectorises (a table lookup does not:
-  // it cost 8% of an FCN epoch).
-  const float scale = 1.0f / (255.0f * norm.std), shift = -norm.mean / norm.std;
+  // to_model_input: one multiply-add per pixel (a table lookup does not vectorise: it cost 8%
+  // of an FCN epoch).
   const size_t p = static_cast<size_t>(d.pixels());
   for (size_t b = 0; b < n; ++b)
     if (idx[b] >= d.size())
@@ -237,7 +236,7 @@ void gather_batch(const Dataset& d, const uint32_t* idx, size_t n, Normalization
     const uint32_t i = idx[b];
     const uint8_t* img = d.images.data() + i * p;
     float* dst = out + b * p;
-    for (size_t j = 0; j < p; ++j) dst[j] = static_cast<float>(img[j]) * scale + shift;
+    to_model_input(img, p, norm, dst);
     out_labels[b] = d.labels[i];
   }
 }

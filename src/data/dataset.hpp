@@ -61,7 +61,15 @@ struct Normalization {
 // integers and finished in double. A constant image set (std 0) gets std 1.
 Normalization compute_normalization(const Dataset& d, const std::vector<uint32_t>& indices);
 
-// out (n, rows*cols) = (image[idx[i]] / 255 - mean) / std, out_labels (n) = label[idx[i]].
+// The one conversion of pixels to a model's input, (v/255 - mean)/std computed as one
+// multiply-add per pixel (which vectorises): training, evaluation, predict, serve and inspect all
+// call it, so one picture gives the same floats, and the same logits, on every path.
+inline void to_model_input(const uint8_t* pixels, size_t n, Normalization norm, float* out) {
+  const float scale = 1.0f / (255.0f * norm.std), shift = -norm.mean / norm.std;
+  for (size_t j = 0; j < n; ++j) out[j] = static_cast<float>(pixels[j]) * scale + shift;
+}
+
+// out (n, rows*cols) = to_model_input(image[idx[i]]), out_labels (n) = label[idx[i]].
 // No allocation: meant for the training loop. Throws on an index outside the data set.
 void gather_batch(const Dataset& d, const uint32_t* idx, size_t n, Normalization norm, float* out,
                   int32_t* out_labels);

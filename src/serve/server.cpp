@@ -449,7 +449,7 @@ struct Server::Impl {
       }
       if (shown.is_null()) shown = {{"width", cols}, {"height", rows}, {"pixels", px}};
       std::vector<float> x(px.size());
-      for (size_t i = 0; i < px.size(); ++i) x[i] = (px[i] / 255.0f - r->m.norm.mean) / r->m.norm.std;
+      to_model_input(px.data(), px.size(), r->m.norm, x.data());
 
       const int64_t k = r->m.spec.classes;
       std::vector<float> probs, sal;
