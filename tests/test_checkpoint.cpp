@@ -163,6 +163,33 @@ TEST_F(CheckpointTest, VastModelDescriptionsAreRefusedBeforeBuilding) {
   expect_error(with_model(wider), "do not match");
 }
 
+// The run's settings are read from the checkpoint in one place, load_model: a wrong type or
+// value there is one line naming the file (eval once stopped with a bare JSON exception).
+TEST_F(CheckpointTest, RunSettingsAreCheckedWhereTheyAreRead) {
+  {
+    LoadedModel m = load_model(path_);
+    EXPECT_EQ(m.data_dir, kDefaultDataDir);  // an older checkpoint without them: the defaults
+    EXPECT_EQ(m.eval_batch, 256);
+    EXPECT_EQ(m.threads, 1);
+  }
+  Checkpoint ck = ck_;
+  ck.meta["data_dir"] = "/data/x";
+  ck.meta["eval_batch"] = 64;
+  ck.meta["threads"] = 2;
+  save_checkpoint(path_, ck);
+  LoadedModel m = load_model(path_);
+  EXPECT_EQ(m.data_dir, "/data/x");
+  EXPECT_EQ(m.eval_batch, 64);
+  EXPECT_EQ(m.threads, 2);
+  ck.meta["threads"] = "two";
+  save_checkpoint(path_, ck);
+  expect_error(read_file(path_), "wrong type");
+  ck.meta["threads"] = 2;
+  ck.meta["eval_batch"] = 0;
+  save_checkpoint(path_, ck);
+  expect_error(read_file(path_), "eval_batch 0");
+}
+
 TEST_F(CheckpointTest, MissingFileNamesIt) {
   fs::remove(path_);
   try {

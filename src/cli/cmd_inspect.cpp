@@ -115,10 +115,10 @@ Run add_inspect(CLI::App& app) {
     while (run_dir.size() > 1 && run_dir.back() == '/') run_dir.pop_back();
     if (run_dir.empty()) run_dir = ".";
     LoadedModel m = load_model(checkpoint_path(a->run));
-    const int threads = a->threads > 0 ? resolve_threads(a->threads, "--threads") : m.meta.value("threads", 1);
-    const int64_t batch = m.meta.value("eval_batch", int64_t{256});
+    const int threads = a->threads > 0 ? resolve_threads(a->threads, "--threads") : m.threads;
+    const int64_t batch = m.eval_batch;
     kernels::set_threads(threads);
-    const std::string dir = a->data.empty() ? m.meta.value("data_dir", std::string(kDefaultDataDir)) : a->data;
+    const std::string dir = a->data.empty() ? m.data_dir : a->data;
     const Dataset test = load_dataset(dir, "t10k", static_cast<int>(m.spec.classes));
     if (test.rows != m.spec.height || test.cols != m.spec.width)
       throw Error("test images in " + dir + " are " + std::to_string(test.rows) + "x" + std::to_string(test.cols) +

@@ -381,7 +381,7 @@ struct Server::Impl {
     if (r->m.spec.in_channels != 1)
       throw Error(path + ": the model takes " + std::to_string(r->m.spec.in_channels) +
                   " channels; tailor serve handles greyscale models");
-    r->eval_batch = r->m.meta.value("eval_batch", int64_t{256});
+    r->eval_batch = r->m.eval_batch;
     const std::string summary = (p / "summary.json").string();
     if (std::filesystem::exists(summary)) {
       try {
@@ -391,7 +391,7 @@ struct Server::Impl {
         // A damaged summary only costs the figure on the page.
       }
     }
-    const std::string dir = !opt.data_dir.empty() ? opt.data_dir : r->m.meta.value("data_dir", std::string(kDefaultDataDir));
+    const std::string dir = !opt.data_dir.empty() ? opt.data_dir : r->m.data_dir;
     auto it = test_sets.find(dir);
     if (it == test_sets.end()) {
       std::shared_ptr<const Dataset> d;

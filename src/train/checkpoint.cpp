@@ -117,8 +117,15 @@ LoadedModel load_model(const std::string& path) {
     m.norm.mean = ck.meta.at("normalization").at("mean").get<float>();
     m.norm.std = ck.meta.at("normalization").at("std").get<float>();
     m.classes = ck.meta.at("classes").get<std::vector<std::string>>();
+    m.data_dir = ck.meta.value("data_dir", m.data_dir);
+    m.eval_batch = ck.meta.value("eval_batch", m.eval_batch);
+    m.threads = ck.meta.value("threads", m.threads);
+    if (m.eval_batch < 1 || m.eval_batch > 65536 || m.threads < 1 || m.threads > 1024)
+      throw Error("its eval_batch " + std::to_string(m.eval_batch) + " or threads " + std::to_string(m.threads) +
+                  " is out of range");
   } catch (const nlohmann::json::exception& e) {
-    throw Error("checkpoint " + path + " is corrupt: metadata lacks " + e.what());
+    throw Error("checkpoint " + path + " is corrupt: its metadata misses a field or has one of the wrong type (" +
+                e.what() + ")");
   } catch (const Error& e) {
     throw Error("checkpoint " + path + ": " + e.what());
   }

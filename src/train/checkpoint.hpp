@@ -31,6 +31,11 @@ struct LoadedModel {
   ModelSpec spec;
   Normalization norm;
   std::vector<std::string> classes;
+  // The run's own settings, read here once for every command (older checkpoints get these
+  // defaults): its data directory, evaluation batch and thread count.
+  std::string data_dir = kDefaultDataDir;
+  int64_t eval_batch = 256;
+  int threads = 1;
   std::unique_ptr<Sequential> model;
   nlohmann::json meta;
 };
