@@ -66,8 +66,8 @@ void check_train_option(const std::string& key, const std::string& value) {
 
 Run add_sweep(CLI::App& app) {
   auto a = std::make_shared<SweepArgs>();
-  CLI::App* c = app.add_subcommand("sweep", "Run every trial of a sweep file (resumable, in parallel) and write its "
-                                            "results table");
+  CLI::App* c = app.add_subcommand("sweep", "Run every trial of a sweep file (resumable, in parallel; under mpirun "
+                                            "over the ranks) and write its results table");
   c->add_option("file", a->file, "Sweep file (TOML; see experiments/ and docs/sweeps.md)")->required();
   c->add_option("--jobs", a->jobs, "Trials run at once (under mpirun: one per rank, and this is ignored)")->check(CLI::Range(1, 256))->capture_default_str();
   c->add_option("--threads-per-job", a->threads_per_job, "Threads of each trial (0: cores / jobs)")

@@ -74,7 +74,8 @@ int resume_run(CLI::App& c, const std::string& dir) {
 
 Run add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
-  CLI::App* c = app.add_subcommand("train", "Train one model on an IDX data set and save the run in --out");
+  CLI::App* c = app.add_subcommand("train", "Train one model on an IDX data set and save the run in --out (under mpirun: "
+                                            "data-parallel over the ranks, docs/scale.md)");
   add_model_options(*c, a->model);
   TrainConfig& g = a->cfg;
   c->add_option("--epochs", g.epochs, "Training epochs")->check(CLI::Range(1, 100000))->capture_default_str();
