@@ -69,21 +69,13 @@ void check(int rc, const char* what) {
   }
 }
 
-// Data type codes of the plugin: 0 float, 1 double, 2 int64.
-template <typename T>
-void allreduce_chunks(T* data, size_t n, int type) {
+// Runs call(pointer, count) over data[0, n) in pieces that MPI's int counts can hold; nothing in
+// a world of one.
+template <typename T, typename Call>
+void in_pieces(T* data, size_t n, const char* what, Call call) {
   if (!g_active || g_size == 1) return;
-  constexpr size_t kChunk = size_t{1} << 30;  // MPI counts are int
-  for (size_t at = 0; at < n; at += kChunk)
-    check(g_mpi.allreduce_sum(data + at, static_cast<int>(std::min(kChunk, n - at)), type), "allreduce");
-}
-
-template <typename T>
-void broadcast_chunks(T* data, size_t n, int type, int root) {
-  if (!g_active || g_size == 1) return;
-  constexpr size_t kChunk = size_t{1} << 30;
-  for (size_t at = 0; at < n; at += kChunk)
-    check(g_mpi.broadcast(data + at, static_cast<int>(std::min(kChunk, n - at)), type, root), "broadcast");
+  constexpr size_t kPiece = size_t{1} << 30;
+  for (size_t at = 0; at < n; at += kPiece) check(call(data + at, static_cast<int>(std::min(kPiece, n - at))), what);
 }
 
 }  // namespace
@@ -142,11 +134,22 @@ std::string backend() {
   return v + ", " + std::to_string(g_size) + (g_size == 1 ? " rank" : " ranks");
 }
 
-void allreduce_sum(float* data, size_t n) { allreduce_chunks(data, n, 0); }
-void allreduce_sum(double* data, size_t n) { allreduce_chunks(data, n, 1); }
-void allreduce_sum(int64_t* data, size_t n) { allreduce_chunks(data, n, 2); }
-void broadcast(float* data, size_t n, int root) { broadcast_chunks(data, n, 0, root); }
-void broadcast(int64_t* data, size_t n, int root) { broadcast_chunks(data, n, 2, root); }
+// The plugin's data type codes: 0 float, 1 double, 2 int64.
+void allreduce_sum(float* data, size_t n) {
+  in_pieces(data, n, "allreduce", [](float* p, int c) { return g_mpi.allreduce_sum(p, c, 0); });
+}
+void allreduce_sum(double* data, size_t n) {
+  in_pieces(data, n, "allreduce", [](double* p, int c) { return g_mpi.allreduce_sum(p, c, 1); });
+}
+void allreduce_sum(int64_t* data, size_t n) {
+  in_pieces(data, n, "allreduce", [](int64_t* p, int c) { return g_mpi.allreduce_sum(p, c, 2); });
+}
+void broadcast(float* data, size_t n, int root) {
+  in_pieces(data, n, "broadcast", [root](float* p, int c) { return g_mpi.broadcast(p, c, 0, root); });
+}
+void broadcast(int64_t* data, size_t n, int root) {
+  in_pieces(data, n, "broadcast", [root](int64_t* p, int c) { return g_mpi.broadcast(p, c, 2, root); });
+}
 
 void barrier() {
   if (g_active && g_size > 1) check(g_mpi.barrier(), "barrier");

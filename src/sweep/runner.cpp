@@ -222,30 +222,27 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
     // they ask, largest expected cost first; a rank asks again when its trial ends.
     std::stable_sort(todo.begin(), todo.end(),
                      [](const TrialSpec* a, const TrialSpec* b) { return expected_cost(*a) > expected_cost(*b); });
-    pid_t local = -1;
-    const TrialSpec* local_trial = nullptr;
-    Clock::time_point local_start;
+    pid_t local = -1;  // rank 0's own trial; `running` holds it by pid and the ranks' by minus their rank
     int workers = dist::size() - 1;
     const auto index_of = [&](const TrialSpec* t) { return static_cast<int64_t>(t - spec.trials.data()); };
     while (local >= 0 || workers > 0 || next < todo.size()) {
       if (local < 0 && next < todo.size()) {
-        local_trial = todo[next++];
+        const TrialSpec* t = todo[next++];
         bool resumed = false;
-        local = start_trial(spec, *local_trial, opt, resumed);
+        local = start_trial(spec, *t, opt, resumed);
         out.resumed += resumed;
-        local_start = Clock::now();
-        running[local] = {local_trial, local_start};
+        running[local] = {t, Clock::now()};
       }
       while (dist::message_waiting(kTagReady)) {
         std::vector<int64_t> msg;
         const int from = dist::receive(kTagReady, msg);
-        if (msg.size() == 3 && msg[0] >= 0) {
+        if (msg.size() == 3 && msg[0] >= 0 && running.count(-from)) {
           out.resumed += msg[2] != 0;
-          record(spec.trials.at(static_cast<size_t>(msg[0])), msg[1] != 0, running[-from].second);
+          record(*running[-from].first, msg[1] != 0, running[-from].second);
           running.erase(-from);
         }
         if (next < todo.size()) {
-          running[-from] = {todo[next], Clock::now()};  // a rank's trial, keyed by minus its rank
+          running[-from] = {todo[next], Clock::now()};
           dist::send(from, kTagWork, {index_of(todo[next++])});
         } else {
           dist::send(from, kTagWork, {-1});
@@ -260,9 +257,9 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
       if (local >= 0) {
         int status = 0;
         if (waitpid(local, &status, WNOHANG) == local) {
+          record(*running[local].first, exited_ok(status), running[local].second);
           running.erase(local);
           local = -1;
-          record(*local_trial, exited_ok(status), local_start);
           continue;  // start the next one at once
         }
       }
