@@ -45,6 +45,10 @@ def build(layers):
             mods.append(nn.BatchNorm2d(l["channels"]))
         elif t == "maxpool2d":
             mods.append(nn.MaxPool2d(l["kernel"]))
+        elif t == "avgpool2d":
+            mods.append(nn.AvgPool2d(l["kernel"]))
+        elif t == "lppool2d":
+            mods.append(nn.LPPool2d(l["p"], l["kernel"]))
         elif t == "relu":
             mods.append(nn.ReLU())
         elif t == "sigmoid":

@@ -5,11 +5,13 @@ Writes one small JSON file per test case into OUTDIR:
 
   * layer cases   (<case>.json): forward output, input gradient and
     parameter gradients of a single layer (linear, conv2d, maxpool2d,
-    batchnorm1d/2d in train and eval mode, relu, sigmoid, tanh, flatten,
-    dropout) for a random input and a random upstream gradient dy;
+    avgpool2d, lppool2d (p = 2), batchnorm1d/2d in train and eval mode,
+    relu, sigmoid, tanh, flatten, dropout) for a random input and a random
+    upstream gradient dy;
   * loss cases    (cross_entropy.json, cross_entropy_large.json): mean
     cross-entropy loss and its gradient with respect to the logits;
-  * model case    (model_cnn.json): a tiny CNN in train mode, with its
+  * model cases   (model_cnn.json, and model_cnn_avgpool.json and
+    model_cnn_lppool.json with the other pools): a tiny CNN in train mode, with its
     initial parameters, logits, loss, parameter gradients and batch-norm
     running statistics after the forward pass;
   * optimizer cases (optim_<name>.json): three steps of torch.optim
@@ -111,6 +113,15 @@ def distinct_values(*size):
     return vals.reshape(*size).float()
 
 
+def ties_and_zero_windows(*size):
+    """Values from a small set (ties) and the first 2x2 window of each plane all
+    zero: L2 pooling's gradient there is 0 in PyTorch (no NaN), and must be in
+    tailor."""
+    t = (torch.randint(0, 5, size).to(torch.float32) - 2.0) * 0.5
+    t[:, :, 0:2, 0:2] = 0.0
+    return t.float()
+
+
 def write_json(outdir, name, obj):
     """One top-level key per line, values compact; deterministic output."""
     lines = []
@@ -139,6 +150,12 @@ def module_for(layer):
     if t == "maxpool2d":
         return nn.MaxPool2d(layer["kernel"], stride=layer["kernel"],
                             ceil_mode=False)
+    if t == "avgpool2d":
+        return nn.AvgPool2d(layer["kernel"], stride=layer["kernel"],
+                            ceil_mode=False)
+    if t == "lppool2d":
+        return nn.LPPool2d(layer["p"], layer["kernel"], stride=layer["kernel"],
+                           ceil_mode=False)
     if t == "batchnorm1d":
         return nn.BatchNorm1d(layer["features"], eps=BN_EPS,
                               momentum=BN_MOMENTUM, affine=True)
@@ -264,6 +281,16 @@ def layer_cases(outdir):
     files.append(L(outdir, 109, "maxpool2d_4x4",
                    {"type": "maxpool2d", "kernel": 2}, "train", [2, 1, 4, 4],
                    make_input=distinct_values))
+    files.append(L(outdir, 119, "avgpool2d_odd",
+                   {"type": "avgpool2d", "kernel": 2}, "train", [2, 2, 5, 7]))
+    files.append(L(outdir, 120, "avgpool2d_k3",
+                   {"type": "avgpool2d", "kernel": 3}, "train", [2, 1, 7, 8]))
+    files.append(L(outdir, 121, "lppool2d_odd",
+                   {"type": "lppool2d", "p": 2, "kernel": 2}, "train",
+                   [2, 2, 5, 7], make_input=ties_and_zero_windows))
+    files.append(L(outdir, 122, "lppool2d_k3",
+                   {"type": "lppool2d", "p": 2, "kernel": 3}, "train",
+                   [2, 1, 7, 8]))
     files.append(L(outdir, 110, "batchnorm1d_train",
                    {"type": "batchnorm1d", "features": 4}, "train", [6, 4],
                    make_input=lambda *s: f32_randn(*s, scale=1.5) + 0.7))
@@ -330,10 +357,15 @@ MODEL_LAYERS = [
 ]
 
 
-def model_case(outdir, seed):
+def with_pool(layers, pool):
+    """MODEL_LAYERS with every max-pool replaced by `pool` (a layer dict)."""
+    return [dict(pool) if l["type"] == "maxpool2d" else l for l in layers]
+
+
+def model_case(outdir, seed, name="model_cnn", layers=MODEL_LAYERS):
     torch.manual_seed(seed)
     # torch default initialisation, in float32, from the seed
-    model = nn.Sequential(*[module_for(l) for l in MODEL_LAYERS])
+    model = nn.Sequential(*[module_for(l) for l in layers])
     init = [(n, p.detach().clone()) for n, p in model.named_parameters()]
     n_batch, n_classes = 4, 3
     x32 = f32_randn(n_batch, 1, 8, 8)
@@ -346,7 +378,7 @@ def model_case(outdir, seed):
     plist = [p for _, p in model.named_parameters()]
     grads = torch.autograd.grad(loss, plist)
 
-    out = {"case": "model_cnn", "mode": "train", "layers": MODEL_LAYERS,
+    out = {"case": name, "mode": "train", "layers": layers,
            "params": [{"name": n, "shape": shape(v), "value": flat32(v)}
                       for n, v in init],
            "input_shape": shape(x32), "input": flat32(x32),
@@ -358,7 +390,7 @@ def model_case(outdir, seed):
            "buffers_after": [{"name": n, "shape": shape(b), "value": flat(b)}
                              for n, b in model.named_buffers()
                              if not n.endswith("num_batches_tracked")]}
-    return write_json(outdir, "model_cnn", out)
+    return write_json(outdir, name, out)
 
 
 # ---------------------------------------------------------------------------
@@ -448,7 +480,7 @@ def summarize(path):
             d["output_shape"], ",".join(d["params"]))
     elif d["case"].startswith("cross_entropy"):
         info = "logits%s loss=%.6g" % (d["logits_shape"], d["loss"])
-    elif d["case"] == "model_cnn":
+    elif d["case"].startswith("model_cnn"):
         info = "%d layers, %d params, loss=%.6g" % (
             len(d["layers"]), sum(len(p["value"]) for p in d["params"]),
             d["loss"])
@@ -473,6 +505,10 @@ def main(argv):
     files.append(cross_entropy_case(outdir, 202, "cross_entropy_large", 5, 10,
                                     True))
     files.append(model_case(outdir, 250))
+    files.append(model_case(outdir, 251, "model_cnn_avgpool", with_pool(
+        MODEL_LAYERS, {"type": "avgpool2d", "kernel": 2})))
+    files.append(model_case(outdir, 252, "model_cnn_lppool", with_pool(
+        MODEL_LAYERS, {"type": "lppool2d", "p": 2, "kernel": 2})))
     files += optim_cases(outdir)
     total = sum(summarize(p) for p in files)
     print("%d files, %d bytes in %s" % (len(files), total, outdir))

@@ -136,6 +136,36 @@ TEST_F(CheckpointTest, ModelWithoutBatchNormRoundTrips) {
   EXPECT_EQ(m.model->values()[0], 0.5f);
 }
 
+// Every pool round-trips with bit-identical logits; a checkpoint from before pooling was a choice
+// (no "pool" in its model description) loads as max-pooled, giving the logits it always gave; an
+// unknown pool is one error naming the checkpoint and the value.
+TEST_F(CheckpointTest, PoolIsRecordedAndOlderCheckpointsLoadAsMax) {
+  for (kernels::PoolKind kind : {kernels::PoolKind::avg, kernels::PoolKind::l2}) {
+    ModelSpec spec = spec_;
+    spec.pool = kind;
+    auto model = build_model(spec, 7);
+    std::copy_n(model_->values(), model_->num_values(), model->values());
+    std::copy_n(model_->state(), model_->num_state(), model->state());
+    Checkpoint ck = ck_;
+    ck.meta["model"] = spec_to_json(spec);
+    EXPECT_EQ(ck.meta["model"]["pool"], kernels::pool_name(kind));
+    save_checkpoint(path_, ck);
+    LoadedModel m = load_model(path_);
+    EXPECT_EQ(m.spec.pool, kind);
+    EXPECT_EQ(logits(*m.model), logits(*model)) << kernels::pool_name(kind);
+    EXPECT_NE(logits(*m.model), logits(*model_)) << "the pool changes the logits";
+  }
+  Checkpoint old = ck_;
+  old.meta["model"].erase("pool");
+  save_checkpoint(path_, old);
+  LoadedModel m = load_model(path_);
+  EXPECT_EQ(m.spec.pool, kernels::PoolKind::max);
+  EXPECT_EQ(logits(*m.model), logits(*model_));
+  old.meta["model"]["pool"] = "median";
+  save_checkpoint(path_, old);
+  expect_error(read_file(path_), "median");
+}
+
 // A description that claims a vast model is refused from the description, before a model is
 // built: what is allocated never outgrows the file.
 TEST_F(CheckpointTest, VastModelDescriptionsAreRefusedBeforeBuilding) {

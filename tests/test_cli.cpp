@@ -51,7 +51,7 @@ TEST_F(Cli, HelpNamesEveryCommandAndOptionDefaults) {
   Ran tr = tailor("train --help");
   EXPECT_EQ(tr.code, 0);
   for (const char* opt : {"--model", "--weights", "--hidden", "--channels", "--batchnorm", "--dropout", "--activation",
-                          "--epochs", "--batch-size", "--optimizer", "--lr", "--momentum", "--nesterov", "--weight-decay",
+                          "--pool", "--epochs", "--batch-size", "--optimizer", "--lr", "--momentum", "--nesterov", "--weight-decay",
                           "--schedule", "--init", "--seed", "--threads", "--stop-at", "--stop-on", "--patience", "--val",
                           "--data", "--out"})
     EXPECT_NE(tr.out.find(opt), std::string::npos) << opt;
@@ -65,6 +65,8 @@ TEST_F(Cli, BadFlagsAreOneClearLine) {
   expect_one_line_error(tailor("train --epochs -1"), "--epochs");
   expect_one_line_error(tailor("train --dropout 1.5"), "--dropout");
   expect_one_line_error(tailor("train --optimizer adagrad"), "--optimizer");
+  expect_one_line_error(tailor("train --pool median"), "--pool");
+  expect_one_line_error(tailor("bench --pool lp3"), "--pool");
   expect_one_line_error(tailor("train --hidden 10,abc --data " + root_ + "/data"), "--hidden");
   expect_one_line_error(tailor("train --nesterov --data " + root_ + "/data"), "--nesterov");
   expect_one_line_error(tailor("frobnicate"), "frobnicate");

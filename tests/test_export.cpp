@@ -71,6 +71,20 @@ TEST_F(Export, EveryLayerCombinationRunsInOpenCvAsInTailor) {
       }
 }
 
+// Every pool of a CNN block, with batch norm (the fused tail) and without: L2 pooling goes out as
+// Mul, AveragePool, Mul and Sqrt, which OpenCV 4.6 runs (it has no LpPool); avg as AveragePool.
+TEST_F(Export, EveryPoolRunsInOpenCvAsInTailor) {
+  for (const char* pool : {"max", "avg", "l2"})
+    for (const char* bn : {"--batchnorm", "--no-batchnorm"}) {
+      const std::string name = std::string("cnn-") + pool + bn;
+      SCOPED_TRACE(name);
+      train(name, "cnn", std::string(bn) + " --pool " + pool);
+      const std::string line = export_and_check(name);
+      EXPECT_NE(line.find("disagree on 0 predictions"), std::string::npos) << line;
+      RecordProperty(name, line);
+    }
+}
+
 TEST_F(Export, EveryOpsetOfferedPassesTheChecks) {
   train("opsets", "cnn", "");
   for (int opset = 13; opset <= 17; ++opset) {

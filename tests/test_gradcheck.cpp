@@ -2,8 +2,10 @@
 // for the input and every parameter element; so do the loss and whole small models.
 // The checker is in gradcheck.hpp; this file picks the shapes and keeps the inputs off kinks.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -12,6 +14,7 @@
 #include "kernels/kernels.hpp"
 #include "nn/activation.hpp"
 #include "nn/batchnorm.hpp"
+#include "nn/block_tail.hpp"
 #include "nn/conv2d.hpp"
 #include "nn/init.hpp"
 #include "nn/linear.hpp"
@@ -104,10 +107,90 @@ TEST_F(GradCheck, MaxPool2d) {
   const std::pair<int64_t, Shape> cases[] = {{2, Shape{2, 2, 5, 7}}, {3, Shape{2, 2, 7, 5}}};
   for (const auto& [k, x_shape] : cases) {
     SCOPED_TRACE("k " + std::to_string(k));
-    MaxPool2d layer(k);
+    Pool2d layer(kernels::PoolKind::max, k);
     const std::vector<float> x = distinct_shuffled(x_shape, 0.1f, rng);
     check_layer(layer, x_shape, x, Mode::train, kLinearTol, rng);
   }
+}
+
+// x with ties (values from a small set, equal values in most windows), some windows all zero
+// (L2's kink: sqrt of a sum of squares at 0, where PyTorch and tailor give 0, and so does the
+// central difference of |h|), and the odd last row and column in no window.
+std::vector<float> ties_and_zero_windows(const Shape& s, Rng& rng) {
+  std::vector<float> x(s.numel());
+  for (float& v : x) v = static_cast<float>(static_cast<int>(rng.below(5)) - 2) * 0.5f;
+  const int64_t planes = s[0] * s[1], h = s[2], w = s[3];
+  for (int64_t p = 0; p < planes; p += 2)  // the first window of every other plane: zeros
+    for (int64_t off : {int64_t{0}, int64_t{1}, w, w + 1}) x[p * h * w + off] = 0.0f;
+  return x;
+}
+
+// Avg is linear; L2 is smooth away from all-zero windows (steps of 1e-2 on values 0.5 apart
+// change no sign that matters), both at k 2 (the fast kernels, planar and channels last) and k 3
+// (the reference loops).
+TEST_F(GradCheck, AvgAndL2Pool2d) {
+  Rng rng(16);
+  for (kernels::PoolKind kind : {kernels::PoolKind::avg, kernels::PoolKind::l2})
+    for (const auto& [k, x_shape, last] : {std::tuple{int64_t{2}, Shape{2, 2, 5, 7}, false},
+                                           std::tuple{int64_t{2}, Shape{2, 3, 5, 7}, true},
+                                           std::tuple{int64_t{3}, Shape{2, 2, 7, 5}, false}}) {
+      SCOPED_TRACE(std::string(kernels::pool_name(kind)) + " k " + std::to_string(k) + (last ? " channels last" : ""));
+      Pool2d layer(kind, k);
+      ASSERT_TRUE(layer.set_channels_last(last));
+      check_layer(layer, x_shape, ties_and_zero_windows(x_shape, rng), Mode::train,
+                  kind == kernels::PoolKind::avg ? kLinearTol : kSmoothTol, rng);
+    }
+}
+
+// Sets each channel's batch-norm bias so that the relu's kink at 0 falls midway in the widest gap
+// between adjacent normalised values in the middle half of the channel: no step of the check
+// (on x, the scale or the bias) then carries a value across it. x is (N, C, H, W), stored
+// channels last when `last`.
+void centre_relu_kink_in_a_gap(Layer& layer, const std::vector<float>& x, const Shape& s, bool last) {
+  const int64_t c = s[1], hw = s[2] * s[3];
+  Param* weight = layer.params()[0];
+  Param* bias = layer.params()[1];
+  for (int64_t k = 0; k < c; ++k) {
+    std::vector<double> v;
+    for (int64_t e = 0; e < s.numel(); ++e)
+      if ((last ? e % c : (e / hw) % c) == k) v.push_back(x[e]);
+    double mean = 0, var = 0;
+    for (double a : v) mean += a;
+    mean /= static_cast<double>(v.size());
+    for (double a : v) var += (a - mean) * (a - mean);
+    var /= static_cast<double>(v.size());
+    for (double& a : v) a = weight->value[k] * (a - mean) / std::sqrt(var + 1e-5);
+    std::sort(v.begin(), v.end());
+    size_t best = v.size() / 4;
+    for (size_t i = v.size() / 4; i + 1 < 3 * v.size() / 4; ++i)
+      if (v[i + 1] - v[i] > v[best + 1] - v[best]) best = i;
+    bias->value[k] = static_cast<float>(-(v[best] + v[best + 1]) / 2);
+  }
+}
+
+// The block tail, fused (batch norm + relu + pool, channels last) and as parts (planar, and with
+// another activation), every pool. Inputs distinct and spread, so after the normalisation no
+// value sits within a step of the relu's kink or of another in its window.
+TEST_F(GradCheck, BlockTail) {
+  Rng rng(17);
+  for (kernels::PoolKind kind : {kernels::PoolKind::max, kernels::PoolKind::avg, kernels::PoolKind::l2})
+    for (const auto& [activation, last] : {std::pair{ActivationKind::relu, true}, std::pair{ActivationKind::relu, false},
+                                           std::pair{ActivationKind::tanh, true}})
+      for (bool batchnorm : {true, false}) {
+        SCOPED_TRACE(std::string(kernels::pool_name(kind)) + " " + activation_name(activation) +
+                     (last ? " channels last" : " planar") + (batchnorm ? " batch norm" : ""));
+        BlockTail layer(3, batchnorm, activation, kind);
+        ASSERT_TRUE(layer.set_channels_last(last));
+        EXPECT_EQ(layer.fused(), batchnorm && last && activation == ActivationKind::relu);
+        LayerMemory mem(layer, rng);
+        const Shape x_shape{3, 3, 5, 7};  // odd: a row and a column in no window
+        std::vector<float> x = distinct_shuffled(x_shape, 1.0f / 16, rng);
+        if (batchnorm) centre_relu_kink_in_a_gap(layer, x, x_shape, last);
+        // A relu kink lies half a gap (>= ~5e-3) from the nearest value: a small step. Otherwise
+        // the layer is smooth where it is checked, and a larger step keeps float noise down.
+        const float step = activation == ActivationKind::relu ? 2e-3f : 1e-2f;
+        check_layer(layer, x_shape, x, Mode::train, Tolerance{step, 2e-2, 2e-4}, rng);
+      }
 }
 
 TEST_F(GradCheck, BatchNorm1dTrain) {
@@ -314,6 +397,15 @@ ModelSpec small_cnn() {
 TEST_F(GradCheck, CnnModelWithBatchNorm) { check_model(small_cnn(), 5); }  // channels last, as trained
 
 TEST_F(GradCheck, CnnModelWithBatchNormPlanar) { check_model(small_cnn(), 5, false); }
+
+TEST_F(GradCheck, CnnModelsWithAvgAndL2Pooling) {
+  for (kernels::PoolKind kind : {kernels::PoolKind::avg, kernels::PoolKind::l2}) {
+    SCOPED_TRACE(kernels::pool_name(kind));
+    ModelSpec spec = small_cnn();
+    spec.pool = kind;
+    check_model(spec, 5);
+  }
+}
 
 }  // namespace
 }  // namespace tailor

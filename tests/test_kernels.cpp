@@ -20,7 +20,6 @@
 #include "kernels/pool.hpp"
 #include "kernels/ref.hpp"
 #include "util/rng.hpp"
-#include "util/rng.hpp"
 
 namespace tailor {
 namespace {
@@ -480,78 +479,6 @@ TEST(Conv2dKernel, ReportsItsImplementation) {
   RecordProperty("conv_impl", kernel.impl_name());
 }
 
-// Channels last: the pooling kernels on (N, H, W, C) equal the planar reference on the
-// transposed arrays, bit for bit, for channel counts below, at and above a vector of 16, odd
-// sizes (a last row and column in no window) and ties.
-TEST(MaxPool2x2Kernel, ChannelsLastMatchesReferenceIncludingTies) {
-  Rng rng(24);
-  const int64_t sizes[][4] = {{1, 1, 2, 2}, {2, 3, 5, 7}, {3, 16, 28, 28}, {2, 32, 14, 14}, {2, 20, 9, 6}, {1, 48, 7, 7}};
-  for (const auto& s : sizes) {
-    const int64_t n = s[0], c = s[1], h = s[2], w = s[3], ho = h / 2, wo = w / 2;
-    for (bool ties : {false, true}) {
-      SCOPED_TRACE(::testing::Message() << n << "x" << c << "x" << h << "x" << w << (ties ? " ties" : ""));
-      std::vector<float> x(n * c * h * w), dy(n * c * ho * wo);
-      for (auto& v : x) v = ties ? static_cast<float>(rng.below(3)) : rng.normal();
-      for (auto& v : dy) v = rng.normal();
-      std::vector<float> y_ref(dy.size()), dx_ref(x.size());
-      kernels::ref::maxpool2x2_forward(x.data(), y_ref.data(), n * c, h, w);
-      kernels::ref::maxpool2x2_backward(x.data(), y_ref.data(), dy.data(), dx_ref.data(), n * c, h, w);
-      const std::vector<float> xl = to_nhwc(x, n, c, h, w), dyl = to_nhwc(dy, n, c, ho, wo);
-      std::vector<float> y(dy.size(), kNaN), dx(x.size(), kNaN), y_nhwc_ref(dy.size(), kNaN);
-      std::vector<uint8_t> winner(dy.size(), 9);
-      kernels::maxpool2x2_forward_nhwc(xl.data(), y.data(), n, h, w, c, winner.data());
-      EXPECT_EQ(to_nchw(y, n, c, ho, wo), y_ref);
-      // The recorded winner is the first input of its window equal to the maximum.
-      int wrong = 0;
-      for (int64_t o = 0; o < static_cast<int64_t>(y.size()); ++o) {
-        const int64_t k = o % c, q = o / c, j = q % wo, i = (q / wo) % ho, b = q / (wo * ho);
-        const float* a = xl.data() + ((b * h + 2 * i) * w + 2 * j) * c + k;
-        const float v[4] = {a[0], a[c], a[w * c], a[w * c + c]};
-        const int first = v[0] == y[o] ? 0 : v[1] == y[o] ? 1 : v[2] == y[o] ? 2 : 3;
-        wrong += winner[o] != first || v[first] != y[o];
-      }
-      EXPECT_EQ(wrong, 0);
-      kernels::ref::maxpool2x2_forward_nhwc(xl.data(), y_nhwc_ref.data(), n, h, w, c);
-      EXPECT_EQ(y, y_nhwc_ref);
-      kernels::maxpool2x2_backward_nhwc(xl.data(), y.data(), dyl.data(), dx.data(), n, h, w, c);
-      EXPECT_EQ(to_nchw(dx, n, c, h, w), dx_ref);
-    }
-  }
-}
-
-// Inputs of the evaluation-mode block tail: x, and scale and shift per channel. With ties, x from
-// five integers, scales of +-1 and no shift, so windows hold equal values and zeros of either sign.
-struct AffineCase {
-  std::vector<float> x, scale, shift;
-};
-AffineCase random_affine_case(int64_t n, int64_t c, int64_t h, int64_t w, bool ties, Rng& rng) {
-  AffineCase a{std::vector<float>(n * c * h * w), std::vector<float>(c), std::vector<float>(c)};
-  for (auto& v : a.x) v = ties ? static_cast<float>(static_cast<int>(rng.below(5)) - 2) : rng.normal();
-  for (auto& v : a.scale) v = ties ? (rng.below(2) ? 1.0f : -1.0f) : rng.normal();
-  for (auto& v : a.shift) v = ties ? 0.0f : 0.5f * rng.normal();
-  return a;
-}
-
-TEST(AffineReluMaxPoolKernel, ChannelsLastMatchesReferenceAndTheUnfusedSteps) {
-  Rng rng(25);
-  const int64_t sizes[][4] = {{1, 1, 2, 2}, {2, 3, 5, 7}, {3, 16, 28, 28}, {2, 32, 14, 14}, {2, 20, 9, 6}};
-  for (const auto& s : sizes) {
-    const int64_t n = s[0], c = s[1], h = s[2], w = s[3];
-    for (bool ties : {false, true}) {
-      SCOPED_TRACE(::testing::Message() << n << "x" << c << "x" << h << "x" << w << (ties ? " ties" : ""));
-      const auto [x, scale, shift] = random_affine_case(n, c, h, w, ties, rng);
-      const size_t out = static_cast<size_t>(n * c * (h / 2) * (w / 2));
-      std::vector<float> y(out, kNaN), y_ref(out, kNaN), y_steps(out, kNaN), bn(x.size());
-      kernels::affine_relu_maxpool2x2_nhwc(x.data(), scale.data(), shift.data(), y.data(), n, h, w, c);
-      kernels::ref::affine_relu_maxpool2x2_nhwc(x.data(), scale.data(), shift.data(), y_ref.data(), n, h, w, c);
-      for (size_t i = 0; i < x.size(); ++i) bn[i] = std::max(x[i] * scale[i % c] + shift[i % c], 0.0f);
-      kernels::maxpool2x2_forward_nhwc(bn.data(), y_steps.data(), n, h, w, c);
-      EXPECT_EQ(0, std::memcmp(y.data(), y_ref.data(), out * sizeof(float)));
-      EXPECT_EQ(0, std::memcmp(y.data(), y_steps.data(), out * sizeof(float)));
-    }
-  }
-}
-
 TEST(ChannelsLastTransposes, RoundTripAndMatchTheLoops) {
   Rng rng(26);
   for (const auto& s : std::vector<std::array<int64_t, 4>>{{1, 1, 1, 1}, {2, 3, 5, 7}, {64, 32, 7, 7}}) {
@@ -562,61 +489,6 @@ TEST(ChannelsLastTransposes, RoundTripAndMatchTheLoops) {
     EXPECT_EQ(l, to_nhwc(x, n, c, h, w));
     kernels::nhwc_to_nchw(l.data(), back.data(), n, c, h, w);
     EXPECT_EQ(back, x);
-  }
-}
-
-}  // namespace
-}  // namespace tailor
-
-namespace tailor {
-namespace {
-
-// 2x2 max-pooling: the AVX-512 kernel equals the reference loops bit for bit, odd sizes, rows
-// longer and shorter than a vector, and ties (values from a small set) included.
-TEST(MaxPool2x2Kernel, MatchesReferenceIncludingTies) {
-  Rng rng(21);
-  const int64_t sizes[][3] = {{1, 2, 2}, {3, 5, 7}, {2, 28, 28}, {4, 14, 14}, {1, 2, 66}, {2, 9, 35}, {5, 7, 3}};
-  for (const auto& s : sizes) {
-    const int64_t planes = s[0], h = s[1], w = s[2], ho = h / 2, wo = w / 2;
-    for (bool ties : {false, true}) {
-      SCOPED_TRACE(::testing::Message() << planes << "x" << h << "x" << w << (ties ? " ties" : ""));
-      std::vector<float> x(planes * h * w), dy(planes * ho * wo);
-      for (auto& v : x) v = ties ? static_cast<float>(rng.below(3)) : rng.normal();
-      for (auto& v : dy) v = rng.normal();
-      std::vector<float> y(dy.size(), NAN), y_ref(dy.size(), NAN), dx(x.size(), NAN), dx_ref(x.size(), NAN);
-      kernels::maxpool2x2_forward(x.data(), y.data(), planes, h, w);
-      kernels::ref::maxpool2x2_forward(x.data(), y_ref.data(), planes, h, w);
-      EXPECT_EQ(y, y_ref);
-      kernels::maxpool2x2_backward(x.data(), y.data(), dy.data(), dx.data(), planes, h, w);
-      kernels::ref::maxpool2x2_backward(x.data(), y_ref.data(), dy.data(), dx_ref.data(), planes, h, w);
-      EXPECT_EQ(dx, dx_ref);
-    }
-  }
-}
-
-// The evaluation-mode block tail (scale, shift, relu, 2x2 max-pool in one pass) equals the
-// reference bit for bit, and equals batch norm's formula followed by the max-pool kernel;
-// negative scales, values around zero (-0 and +0) and ties included.
-TEST(AffineReluMaxPoolKernel, MatchesReferenceAndTheUnfusedSteps) {
-  Rng rng(23);
-  const int64_t sizes[][4] = {{1, 1, 2, 2}, {2, 3, 5, 7}, {3, 16, 28, 28}, {2, 32, 14, 14}, {1, 2, 2, 66}, {2, 5, 9, 35}};
-  for (const auto& s : sizes) {
-    const int64_t n = s[0], c = s[1], h = s[2], w = s[3];
-    for (bool ties : {false, true}) {
-      SCOPED_TRACE(::testing::Message() << n << "x" << c << "x" << h << "x" << w << (ties ? " ties" : ""));
-      const auto [x, scale, shift] = random_affine_case(n, c, h, w, ties, rng);
-      const size_t out = static_cast<size_t>(n * c * (h / 2) * (w / 2));
-      std::vector<float> y(out, NAN), y_ref(out, NAN), y_steps(out, NAN), bn(x.size());
-      kernels::affine_relu_maxpool2x2(x.data(), scale.data(), shift.data(), y.data(), n, c, h, w);
-      kernels::ref::affine_relu_maxpool2x2(x.data(), scale.data(), shift.data(), y_ref.data(), n, c, h, w);
-      for (size_t i = 0; i < x.size(); ++i) {
-        const size_t ch = (i / static_cast<size_t>(h * w)) % static_cast<size_t>(c);
-        bn[i] = std::max(x[i] * scale[ch] + shift[ch], 0.0f);
-      }
-      kernels::maxpool2x2_forward(bn.data(), y_steps.data(), n * c, h, w);
-      EXPECT_EQ(0, std::memcmp(y.data(), y_ref.data(), out * sizeof(float)));
-      EXPECT_EQ(0, std::memcmp(y.data(), y_steps.data(), out * sizeof(float)));
-    }
   }
 }
 

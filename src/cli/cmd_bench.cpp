@@ -28,6 +28,7 @@ struct BenchArgs {
   int threads = 0;
   std::vector<int64_t> batches{64, 256};
   std::vector<std::string> models{"fcn", "cnn"};
+  std::vector<std::string> pools{"max"};
   std::string weights = "100k", data = kDefaultDataDir;
   int64_t eval_batch = TrainConfig{}.eval_batch;
   std::string precision = "fp32";
@@ -87,6 +88,10 @@ Run add_bench(CLI::App& app) {
   c->add_option("--batch-sizes", a->batches, "Batch sizes to measure")->check(CLI::Range(1, 65536))->delimiter(',')->capture_default_str();
   c->add_option("--models", a->models, "Families to measure")->check(CLI::IsMember({"fcn", "cnn"}))->delimiter(',')->capture_default_str();
   c->add_option("--weights", a->weights, "Weight budget of the models")->capture_default_str();
+  c->add_option("--pool", a->pools, "CNN pooling kinds to measure, each a row (max, avg, l2; e.g. --pool max,avg,l2)")
+      ->check(CLI::IsMember({"max", "avg", "l2"}))
+      ->delimiter(',')
+      ->capture_default_str();
   c->add_option("--data", a->data, "Data directory")->capture_default_str();
   c->add_option("--eval-batch", a->eval_batch, "Images per batch when measuring evaluation")
       ->check(CLI::Range(1, 65536))->capture_default_str();
@@ -104,48 +109,54 @@ Run add_bench(CLI::App& app) {
     if (!a->json)
       std::printf("CPU: %s, %u cores; oneDNN %s runs its %s kernels; tailor %s\n"
                   "sgemm 1024^3 on one core: %.0f GFLOP/s; %d threads, so the peak used is %.0f GFLOP/s\n\n"
-                  "%-9s %5s %8s %10s %10s %8s %12s %9s\n",
+                  "%-12s %5s %8s %10s %10s %8s %12s %9s\n",
                   cpu.c_str(), std::thread::hardware_concurrency(), kernels::onednn_version().c_str(), isa.c_str(),
                   tailor_version().c_str(), peak, threads, peak * threads, "model", "batch", "weights", "s/epoch", "GFLOP/s", "of peak", "eval img/s",
                   "RSS MiB");
     for (const std::string& family : a->models)
-      for (int64_t batch : a->batches) {
-        TrainConfig cfg;
-        cfg.model = default_spec(parse_family(family));
-        cfg.weights_target = parse_weight_count(a->weights);
-        cfg.data_dir = a->data;
-        cfg.out_dir = tmp;
-        cfg.epochs = a->epochs;
-        cfg.batch_size = batch;
-        cfg.threads = threads;
-        cfg.progress = "none";
-        cfg.eval_batch = a->eval_batch;
-        cfg.bf16 = a->precision == "bf16";
-        TrainOutcome r = train(cfg);
-        LoadedModel m = load_model(tmp + "/model.ckpt");
-        Dataset test = load_dataset(a->data, "t10k", static_cast<int>(m.spec.classes));
-        std::vector<double> eval_ips;
-        for (int i = 0; i < 3; ++i) {
-          auto t0 = std::chrono::steady_clock::now();
-          evaluate(*m.model, test, nullptr, m.norm, cfg.eval_batch);
-          eval_ips.push_back(test.size() / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      for (int64_t batch : a->batches)
+        for (const std::string& pool : a->pools) {
+          // An FCN has no pooling: one row for it, under the first kind named.
+          if (family == "fcn" && pool != a->pools.front()) continue;
+          TrainConfig cfg;
+          cfg.model = default_spec(parse_family(family));
+          cfg.model.pool = kernels::parse_pool(pool);
+          const std::string label = family + "-" + a->weights + (family == "cnn" && pool != "max" ? "-" + pool : "");
+          cfg.weights_target = parse_weight_count(a->weights);
+          cfg.data_dir = a->data;
+          cfg.out_dir = tmp;
+          cfg.epochs = a->epochs;
+          cfg.batch_size = batch;
+          cfg.threads = threads;
+          cfg.progress = "none";
+          cfg.eval_batch = a->eval_batch;
+          cfg.bf16 = a->precision == "bf16";
+          TrainOutcome r = train(cfg);
+          LoadedModel m = load_model(tmp + "/model.ckpt");
+          Dataset test = load_dataset(a->data, "t10k", static_cast<int>(m.spec.classes));
+          std::vector<double> eval_ips;
+          for (int i = 0; i < 3; ++i) {
+            auto t0 = std::chrono::steady_clock::now();
+            evaluate(*m.model, test, nullptr, m.norm, cfg.eval_batch);
+            eval_ips.push_back(test.size() / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+          }
+          const double sec = median(r.epoch_seconds);
+          const double images = static_cast<double>(r.train_images);
+          const double gflops = static_cast<double>(train_flops_per_image(m.spec)) * images / sec / 1e9;
+          nlohmann::json row{{"model", family},       {"batch", batch},          {"weights", r.weights},
+                             {"pool", family == "cnn" ? pool : std::string("none")},
+                             {"epoch_seconds", sec},  {"gflops", gflops},        {"peak_share", gflops / (peak * threads)},
+                             {"eval_images_per_second", median(eval_ips)},       {"peak_rss_mb", peak_rss_mb()},
+                             {"threads", threads},    {"sgemm_peak_gflops_per_core", peak},
+                             {"precision", a->precision}, {"cpu", cpu},   {"isa", isa},
+                             {"onednn_version", kernels::onednn_version()},   {"tailor_version", tailor_version()}};
+          rows.push_back(row);
+          if (!a->json)
+            std::printf("%-12s %5lld %8lld %10.3f %10.1f %7.1f%% %12.0f %9.0f\n", label.c_str(),
+                        static_cast<long long>(batch), static_cast<long long>(r.weights), sec, gflops,
+                        100.0 * gflops / (peak * threads), median(eval_ips), peak_rss_mb());
+          std::fflush(stdout);
         }
-        const double sec = median(r.epoch_seconds);
-        const double images = static_cast<double>(r.train_images);
-        const double gflops = static_cast<double>(train_flops_per_image(m.spec)) * images / sec / 1e9;
-        nlohmann::json row{{"model", family},       {"batch", batch},          {"weights", r.weights},
-                           {"epoch_seconds", sec},  {"gflops", gflops},        {"peak_share", gflops / (peak * threads)},
-                           {"eval_images_per_second", median(eval_ips)},       {"peak_rss_mb", peak_rss_mb()},
-                           {"threads", threads},    {"sgemm_peak_gflops_per_core", peak},
-                           {"precision", a->precision}, {"cpu", cpu},   {"isa", isa},
-                           {"onednn_version", kernels::onednn_version()},   {"tailor_version", tailor_version()}};
-        rows.push_back(row);
-        if (!a->json)
-          std::printf("%-9s %5lld %8lld %10.3f %10.1f %7.1f%% %12.0f %9.0f\n", (family + "-" + a->weights).c_str(),
-                      static_cast<long long>(batch), static_cast<long long>(r.weights), sec, gflops,
-                      100.0 * gflops / (peak * threads), median(eval_ips), peak_rss_mb());
-        std::fflush(stdout);
-      }
     std::filesystem::remove_all(tmp);
     if (a->json) std::printf("%s\n", rows.dump(2).c_str());
     else std::printf("\n(median of %lld epochs, Adam, %s; RSS is this process's peak so far; the peak is fp32's in "

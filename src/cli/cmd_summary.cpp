@@ -32,14 +32,14 @@ Run add_summary(CLI::App& app) {
     const auto shapes = model->shapes(1);
     if (a->json) {
       nlohmann::json layers = nlohmann::json::array();
-      // A fused batch norm + ReLU is two layers to PyTorch.
-      for (const auto& l : model->layers()) {
-        nlohmann::json d = l->describe();
-        const bool relu = d.value("relu", false);
-        d.erase("relu");
-        layers.push_back(d);
-        if (relu) layers.push_back({{"type", "relu"}});
-      }
+      // Each layer's PyTorch modules; a fused batch norm + ReLU is two of them.
+      for (const auto& l : model->layers())
+        for (nlohmann::json d : l->parts()) {
+          const bool relu = d.value("relu", false);
+          d.erase("relu");
+          layers.push_back(d);
+          if (relu) layers.push_back({{"type", "relu"}});
+        }
       nlohmann::json j{{"model", spec_to_json(spec)},
                        {"layers", layers},
                        {"weights", model->num_values()},
@@ -52,11 +52,22 @@ Run add_summary(CLI::App& app) {
                 r.target > 0 ? (", sized to " + std::to_string(r.target) + " weights").c_str() : "");
     std::printf("%-4s %-12s %-20s %10s\n", "#", "layer", "output shape", "weights");
     std::printf("%-4s %-12s %-20s %10s\n", "", "input", Shape::batched(1, model->item_shape()).str().c_str(), "");
+    // One line per PyTorch module (parts of a layer): numbered as the parameters are named. A part
+    // before a layer's last keeps its input's shape (batch norm, activation); the layer's
+    // parameters belong to its first part.
+    size_t index = 0;
+    Shape in = Shape::batched(1, model->item_shape());
     for (size_t i = 0; i < model->layers().size(); ++i) {
       int64_t n = 0;
       for (Param* p : model->layers()[i]->params()) n += p->numel();
-      std::printf("%-4zu %-12s %-20s %10lld\n", i, model->layers()[i]->type().c_str(), shapes[i].str().c_str(),
-                  static_cast<long long>(n));
+      const auto parts = model->layers()[i]->parts();
+      for (size_t j = 0; j < parts.size(); ++j, ++index) {
+        const std::string type = parts[j].at("type").get<std::string>() + (parts[j].value("relu", false) ? "+relu" : "");
+        const Shape& out = j + 1 == parts.size() ? shapes[i] : in;
+        std::printf("%-4zu %-12s %-20s %10lld\n", index, type.c_str(), out.str().c_str(),
+                    static_cast<long long>(j == 0 ? n : 0));
+      }
+      in = shapes[i];
     }
     std::printf("total weights: %zu (trainable: weights, biases, batch-norm scale and shift)\n", model->num_values());
     std::printf("forward FLOPs per image: %lld\n", static_cast<long long>(model->forward_flops(1)));

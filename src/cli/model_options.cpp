@@ -53,7 +53,7 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
                  "the shape to scale");
   app.add_option("--channels", o.channels,
                  "CNN conv block widths, comma-separated (default 16,32); each block is conv 3x3, "
-                 "[batch norm], activation, max-pool 2x2");
+                 "[batch norm], activation, 2x2 pool (--pool)");
   app.add_flag("--batchnorm,!--no-batchnorm", o.batchnorm,
                "Batch normalization after each conv and hidden layer (default on; --no-batchnorm turns it off)");
   app.add_option("--dropout", o.dropout, "Dropout probability after each hidden layer, in [0, 0.95]")
@@ -61,6 +61,11 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
       ->capture_default_str();
   app.add_option("--activation", o.activation, "Activation: relu, sigmoid or tanh")
       ->check(CLI::IsMember({"relu", "sigmoid", "tanh"}))
+      ->capture_default_str();
+  app.add_option("--pool", o.pool,
+                 "CNN pooling, 2x2 stride 2: max, avg (the mean) or l2 (the square root of the sum of squares, "
+                 "LPPool2d(2, 2))")
+      ->check(CLI::IsMember({"max", "avg", "l2"}))
       ->capture_default_str();
 }
 
@@ -75,6 +80,7 @@ ResolvedModel resolve_model(const ModelOptions& o) {
   r.spec.batchnorm = o.batchnorm;
   r.spec.dropout = o.dropout;
   r.spec.activation = parse_activation(o.activation);
+  r.spec.pool = kernels::parse_pool(o.pool);
   if (!o.weights.empty()) r.target = parse_weight_count(o.weights);
   else if (o.hidden.empty() && o.channels.empty()) r.target = 100000;
   return r;

@@ -16,6 +16,7 @@ struct ModelOptions {
   bool batchnorm = true;
   float dropout = 0.2f;
   std::string activation = "relu";
+  std::string pool = "max";
 };
 
 void add_model_options(CLI::App& app, ModelOptions& o);

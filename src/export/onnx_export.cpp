@@ -133,54 +133,70 @@ std::string onnx_model_bytes(LoadedModel& m, const OnnxExport& options) {
     x = "input.flat";
   }
 
+  // One group of nodes per PyTorch module (a layer's parts()), named by its index as the
+  // parameters are ("3.weight"); a layer's parameters belong to its first part.
   const auto& layers = net.layers();
+  size_t module = 0;
   for (size_t i = 0; i < layers.size(); ++i) {
-    const Layer& l = *layers[i];
-    const nlohmann::json d = l.describe();
-    const std::string type = d.at("type").get<std::string>(), id = std::to_string(i);
     auto params = layers[i]->params();
     auto buffers = layers[i]->buffers();
+    const std::string owner = std::to_string(module);
     auto named = [&](Param* p) {
-      const std::string name = id + "." + p->name;
+      const std::string name = owner + "." + p->name;
       b.constant(name, dims_of(p->shape), p->value);
       return name;
     };
-    const std::string out = id + ".out";
-    if (type == "conv2d") {
-      const int64_t k = d.at("kernel").get<int64_t>(), pad = d.at("padding").get<int64_t>();
-      onnx::NodeProto* n = b.node("Conv", id + ".conv", {x, named(params.at(0)), named(params.at(1))}, out);
-      GraphBuilder::ints(n, "kernel_shape", {k, k});
-      GraphBuilder::ints(n, "pads", {pad, pad, pad, pad});
-      GraphBuilder::ints(n, "strides", {1, 1});
-    } else if (type == "batchnorm2d" || type == "batchnorm1d") {
-      onnx::NodeProto* n = b.node("BatchNormalization", id + ".batchnorm",
-                                  {x, named(params.at(0)), named(params.at(1)), named(buffers.at(0)),
-                                   named(buffers.at(1))}, out);
-      GraphBuilder::real(n, "epsilon", d.at("eps").get<float>());
-      if (d.value("relu", false)) {  // the fused relu of a CNN block is its own node here
-        x = out;
-        b.node("Relu", id + ".relu", {x}, id + ".relu.out");
-        x = id + ".relu.out";
-        continue;
+    for (const nlohmann::json& d : layers[i]->parts()) {
+      const std::string type = d.at("type").get<std::string>(), id = std::to_string(module++);
+      const std::string out = id + ".out";
+      if (type == "conv2d") {
+        const int64_t k = d.at("kernel").get<int64_t>(), pad = d.at("padding").get<int64_t>();
+        onnx::NodeProto* n = b.node("Conv", id + ".conv", {x, named(params.at(0)), named(params.at(1))}, out);
+        GraphBuilder::ints(n, "kernel_shape", {k, k});
+        GraphBuilder::ints(n, "pads", {pad, pad, pad, pad});
+        GraphBuilder::ints(n, "strides", {1, 1});
+      } else if (type == "batchnorm2d" || type == "batchnorm1d") {
+        onnx::NodeProto* n = b.node("BatchNormalization", id + ".batchnorm",
+                                    {x, named(params.at(0)), named(params.at(1)), named(buffers.at(0)),
+                                     named(buffers.at(1))}, out);
+        GraphBuilder::real(n, "epsilon", d.at("eps").get<float>());
+        if (d.value("relu", false)) {  // the fused relu of a CNN block is its own node here
+          b.node("Relu", id + ".relu", {out}, id + ".relu.out");
+          x = id + ".relu.out";
+          continue;
+        }
+      } else if (const std::string op = activation_op(type); !op.empty()) {
+        b.node(op, id + "." + type, {x}, out);
+      } else if (type == "maxpool2d" || type == "avgpool2d") {
+        const int64_t k = d.at("kernel").get<int64_t>();
+        const bool max = type == "maxpool2d";
+        onnx::NodeProto* n = b.node(max ? "MaxPool" : "AveragePool", id + (max ? ".maxpool" : ".avgpool"), {x}, out);
+        GraphBuilder::ints(n, "kernel_shape", {k, k});
+        GraphBuilder::ints(n, "strides", {k, k});  // floor mode (ceil_mode 0), as tailor and PyTorch
+      } else if (type == "lppool2d") {
+        // L2 pooling as ops OpenCV 4.6 runs (it has no LpPool): sqrt(k^2 * mean of x^2) over each
+        // window, the decomposition that equals PyTorch's LPPool2d(2, k).
+        const int64_t k = d.at("kernel").get<int64_t>();
+        const float area = static_cast<float>(k * k);
+        b.constant(id + ".area", {}, &area);
+        b.node("Mul", id + ".square", {x, x}, id + ".squared");
+        onnx::NodeProto* n = b.node("AveragePool", id + ".avgpool", {id + ".squared"}, id + ".mean");
+        GraphBuilder::ints(n, "kernel_shape", {k, k});
+        GraphBuilder::ints(n, "strides", {k, k});
+        b.node("Mul", id + ".sum", {id + ".mean", id + ".area"}, id + ".sumsq");
+        b.node("Sqrt", id + ".sqrt", {id + ".sumsq"}, out);
+      } else if (type == "flatten") {
+        GraphBuilder::integer(b.node("Flatten", id + ".flatten", {x}, out), "axis", 1);
+      } else if (type == "dropout") {
+        continue;  // the identity in evaluation
+      } else if (type == "linear") {
+        onnx::NodeProto* n = b.node("Gemm", id + ".gemm", {x, named(params.at(0)), named(params.at(1))}, out);
+        GraphBuilder::integer(n, "transB", 1);  // weight (out, in), as tailor and PyTorch keep it
+      } else {
+        throw Error("ONNX export: layer " + id + " (" + type + ") has no ONNX form");
       }
-    } else if (const std::string op = activation_op(type); !op.empty()) {
-      b.node(op, id + "." + type, {x}, out);
-    } else if (type == "maxpool2d") {
-      const int64_t k = d.at("kernel").get<int64_t>();
-      onnx::NodeProto* n = b.node("MaxPool", id + ".maxpool", {x}, out);
-      GraphBuilder::ints(n, "kernel_shape", {k, k});
-      GraphBuilder::ints(n, "strides", {k, k});  // floor mode (ceil_mode 0), as tailor and PyTorch
-    } else if (type == "flatten") {
-      GraphBuilder::integer(b.node("Flatten", id + ".flatten", {x}, out), "axis", 1);
-    } else if (type == "dropout") {
-      continue;  // the identity in evaluation
-    } else if (type == "linear") {
-      onnx::NodeProto* n = b.node("Gemm", id + ".gemm", {x, named(params.at(0)), named(params.at(1))}, out);
-      GraphBuilder::integer(n, "transB", 1);  // weight (out, in), as tailor and PyTorch keep it
-    } else {
-      throw Error("ONNX export: layer " + id + " (" + type + ") has no ONNX form");
+      x = out;
     }
-    x = out;
   }
   // The last layer's output is the logits; an Identity gives it the contract's name.
   b.node("Identity", "logits", {x}, "logits");

@@ -3,11 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
-#include "kernels/pool.hpp"
+#include "kernels/batchnorm.hpp"
 #include "nn/reduce.hpp"
 #include "util/error.hpp"
 
@@ -34,82 +30,24 @@ Shape BatchNorm::output_shape(const Shape& in) const {
   return in;
 }
 
-// (N, C) input: channels are contiguous within a row, so the loops run over rows and vectorise
-// across channels (the per-channel loops of the spatial case would stride by C).
-// Channels innermost, (R, C) rows: R = N for (N, C) inputs, N*H*W for channels-last (N, C, H, W).
-// The loops run over rows and vectorise across the contiguous channels, 16 at a time (AVX-512, masked for a last partial group; one register per
-// group stays in place across a chunk's rows). Sums are taken per chunk of kChunk rows in float
-// (the same chunks for any thread count, so results do not depend on it) and the chunks are
-// added in double.
-namespace {
-
-constexpr int64_t kChunk = 64;
-
-#if defined(__AVX512F__)
-using Vec = __m512;
-inline __mmask16 lanes(int64_t left) { return static_cast<__mmask16>(left >= 16 ? 0xFFFF : (1u << left) - 1u); }
-inline Vec load(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
-inline void store(float* p, __mmask16 m, Vec v) { _mm512_mask_storeu_ps(p, m, v); }
-inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
-inline Vec sub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
-inline Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
-inline Vec zero() { return _mm512_setzero_ps(); }
-// relu as std::max(v, 0) gives it: 0 where v < 0, else v.
-inline Vec relu(Vec v) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero(), _CMP_LT_OQ), v, zero()); }
-// dy where y > 0, else 0.
-inline Vec pass_where_positive(Vec dy, Vec y) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, zero(), _CMP_GT_OQ), dy); }
-constexpr int64_t kLanes = 16;
-#else
-struct Vec { float v; };
-using __mmask16 = int;
-inline __mmask16 lanes(int64_t) { return 1; }
-inline Vec load(const float* p, __mmask16) { return {*p}; }
-inline void store(float* p, __mmask16, Vec v) { *p = v.v; }
-inline Vec add(Vec a, Vec b) { return {a.v + b.v}; }
-inline Vec sub(Vec a, Vec b) { return {a.v - b.v}; }
-inline Vec mul(Vec a, Vec b) { return {a.v * b.v}; }
-inline Vec zero() { return {0.0f}; }
-inline Vec relu(Vec a) { return {std::max(a.v, 0.0f)}; }
-inline Vec pass_where_positive(Vec dy, Vec y) { return {y.v > 0.0f ? dy.v : 0.0f}; }
-constexpr int64_t kLanes = 1;
-#endif
-
-}  // namespace
-
+// (N, C) inputs and channels-last (N, C, H, W) ones are (R, C) rows, channels innermost: the
+// kernels of kernels/batchnorm.hpp run over rows and vectorise across the contiguous channels
+// (the per-channel loops of the planar case would stride by C).
 void BatchNorm::rows_statistics(ConstView x, Mode mode) {
-  const int64_t rows = x.numel() / c_, chunks = (rows + kChunk - 1) / kChunk, C = c_;
+  const int64_t rows = x.numel() / c_, chunks = kernels::batchnorm_chunks(rows), C = c_;
   if (part_.size() < static_cast<size_t>(chunks * 2 * C)) part_.resize(chunks * 2 * C);
   scale_.resize(C);  // sized once: a step allocates nothing
   shift_.resize(C);
   sums_.resize(2 * C);
   coef_.resize(3 * C);
   float* part = part_.data();
-  const float* in = x.data;
   if (mode == Mode::train) {
-    // Two passes: the sums, then the squares about the mean (no cancellation).
+    // Two passes: the sums, then the squares about the mean (no cancellation). The chunks' float
+    // sums are added in double.
     double* mean = sums_.data();
     double* sq = mean + C;
     for (int pass = 0; pass < 2; ++pass) {
-      const float* centre = stat_mean_.data();  // pass 1 subtracts the mean found by pass 0
-#pragma omp parallel for schedule(static) if (chunks > 1)
-      for (int64_t ch = 0; ch < chunks; ++ch) {
-        const int64_t end = std::min(rows, (ch + 1) * kChunk);
-        for (int64_t k = 0; k < C; k += kLanes) {
-          const __mmask16 m = lanes(C - k);
-          const Vec mu = load(centre + k, m);
-          Vec acc = zero();
-          for (int64_t r = ch * kChunk; r < end; ++r) {
-            const Vec v = load(in + r * C + k, m);
-            if (pass == 0) {
-              acc = add(acc, v);
-            } else {
-              const Vec d = sub(v, mu);
-              acc = add(acc, mul(d, d));
-            }
-          }
-          store(part + ch * C + k, m, acc);
-        }
-      }
+      kernels::batchnorm_rows_sums(x.data, rows, C, pass == 0 ? nullptr : stat_mean_.data(), part);
       double* total = pass == 0 ? mean : sq;
       std::fill_n(total, C, 0.0);
       for (int64_t ch = 0; ch < chunks; ++ch)
@@ -139,31 +77,28 @@ void BatchNorm::rows_statistics(ConstView x, Mode mode) {
 
 void BatchNorm::forward_rows(ConstView x, View y, Mode mode) {
   rows_statistics(x, mode);
-  const int64_t rows = x.numel() / c_, chunks = (rows + kChunk - 1) / kChunk, C = c_;
-  const float* in = x.data;
-  const float* a = scale_.data();
-  const float* b = shift_.data();
-  float* out = y.data;
-  const bool with_relu = relu_;
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    const int64_t end = std::min(rows, (ch + 1) * kChunk);
-    for (int64_t k = 0; k < C; k += kLanes) {
-      const __mmask16 m = lanes(C - k);
-      const Vec va = load(a + k, m), vb = load(b + k, m);
-      for (int64_t r = ch * kChunk; r < end; ++r) {
-        const Vec t = add(mul(load(in + r * C + k, m), va), vb);  // multiply, then add: as infer
-        store(out + r * C + k, m, with_relu ? relu(t) : t);
-      }
-    }
-  }
+  kernels::batchnorm_rows_affine(x.data, scale_.data(), shift_.data(), y.data, x.numel() / c_, c_, relu_);
 }
 
-// The end of pass 1 of both backward paths: the parts' sums of m and m * (x - mean), (parts, 2, C)
-// in part_, added in double in order; the parameter gradients; and the constants of pass 2 in
+void BatchNorm::statistics(ConstView x, Mode mode) {
+  if (!channels_last_) throw Error("batch norm: a fused block tail needs channels-last input");
+  mode_ = mode;
+  shape_ = x.shape;
+  x_ = x;
+  y_ = {};  // not written: the caller's backward does not need it
+  rows_statistics(x, mode);
+}
+
+float* BatchNorm::partials(int64_t parts) {
+  if (part_.size() < static_cast<size_t>(parts * 2 * c_)) part_.resize(parts * 2 * c_);  // first step only
+  return part_.data();
+}
+
+// The end of pass 1 of every backward: the parts' sums of m and m * (x - mean), (parts, 2, C) in
+// part_, added in double in order; the parameter gradients; and the constants of pass 2 in
 // coef_: scale, mean of m, inv_std * mean of m * xhat (the last two 0 in evaluation mode).
-void BatchNorm::backward_sums(int64_t parts, int64_t rows) {
-  const int64_t C = c_;
+const float* BatchNorm::finish_backward_sums(int64_t parts) {
+  const int64_t C = c_, rows = shape_.numel() / c_;
   const float* part = part_.data();
   double* db = sums_.data();
   double* dg = db + C;
@@ -185,162 +120,19 @@ void BatchNorm::backward_sums(int64_t parts, int64_t rows) {
     k2[c] = eval ? 0.0f : static_cast<float>(db[c] / rows);
     k3[c] = eval ? 0.0f : inv_std_[c] * static_cast<float>(dg[c] / rows);
   }
+  return coef_.data();
 }
 
+// Pass 1 the sums of m = dy (masked by the fused relu), pass 2
+// dx = scale * (m - mean(m) - xhat * mean(m * xhat)); in evaluation mode scale * m.
 void BatchNorm::backward_rows(ConstView dy, View dx) {
-  const int64_t rows = shape_.numel() / c_, chunks = (rows + kChunk - 1) / kChunk, C = c_;
-  float* part = part_.data();
-  const float* mean = stat_mean_.data();
-  const bool with_relu = relu_;
-  const float *g = dy.data, *in = x_.data, *out = y_.data;
-  // Pass 1, per chunk: sum of m and of m * (x - mean), m = dy masked by the fused relu.
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    const int64_t end = std::min(rows, (ch + 1) * kChunk);
-    for (int64_t k = 0; k < C; k += kLanes) {
-      const __mmask16 lm = lanes(C - k);
-      const Vec mu = load(mean + k, lm);
-      Vec as = zero(), ad = zero();
-      for (int64_t r = ch * kChunk; r < end; ++r) {
-        const int64_t o = r * C + k;
-        Vec m = load(g + o, lm);
-        if (with_relu) m = pass_where_positive(m, load(out + o, lm));
-        as = add(as, m);
-        ad = add(ad, mul(m, sub(load(in + o, lm), mu)));
-      }
-      store(part + ch * 2 * C + k, lm, as);
-      store(part + ch * 2 * C + C + k, lm, ad);
-    }
-  }
-  backward_sums(chunks, rows);
+  const int64_t rows = shape_.numel() / c_, chunks = kernels::batchnorm_chunks(rows), C = c_;
+  const float* relu_y = relu_ ? y_.data : nullptr;
+  kernels::batchnorm_rows_backward_sums(dy.data, x_.data, relu_y, stat_mean_.data(), rows, C, part_.data());
+  const float* k = finish_backward_sums(chunks);
   if (dx.empty()) return;
-  // Pass 2: dx = scale * (m - mean(m) - xhat * mean(m * xhat)); in evaluation mode scale * m.
-  const bool eval = mode_ == Mode::eval;
-  const float* k1 = coef_.data();
-  const float* k2 = k1 + C;
-  const float* k3 = k2 + C;
-  float* d = dx.data;
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    const int64_t end = std::min(rows, (ch + 1) * kChunk);
-    for (int64_t k = 0; k < C; k += kLanes) {
-      const __mmask16 lm = lanes(C - k);
-      const Vec s1 = load(k1 + k, lm), s2 = load(k2 + k, lm), s3 = load(k3 + k, lm);
-      const Vec mu = load(mean + k, lm);
-      for (int64_t r = ch * kChunk; r < end; ++r) {
-        const int64_t o = r * C + k;
-        Vec m = load(g + o, lm);
-        if (with_relu) m = pass_where_positive(m, load(out + o, lm));
-        store(d + o, lm, eval ? mul(m, s1) : mul(s1, sub(sub(m, s2), mul(sub(load(in + o, lm), mu), s3))));
-      }
-    }
-  }
-}
-
-void BatchNorm::forward_through_pool2x2(ConstView x, View pool_y, uint8_t* winner, Mode mode) {
-  mode_ = mode;
-  shape_ = x.shape;
-  x_ = x;
-  y_ = {};  // not written: backward_through_pool2x2 does not need it
-  rows_statistics(x, mode);
-  kernels::affine_relu_maxpool2x2_nhwc(x.data, scale_.data(), shift_.data(), pool_y.data, x.shape[0], x.shape[2],
-                                       x.shape[3], c_, winner);
-}
-
-bool BatchNorm::can_backward_through_pool() const {
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-  return spatial_ && channels_last_;
-#else
-  return false;
-#endif
-}
-
-// One task per row of pooling windows (n, i). For each window and group of 16 channels the
-// pool's gradient goes to the first of its four inputs equal to the pool's output (as
-// MaxPool2d::backward), then through the fused relu (as backward_rows): m, at each of the four
-// positions. Pass 1 sums m and m * (x - mean) per task; pass 2 writes dx from them. Inputs in no
-// window (a last odd row or column) have m = 0.
-void BatchNorm::backward_through_pool2x2(ConstView pool_dy, const float* pool_y, const uint8_t* winner, View dx) {
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-  const int64_t n = shape_[0], C = c_, h = shape_[2], w = shape_[3], ho = h / 2, wo = w / 2;
-  const int64_t tasks = n * ho, rows = n * h * w;
-  if (part_.size() < static_cast<size_t>(tasks * 2 * C)) part_.resize(tasks * 2 * C);  // first step only
-  float* part = part_.data();
-  const float* mean = stat_mean_.data();
-  const float *xin = x_.data, *g = pool_dy.data;
-  const bool with_relu = relu_;
-  const __m512 zero = _mm512_setzero_ps();
-  // m at the four inputs of the window whose output is at `out`: the pool's gradient at the
-  // window's winner (recorded by the pool's forward), kept there if the winner passed the relu
-  // (its value, the pool's output, is > 0). The batch norm's output itself is not read.
-  auto route = [&](int64_t out, int64_t k, __mmask16 lm, __m512 m[4]) {
-    const __m512 gg = _mm512_maskz_loadu_ps(lm, g + out + k);
-    const __m512i win = _mm512_maskz_cvtepu8_epi32(lm, _mm_maskz_loadu_epi8(lm, winner + out + k));
-    __mmask16 pass = 0xFFFF;
-    if (with_relu) pass = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(lm, pool_y + out + k), zero, _CMP_GT_OQ);
-    for (int q = 0; q < 4; ++q)
-      m[q] = _mm512_maskz_mov_ps(pass & _mm512_cmpeq_epi32_mask(win, _mm512_set1_epi32(q)), gg);
-  };
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t b = t / ho, i = t % ho;
-    const int64_t top = ((b * h + 2 * i) * w) * C, out = t * wo * C;
-    for (int64_t k = 0; k < C; k += 16) {
-      const __mmask16 lm = lanes(C - k);
-      const __m512 mu = _mm512_maskz_loadu_ps(lm, mean + k);
-      __m512 as = zero, ad = zero, m[4];
-      for (int64_t j = 0; j < wo; ++j) {
-        const int64_t in = top + 2 * j * C;
-        route(out + j * C, k, lm, m);
-        const int64_t at[4] = {in, in + C, in + w * C, in + w * C + C};
-        for (int q = 0; q < 4; ++q) {
-          as = _mm512_add_ps(as, m[q]);
-          ad = _mm512_add_ps(ad, _mm512_mul_ps(m[q], _mm512_sub_ps(_mm512_maskz_loadu_ps(lm, xin + at[q] + k), mu)));
-        }
-      }
-      _mm512_mask_storeu_ps(part + t * 2 * C + k, lm, as);
-      _mm512_mask_storeu_ps(part + t * 2 * C + C + k, lm, ad);
-    }
-  }
-  backward_sums(tasks, rows);
-  if (dx.empty()) return;
-  const float* k1 = coef_.data();  // as backward_rows
-  const float* k2 = k1 + C;
-  const float* k3 = k2 + C;
-  float* d = dx.data;
-  // dx at one input from its m.
-  auto put = [&](int64_t at, int64_t k, __mmask16 lm, __m512 m, __m512 s1, __m512 s2, __m512 s3, __m512 mu) {
-    const __m512 centred = _mm512_sub_ps(_mm512_maskz_loadu_ps(lm, xin + at + k), mu);
-    _mm512_mask_storeu_ps(d + at + k, lm, _mm512_mul_ps(s1, _mm512_sub_ps(_mm512_sub_ps(m, s2), _mm512_mul_ps(centred, s3))));
-  };
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < tasks + (h & 1 ? n : 0); ++t) {
-    for (int64_t k = 0; k < C; k += 16) {
-      const __mmask16 lm = lanes(C - k);
-      const __m512 s1 = _mm512_maskz_loadu_ps(lm, k1 + k), s2 = _mm512_maskz_loadu_ps(lm, k2 + k);
-      const __m512 s3 = _mm512_maskz_loadu_ps(lm, k3 + k), mu = _mm512_maskz_loadu_ps(lm, mean + k);
-      if (t >= tasks) {  // the last row of image t - tasks, in no window (odd h)
-        const int64_t row = ((t - tasks) * h + h - 1) * w * C;
-        for (int64_t j = 0; j < w; ++j) put(row + j * C, k, lm, zero, s1, s2, s3, mu);
-        continue;
-      }
-      const int64_t b = t / ho, i = t % ho;
-      const int64_t top = ((b * h + 2 * i) * w) * C, out = t * wo * C;
-      __m512 m[4];
-      for (int64_t j = 0; j < wo; ++j) {
-        const int64_t in = top + 2 * j * C;
-        route(out + j * C, k, lm, m);
-        const int64_t at[4] = {in, in + C, in + w * C, in + w * C + C};
-        for (int q = 0; q < 4; ++q) put(at[q], k, lm, m[q], s1, s2, s3, mu);
-      }
-      if (w & 1)  // the last column, in no window
-        for (int64_t r : {top, top + w * C}) put(r + (w - 1) * C, k, lm, zero, s1, s2, s3, mu);
-    }
-  }
-#else
-  (void)pool_dy, (void)pool_y, (void)winner, (void)dx;
-  throw Error("batch norm: the fused pool backward needs AVX-512");
-#endif
+  kernels::batchnorm_rows_backward_dx(dy.data, x_.data, relu_y, stat_mean_.data(), k, k + C, k + 2 * C,
+                                      mode_ == Mode::eval, rows, C, dx.data);
 }
 
 void BatchNorm::forward(ConstView x, View y, Mode mode) {
@@ -395,15 +187,6 @@ void BatchNorm::forward(ConstView x, View y, Mode mode) {
 //   dx = weight * inv_std / M * (M*dy - dbias - xhat*dweight).
 // Evaluation mode: the statistics are constants, dx = dy * weight * inv_std.
 float BatchNorm::eval_inv_std(int64_t c) const { return 1.0f / std::sqrt(running_var_.value[c] + eps_); }
-
-void BatchNorm::eval_affine(float* scale, float* shift) const {
-  for (int64_t c = 0; c < c_; ++c) {
-    // As in forward: a = g * inv, shift = b - mean * a.
-    const float a = weight_.value[c] * eval_inv_std(c);
-    scale[c] = a;
-    shift[c] = bias_.value[c] - running_mean_.value[c] * a;
-  }
-}
 
 void BatchNorm::backward(ConstView dy, View dx) {
   if (!spatial_ || channels_last_) return backward_rows(dy, dx);

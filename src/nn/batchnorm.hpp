@@ -32,29 +32,26 @@ class BatchNorm final : public Layer {
     return channels_last_ == on;
   }
   bool channels_last() const { return channels_last_; }
-  // Evaluation mode as y = x * scale[c] + shift[c] (the running statistics folded in), computed
-  // with exactly the float operations forward uses.
-  void eval_affine(float* scale, float* shift) const;
-  // Channels last with AVX-512: the backward of this layer and of the 2x2 max-pool after it, in
-  // one go. pool_dy, pool_y and winner are the pool's output gradient, output (N, C, H/2, W/2)
-  // and MaxPool2d::winners(); dx is this layer's input gradient (may be empty). The same
-  // gradients as MaxPool2d::backward then backward (sums in another order), without the pool's
-  // full-size input gradient in between, and without reading this layer's output again.
-  bool can_backward_through_pool() const;
-  // The forward of this layer (with its relu) and of the 2x2 max-pool after it, in one pass after
-  // the statistics, for a layer that can_backward_through_pool(): pool_y and winner as
-  // MaxPool2d's forward gives them, bit for bit; this layer's own output is not written (so only
-  // backward_through_pool2x2 may follow, not backward).
-  void forward_through_pool2x2(ConstView x, View pool_y, uint8_t* winner, Mode mode);
-  void backward_through_pool2x2(ConstView pool_dy, const float* pool_y, const uint8_t* winner, View dx);
+
+  // For a block tail that runs this batch norm fused with its relu and pool (channels last, so
+  // x is (R, C) rows): statistics() finds the batch (training) or running (evaluation) statistics
+  // of x and the affine y = x * scale + shift, as forward does, without writing y; backward is
+  // then the caller's: it fills partials(parts) with the (parts, 2, C) sums of m and
+  // m * (x - mean), and finish_backward_sums writes the parameter gradients and returns the
+  // constants k1, k2, k3 (3, C) of kernels::affine_relu_pool2x2_backward_dx_nhwc.
+  void statistics(ConstView x, Mode mode);
+  const float* scale() const { return scale_.data(); }
+  const float* shift() const { return shift_.data(); }
+  const float* mean() const { return stat_mean_.data(); }
+  float* partials(int64_t parts);
+  const float* finish_backward_sums(int64_t parts);
 
  private:
-  // (R, C) rows, channels innermost: (N, C) inputs and channels-last (N, C, H, W) ones.
-  // rows_statistics: the statistics (batch or running), scale_ and shift_.
+  // (R, C) rows, channels innermost: (N, C) inputs and channels-last (N, C, H, W) ones, through
+  // kernels/batchnorm.hpp. rows_statistics: the statistics (batch or running), scale_ and shift_.
   void rows_statistics(ConstView x, Mode mode);
   void forward_rows(ConstView x, View y, Mode mode);
   void backward_rows(ConstView dy, View dx);
-  void backward_sums(int64_t parts, int64_t rows);
   float eval_inv_std(int64_t c) const;
 
   int64_t c_;

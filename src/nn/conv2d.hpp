@@ -19,6 +19,7 @@ class Conv2d final : public Layer {
   void backward(ConstView dy, View dx) override;
   std::vector<Param*> params() override { return {&weight_, &bias_}; }
   int64_t forward_flops(const Shape& in) const override;
+  bool prefers_channels_last() const override { return true; }
   bool set_channels_last(bool on) override {
     channels_last_ = on;
     return true;

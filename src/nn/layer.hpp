@@ -37,6 +37,11 @@ class Layer {
   // The layer in the JSON vocabulary shared with the PyTorch scripts, e.g.
   // {"type":"conv2d","in":16,"out":32,"kernel":3,"padding":1}.
   virtual nlohmann::json describe() const { return {{"type", type()}}; }
+  // The PyTorch modules this layer stands for, in order, each described as above: one for most
+  // layers; a CNN block tail is its batch norm (+relu), activation and pool. Sequential numbers
+  // parameters by these positions (a layer's parameters belong to its first part), so merging
+  // layers into one renames nothing; summary and the ONNX export walk them.
+  virtual std::vector<nlohmann::json> parts() const { return {describe()}; }
   // `in` includes the batch dimension; throws tailor::Error on a shape the layer cannot take.
   virtual Shape output_shape(const Shape& in) const = 0;
   virtual void forward(ConstView x, View y, Mode mode) = 0;
@@ -51,6 +56,9 @@ class Layer {
   // (and give its output, when that is (N, C, H, W) too) in that order; it returns false if it
   // cannot. Shapes stay (N, C, H, W). Sequential decides, at finalize; off by default.
   virtual bool set_channels_last(bool on) { return !on; }
+  // Whether the layer's fast kernel runs channels last (a convolution's): a model whose leading
+  // (N, C, H, W) layers include one keeps them channels last.
+  virtual bool prefers_channels_last() const { return false; }
   // Mixed precision: training-mode products in bfloat16 with float accumulation and float master
   // weights (evaluation stays float). Layers without such products ignore it.
   virtual void set_bf16_training(bool on) { (void)on; }

@@ -2,6 +2,7 @@
 
 #include "nn/activation.hpp"
 #include "nn/batchnorm.hpp"
+#include "nn/block_tail.hpp"
 #include "nn/conv2d.hpp"
 #include "nn/linear.hpp"
 #include "nn/pool.hpp"
@@ -16,7 +17,16 @@ LayerPtr layer_from_json(const nlohmann::json& j, uint64_t seed) {
     if (t == "conv2d")
       return std::make_unique<Conv2d>(j.at("in").get<int64_t>(), j.at("out").get<int64_t>(),
                                       j.at("kernel").get<int64_t>(), j.value("padding", int64_t{0}));
-    if (t == "maxpool2d") return std::make_unique<MaxPool2d>(j.at("kernel").get<int64_t>());
+    if (t == "maxpool2d") return std::make_unique<Pool2d>(kernels::PoolKind::max, j.at("kernel").get<int64_t>());
+    if (t == "avgpool2d") return std::make_unique<Pool2d>(kernels::PoolKind::avg, j.at("kernel").get<int64_t>());
+    if (t == "lppool2d") {
+      if (j.value("p", 2) != 2) throw Error("lppool2d: only p = 2 (L2 pooling) is supported");
+      return std::make_unique<Pool2d>(kernels::PoolKind::l2, j.at("kernel").get<int64_t>());
+    }
+    if (t == "block_tail")
+      return std::make_unique<BlockTail>(j.at("channels").get<int64_t>(), j.at("batchnorm").get<bool>(),
+                                         parse_activation(j.at("activation").get<std::string>()),
+                                         kernels::parse_pool(j.at("pool").get<std::string>()));
     if (t == "batchnorm1d") return std::make_unique<BatchNorm>(j.at("features").get<int64_t>(), false);
     if (t == "batchnorm2d")
       return std::make_unique<BatchNorm>(j.at("channels").get<int64_t>(), true, j.value("relu", false));

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "nn/batchnorm.hpp"
+#include "nn/block_tail.hpp"
 #include "nn/conv2d.hpp"
 #include "nn/linear.hpp"
 #include "nn/pool.hpp"
@@ -29,7 +30,11 @@ static std::string join(const std::vector<int64_t>& v) {
 
 std::string ModelSpec::widths_str() const {
   std::string s;
-  if (family == Family::cnn) s = "conv " + join(channels) + " | ";
+  if (family == Family::cnn) {
+    s = "conv " + join(channels);
+    if (pool != kernels::PoolKind::max) s += std::string(" ") + kernels::pool_name(pool) + "-pool";
+    s += " | ";
+  }
   return s + "fc " + (hidden.empty() ? std::string("-") : join(hidden));
 }
 
@@ -208,11 +213,9 @@ std::unique_ptr<Sequential> build_model(const ModelSpec& s, uint64_t dropout_see
         throw Error("too many conv blocks (" + std::to_string(s.channels.size()) + ") for " +
                     std::to_string(s.height) + "x" + std::to_string(s.width) + " images");
       m->add(std::make_unique<Conv2d>(c, co, 3, 1));
-      // Batch norm and ReLU run as one layer (one pass over the block's largest tensor).
-      const bool fuse = s.batchnorm && s.activation == ActivationKind::relu;
-      if (s.batchnorm) m->add(std::make_unique<BatchNorm>(co, true, fuse));
-      if (!fuse) m->add(std::make_unique<Activation>(s.activation));
-      m->add(std::make_unique<MaxPool2d>(2));
+      // Batch norm, activation and pool as one layer: with batch norm and ReLU one pass each way
+      // over the block's largest tensor.
+      m->add(std::make_unique<BlockTail>(co, s.batchnorm, s.activation, s.pool));
       c = co;
       h /= 2;
       w /= 2;
@@ -240,7 +243,7 @@ nlohmann::json spec_to_json(const ModelSpec& s) {
   return {{"family", family_name(s.family)}, {"channels", s.channels},   {"hidden", s.hidden},
           {"batchnorm", s.batchnorm},        {"dropout", s.dropout},     {"activation", activation_name(s.activation)},
           {"in_channels", s.in_channels},    {"height", s.height},       {"width", s.width},
-          {"classes", s.classes}};
+          {"classes", s.classes},            {"pool", kernels::pool_name(s.pool)}};
 }
 
 ModelSpec spec_from_json(const nlohmann::json& j) {
@@ -256,6 +259,10 @@ ModelSpec spec_from_json(const nlohmann::json& j) {
     s.height = j.at("height").get<int64_t>();
     s.width = j.at("width").get<int64_t>();
     s.classes = j.at("classes").get<int64_t>();
+    const std::string pool = j.value("pool", std::string("max"));
+    if (pool != "max" && pool != "avg" && pool != "l2")
+      throw Error("model description has an unknown pool '" + pool + "' (expected max, avg or l2)");
+    s.pool = kernels::parse_pool(pool);
     auto positive = [](int64_t v) { return v >= 1 && v <= 1000000; };
     // Images up to 4096 pixels a side and 64 channels: a damaged file cannot ask for more.
     bool ok = s.in_channels >= 1 && s.in_channels <= 64 && s.height >= 1 && s.height <= 4096 && s.width >= 1 &&

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/pool.hpp"
 #include "nn/activation.hpp"
 #include "nn/sequential.hpp"
 
@@ -18,8 +19,9 @@ std::string family_name(Family f);
 
 struct ModelSpec {
   Family family = Family::cnn;
-  // CNN: one block per entry: conv 3x3 pad 1 -> [batch norm] -> activation -> max-pool 2x2.
+  // CNN: one block per entry: conv 3x3 pad 1 -> [batch norm] -> activation -> 2x2 pool.
   std::vector<int64_t> channels;
+  kernels::PoolKind pool = kernels::PoolKind::max;  // the blocks' pooling: max, avg or l2
   // Then flatten [-> dropout, CNN only] and one block per entry:
   // linear -> [batch norm] -> activation -> [dropout].
   std::vector<int64_t> hidden;
@@ -29,7 +31,7 @@ struct ModelSpec {
   // Input and output, taken from the data set.
   int64_t in_channels = 1, height = 28, width = 28, classes = 10;
 
-  std::string widths_str() const;  // "conv 16,32 | fc 60"
+  std::string widths_str() const;  // "conv 16,32 | fc 60", "conv 16,32 l2-pool | fc 60"
 };
 
 // The widths each family is scaled from when sized to a budget.
@@ -62,6 +64,7 @@ int64_t parse_weight_count(const std::string& text);
 std::unique_ptr<Sequential> build_model(const ModelSpec& spec, uint64_t dropout_seed);
 
 nlohmann::json spec_to_json(const ModelSpec& spec);
+// A description without "pool" (a checkpoint from before pooling was a choice) is max-pooled.
 ModelSpec spec_from_json(const nlohmann::json& j);  // throws tailor::Error on a bad description
 
 }  // namespace tailor

@@ -1,41 +1,35 @@
 #pragma once
 #include <vector>
 
+#include "kernels/pool.hpp"
 #include "nn/layer.hpp"
 
 namespace tailor {
 
-// MaxPool2d: y (N, C, H/k, W/k) = max over each k x k window of x (N, C, H, W), stride k,
-// floor mode. The first maximum in a window wins (as PyTorch); its index goes to backward.
-class MaxPool2d final : public Layer {
+// Pool2d: y (N, C, H/k, W/k) = pool over each k x k window of x (N, C, H, W), stride k, floor
+// mode, as PyTorch's MaxPool2d(k), AvgPool2d(k) and LPPool2d(2, k) (kernels/pool.hpp has the
+// formulas). k = 2 runs the fast kernels, planar or channels last; other k the reference loops.
+class Pool2d final : public Layer {
  public:
-  explicit MaxPool2d(int64_t kernel) : k_(kernel) {}
-  std::string type() const override { return "maxpool2d"; }
-  nlohmann::json describe() const override { return {{"type", "maxpool2d"}, {"kernel", k_}}; }
+  Pool2d(kernels::PoolKind kind, int64_t kernel) : kind_(kind), k_(kernel) {}
+  std::string type() const override;  // maxpool2d, avgpool2d, lppool2d
+  nlohmann::json describe() const override;
   Shape output_shape(const Shape& in) const override;
   void forward(ConstView x, View y, Mode mode) override;
   void backward(ConstView dy, View dx) override;
+  kernels::PoolKind kind() const { return kind_; }
   int64_t kernel() const { return k_; }
   bool set_channels_last(bool on) override {
     channels_last_ = on && k_ == 2;
     return channels_last_ == on;
   }
-  // Channels last: which input of its window each output of the last forward came from (0..3,
-  // see kernels::maxpool2x2_forward_nhwc), for a batch norm's backward through this pool.
-  const uint8_t* winners() const { return winner_.data(); }
-  // The buffer for `outputs` winners, for a forward run by a batch norm through this pool.
-  uint8_t* winners_for(int64_t outputs) {
-    if (winner_.size() < static_cast<size_t>(outputs)) winner_.resize(outputs);  // grows once
-    return winner_.data();
-  }
 
  private:
+  kernels::PoolKind kind_;
   int64_t k_;
   bool channels_last_ = false;
-  std::vector<uint8_t> winner_;
   Shape in_shape_;
-  std::vector<int32_t> argmax_;  // (N, C, Ho, Wo): flat index into x (general k)
-  ConstView x_, y_;              // k = 2: backward finds the winners again
+  ConstView x_, y_;  // backward finds the max's winners again, and reads y for l2
 };
 
 // Flatten: y (N, C*H*W) = x (N, C, H, W) in PyTorch's order (c, h, w), so the linear layer after

@@ -2,10 +2,6 @@
 
 #include <algorithm>
 
-#include "kernels/pool.hpp"
-#include "nn/batchnorm.hpp"
-#include "nn/conv2d.hpp"
-#include "nn/pool.hpp"
 #include "util/error.hpp"
 
 namespace tailor {
@@ -18,18 +14,20 @@ void Sequential::finalize(const Shape& item_shape) {
   buffers_.clear();
   param_names_.clear();
   buffer_names_.clear();
+  size_t module = 0;  // PyTorch's index of the layer's first part
   for (size_t i = 0; i < layers_.size(); ++i) {
     s = layers_[i]->output_shape(s);
     for (Param* p : layers_[i]->params()) {
       params_.push_back(p);
-      param_names_.push_back(std::to_string(i) + "." + p->name);
+      param_names_.push_back(std::to_string(module) + "." + p->name);
       nv += p->numel();
     }
     for (Param* b : layers_[i]->buffers()) {
       buffers_.push_back(b);
-      buffer_names_.push_back(std::to_string(i) + "." + b->name);
+      buffer_names_.push_back(std::to_string(module) + "." + b->name);
       ns += b->numel();
     }
+    module += layers_[i]->parts().size();
   }
   values_.resize(nv);
   grads_.resize(nv);
@@ -57,7 +55,7 @@ void Sequential::finalize(const Shape& item_shape) {
     size_t end = 0;  // layers [0, end) run channels last
     bool conv = false;
     for (size_t i = 0; i < layers_.size(); ++i) {
-      conv = conv || dynamic_cast<const Conv2d*>(layers_[i].get()) != nullptr;
+      conv = conv || layers_[i]->prefers_channels_last();
       t = layers_[i]->output_shape(t);
       if (t.rank() != 4) {
         end = i + 1;
@@ -73,19 +71,6 @@ void Sequential::finalize(const Shape& item_shape) {
   acts_.resize(layers_.size());
   act_grads_.resize(layers_.size());
   out_shapes_.resize(layers_.size());
-  // The batch norms (with fused relu) that infer runs together with the 2x2 max-pool after them.
-  fused_pool_bn_.assign(layers_.size(), nullptr);
-  size_t widest = 0;
-  for (size_t i = 0; i + 1 < layers_.size(); ++i) {
-    auto* bn = dynamic_cast<BatchNorm*>(layers_[i].get());
-    auto* pool = dynamic_cast<const MaxPool2d*>(layers_[i + 1].get());
-    if (bn && pool && bn->spatial() && bn->fused_relu() && pool->kernel() == 2) {
-      fused_pool_bn_[i] = bn;
-      widest = std::max(widest, static_cast<size_t>(bn->channels()));
-    }
-  }
-  fold_scale_.resize(widest);
-  fold_shift_.resize(widest);
 }
 
 std::vector<Shape> Sequential::shapes(int64_t n) const {
@@ -119,11 +104,7 @@ void Sequential::reserve(int64_t n, bool with_grads) {
   }
 }
 
-ConstView Sequential::forward(ConstView x, Mode mode) { return run(x, mode, false); }
-
-ConstView Sequential::infer(ConstView x) { return run(x, Mode::eval, true); }
-
-ConstView Sequential::run(ConstView x, Mode mode, bool fuse) {
+ConstView Sequential::forward(ConstView x, Mode mode) {
   const int64_t n = x.shape[0];
   if (x.shape.per_item() != item_shape_.numel())
     throw Error("model input " + x.shape.str() + " does not match item shape " + item_shape_.str());
@@ -132,31 +113,6 @@ ConstView Sequential::run(ConstView x, Mode mode, bool fuse) {
   for (size_t i = 0; i < layers_.size(); ++i) {
     // Shapes only change with n, so this is a cheap recomputation of a cached value.
     if (out_shapes_[i].rank() == 0 || out_shapes_[i][0] != n) out_shapes_[i] = layers_[i]->output_shape(in.shape);
-    BatchNorm* bn = fused_pool_bn_[i];
-    if (bn && (fuse || bn->can_backward_through_pool())) {
-      // Batch norm + relu + 2x2 pool in one pass, straight into the pool's output buffer: in
-      // infer with the running statistics folded in; otherwise after the statistics, the pool
-      // recording its winners for the backward through it.
-      const Shape& s = in.shape;  // (N, C, H, W)
-      if (out_shapes_[i + 1].rank() == 0 || out_shapes_[i + 1][0] != n)
-        out_shapes_[i + 1] = layers_[i + 1]->output_shape(out_shapes_[i]);
-      View out{acts_[i + 1].data(), out_shapes_[i + 1]};
-      if (!fuse) {
-        auto& pool = static_cast<MaxPool2d&>(*layers_[i + 1]);
-        bn->forward_through_pool2x2(in, out, pool.winners_for(out.numel()), mode);
-      } else {
-        bn->eval_affine(fold_scale_.data(), fold_shift_.data());
-        if (bn->channels_last())
-          kernels::affine_relu_maxpool2x2_nhwc(in.data, fold_scale_.data(), fold_shift_.data(), out.data, s[0], s[2],
-                                               s[3], s[1]);
-        else
-          kernels::affine_relu_maxpool2x2(in.data, fold_scale_.data(), fold_shift_.data(), out.data, s[0], s[1], s[2],
-                                          s[3]);
-      }
-      in = out;
-      ++i;
-      continue;
-    }
     View out{acts_[i].data(), out_shapes_[i]};
     layers_[i]->forward(in, out, mode);
     in = out;
@@ -165,26 +121,11 @@ ConstView Sequential::run(ConstView x, Mode mode, bool fuse) {
 }
 
 void Sequential::backward(ConstView dlogits, View dx) {
-  const int64_t n = dlogits.shape[0];
-  reserve(n, true);
+  reserve(dlogits.shape[0], true);
   ConstView dy = dlogits;
-  auto grad_into = [&](size_t i) {  // where layer i's input gradient goes
-    if (i > 0) return View{act_grads_[i - 1].data(), out_shapes_[i - 1]};
-    return dx.empty() ? View{} : View{dx.data, dx.shape};
-  };
   for (size_t i = layers_.size(); i-- > 0;) {
-    BatchNorm* bn = i > 0 ? fused_pool_bn_[i - 1] : nullptr;
-    if (bn && bn->can_backward_through_pool()) {
-      // The pool's and the batch norm's backward in one: the pool's full-size input gradient is
-      // never written and read back.
-      View din = grad_into(i - 1);
-      const auto& pool = static_cast<const MaxPool2d&>(*layers_[i]);
-      bn->backward_through_pool2x2(dy, acts_[i].data(), pool.winners(), din);
-      dy = din;
-      --i;
-      continue;
-    }
-    View din = grad_into(i);
+    // Layer i's input gradient: the previous layer's output gradient buffer, or dx.
+    View din = i > 0 ? View{act_grads_[i - 1].data(), out_shapes_[i - 1]} : dx;
     layers_[i]->backward(dy, din);
     dy = din;
   }

@@ -7,15 +7,15 @@
 
 namespace tailor {
 
-class BatchNorm;
-
 class Sequential {
  public:
   void add(LayerPtr layer) { layers_.push_back(std::move(layer)); }
   // Fixes the input item shape (without batch, e.g. (1, 28, 28) or (784)), checks every layer's
   // shape and gives each parameter its slice of the arenas. Parameter names follow PyTorch's
-  // nn.Sequential: "<layer index>.weight". May be called again (e.g. after allow_channels_last):
-  // the arenas are laid out afresh, so parameters must be set after the last call.
+  // nn.Sequential: "<module index>.weight", counting each layer's parts() (a block tail is its
+  // batch norm and its pool, so a CNN's second convolution is "3.weight"). May be called again
+  // (e.g. after allow_channels_last): the arenas are laid out afresh, so parameters must be set
+  // after the last call.
   void finalize(const Shape& item_shape);
   // Whether finalize may run the convolution blocks channels last (the default): the leading
   // layers that keep (N, C, H, W) shapes, when they start at a one-channel input and contain a
@@ -28,14 +28,10 @@ class Sequential {
     for (auto& l : layers_) l->set_bf16_training(on);
   }
 
-  // x (N, item...) -> logits (N, classes); the view stays valid until the next forward. With the
-  // convolution blocks channels last (and AVX-512), a batch norm with fused relu and the 2x2
-  // max-pool after it run as one pass here and in backward, bit for bit as the two layers would.
+  // x (N, item...) -> logits (N, classes); the view stays valid until the next forward.
   ConstView forward(ConstView x, Mode mode);
-  // Evaluation only, the fast way: the same logits as forward(x, Mode::eval), bit for bit, but a
-  // batch norm with fused relu followed by a 2x2 max-pool runs as one pass (the full-size tensor
-  // between them is never written). Nothing is kept for backward: do not call backward after it.
-  ConstView infer(ConstView x);
+  // Evaluation: forward(x, Mode::eval). (A block tail runs its fused pass in both modes.)
+  ConstView infer(ConstView x) { return forward(x, Mode::eval); }
   // dlogits (N, classes) -> parameter gradients; dx (N, item...) is written when not empty.
   void backward(ConstView dlogits, View dx = {});
 
@@ -63,8 +59,6 @@ class Sequential {
 
  private:
   void reserve(int64_t n, bool with_grads);
-  // forward, with batch norm + relu + max-pool pairs run as one pass when `fuse`.
-  ConstView run(ConstView x, Mode mode, bool fuse);
 
   std::vector<LayerPtr> layers_;
   Shape item_shape_;
@@ -74,10 +68,6 @@ class Sequential {
   std::vector<Buffer> acts_, act_grads_;  // per layer output: (N, ...) for the largest N seen
   std::vector<Shape> out_shapes_;          // per layer, current batch
   int64_t capacity_ = 0, grad_capacity_ = 0;
-  // Per layer: a batch norm (+relu) that infer runs together with the next layer's 2x2 max-pool,
-  // and whose backward (channels last) runs together with the pool's.
-  std::vector<BatchNorm*> fused_pool_bn_;
-  std::vector<float> fold_scale_, fold_shift_;  // (C) of the batch norm being fused in infer
   bool allow_channels_last_ = true, channels_last_ = false;
 };
 

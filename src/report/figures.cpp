@@ -250,9 +250,14 @@ int write_sweep_figures(const std::string& dir) {
     line_chart_png(t.dir + "/val_acc.png", "Validation accuracy: " + run, "epoch", "validation accuracy (%)", {v});
     files += 2;
     loss.push_back(l), val.push_back(v), test.push_back(te);
+    // One series per family, and per pooling kind for CNNs other than max-pooled ones (a sweep
+    // over --pool, experiments/pooling.toml, gets one marker per pool).
     const std::string family = t.summary.at("model").value("family", std::string("?"));
-    Series& fam = by_family[family];
+    const std::string pool = t.summary.at("model").value("pool", std::string("max"));
+    const std::string key = family == "cnn" && pool != "max" ? family + " " + pool + "-pool" : family;
+    Series& fam = by_family[key];
     fam.name = family == "fcn" ? "FCN" : family == "cnn" ? "CNN" : family;
+    if (key != family) fam.name += " " + pool + "-pool";
     fam.x.push_back(t.summary.value("weights", 0.0));
     fam.y.push_back(t.summary.value("test_acc", NAN));
   }
@@ -262,7 +267,12 @@ int write_sweep_figures(const std::string& dir) {
   line_chart_png(dir + "/figures/val_acc.png", "Validation accuracy", "epoch", "validation accuracy (%)", val);
   line_chart_png(dir + "/figures/test_acc.png", "Test accuracy", "epoch", "test accuracy (%)", test);
   std::vector<Series> families;
-  for (auto& [k, s] : by_family) families.push_back(s);
+  const bool pools_vary = std::any_of(by_family.begin(), by_family.end(),
+                                      [](const auto& kv) { return kv.first.rfind("cnn ", 0) == 0; });
+  for (auto& [k, s] : by_family) {
+    families.push_back(s);
+    if (k == "cnn" && pools_vary) families.back().name = "CNN max-pool";
+  }
   scatter_png(dir + "/figures/accuracy_vs_weights.png", "Test accuracy against weight count", "weights",
               "test accuracy (%)", families, true);
   return files + 4;

@@ -67,7 +67,7 @@ struct Stats {
   }
 };
 
-// "conv 16,32; fc 60" or "fc 117,59", from a run's config.toml: rows of one budget can differ in
+// "conv 16,32; fc 60", "conv 16,32 l2-pool; fc 60" or "fc 117,59", from a run's config.toml: rows of one budget can differ in
 // architecture (experiments/best.toml), and the table says which. No '|', so it fits a Markdown cell.
 std::string widths_of(const toml::table& cfg) {
   auto list = [&](const char* key) {
@@ -78,13 +78,15 @@ std::string widths_of(const toml::table& cfg) {
   };
   const std::string conv = list("channels"), fc = list("hidden");
   std::string out = conv.empty() ? "" : "conv " + conv;
+  const std::string pool = cfg["model"]["pool"].value_or(std::string("max"));
+  if (!conv.empty() && pool != "max") out += " " + pool + "-pool";
   if (!fc.empty()) out += (out.empty() ? "fc " : "; fc ") + fc;
   return out.empty() ? "linear" : out;
 }
 
 struct Group {
   std::string row;
-  std::string model, widths, optimizer, init, schedule, stop;
+  std::string model, widths, optimizer, init, schedule, stop, pool = "max";
   int64_t weights = 0, target = 0, epochs = 0;
   double lr = 0, dropout = 0;
   Stats val, test, seconds;
@@ -121,6 +123,7 @@ std::string write_results_table(const std::string& dir, const std::string& study
     }
     g.model = cfg["model"]["family"].value_or(std::string("?"));
     g.widths = widths_of(cfg);
+    g.pool = cfg["model"]["pool"].value_or(std::string("max"));
     g.target = cfg["model"]["weights_target"].value_or(int64_t{0});
     g.dropout = cfg["model"]["dropout"].value_or(0.0);
     g.init = cfg["model"]["init"].value_or(std::string("?"));
@@ -148,8 +151,9 @@ std::string write_results_table(const std::string& dir, const std::string& study
   for (const Group& g : groups) {
     const StudyRow* match = nullptr;
     for (const auto& r : study)
+      // The study max-pooled its CNNs: another pool is not its row.
       if (r.model == g.model && r.weights == g.target && r.epochs == g.epochs && std::abs(r.lr - g.lr) < 1e-12 &&
-          std::abs(r.dropout - g.dropout) < 1e-6)
+          std::abs(r.dropout - g.dropout) < 1e-6 && g.pool == "max")
         match = &r;
     auto num = [](double v, int d) { return std::isnan(v) ? std::string() : fmt::format("{:.{}f}", v, d); };
     const std::string sv = match ? num(match->val, 2) : "", st = match ? num(match->test, 2) : "",

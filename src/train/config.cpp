@@ -73,6 +73,8 @@ TrainConfig config_from_toml(const std::string& text, const std::string& path) {
     c.model.batchnorm = r.get<bool>("model", "batchnorm");
     c.model.dropout = r.get<float>("model", "dropout");
     c.model.activation = parse_activation(r.get<std::string>("model", "activation"));
+    // Runs from before pooling was a choice have no key: they were max-pooled.
+    c.model.pool = kernels::parse_pool(root["model"]["pool"].value_or(std::string("max")));
     c.init = parse_init(r.get<std::string>("model", "init"));
     c.weights_target = r.get<int64_t>("model", "weights_target");
     c.optim.kind = parse_optimizer(r.get<std::string>("optim", "optimizer"));
@@ -116,6 +118,7 @@ std::string config_to_toml(const TrainConfig& c, const std::string& extra) {
                     {"batchnorm", c.model.batchnorm},
                     {"dropout", shortest(c.model.dropout)},
                     {"activation", activation_name(c.model.activation)},
+                    {"pool", kernels::pool_name(c.model.pool)},
                     {"init", init_name(c.init)},
                     {"weights_target", c.weights_target}};
   toml::table optim{{"optimizer", optimizer_name(c.optim.kind)},
