@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -71,9 +72,18 @@ class Resume : public ::testing::Test {
     return pid;
   }
 
+  // Finished epochs in RUN/metrics.csv (its rows after the header).
+  static size_t metrics_rows(const std::string& run) {
+    std::ifstream in(run + "/metrics.csv");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+    return lines > 0 ? lines - 1 : 0;
+  }
+
   // Trains `args` into `name` uninterrupted, then `kills` times into other directories, each
-  // killed (SIGKILL) after a random delay within the reference run's duration and resumed until
-  // done (resumes may be killed again); every result must equal the reference's.
+  // killed (SIGKILL) just after an early finished epoch, resumed, killed again at a random moment
+  // within the reference run's duration, and resumed until done; every result must equal the
+  // reference's.
   static void kill_and_resume(const std::string& name, const std::string& args, int kills, std::mt19937& gen) {
     const std::string common = args + " --threads 1 --progress none --data " + dir("data");
     const auto t0 = Clock::now();
@@ -88,15 +98,26 @@ class Resume : public ::testing::Test {
       std::string kept_rows;  // metrics rows written before a kill
       for (int attempt = 0;; ++attempt) {
         const pid_t pid = start(cmd);
-        // Killed at a random moment of the first two attempts; the third runs to its end.
-        if (attempt < 2) {
-          // (the first 20% of a run is mostly start-up: loading the data)
-          std::uniform_real_distribution<double> when(0.2 * seconds, seconds * (attempt == 0 ? 0.9 : 0.6));
+        int status = 0;
+        bool reaped = false;
+        if (attempt == 0) {
+          // Killed within a few milliseconds after its 1st, 2nd or 3rd finished epoch: a time drawn
+          // from the reference run's length misses them all when the machine is busier now than
+          // it was then (ctest -j2 beside mpirun).
+          const size_t rows = 1 + gen() % 3;
+          while (!(reaped = waitpid(pid, &status, WNOHANG) == pid) && metrics_rows(out) < rows)
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+          if (!reaped) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(gen() % 20));
+            ::kill(pid, SIGKILL);
+          }
+        } else if (attempt == 1) {
+          // Killed at a random moment (the first 20% of a run is mostly start-up: loading the data).
+          std::uniform_real_distribution<double> when(0.2 * seconds, 0.6 * seconds);
           std::this_thread::sleep_for(std::chrono::duration<double>(when(gen)));
           ::kill(pid, SIGKILL);
-        }
-        int status = 0;
-        waitpid(pid, &status, 0);
+        }  // the third attempt runs to its end
+        if (!reaped) waitpid(pid, &status, 0);
         if (WIFEXITED(status)) {
           ASSERT_EQ(WEXITSTATUS(status), 0) << cmd;
           break;  // it finished before the kill
