@@ -1,5 +1,8 @@
 // tailor: train, evaluate and inspect small FCN and CNN image classifiers.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 
 #include <CLI/CLI.hpp>
 
@@ -21,6 +24,22 @@ struct MpiSession {
   ~MpiSession() { tailor::dist::finalize(); }
 };
 
+// OpenMP's idle threads (GCC's libgomp, which oneDNN and tailor's kernels share) spin 300,000
+// times at every barrier before they sleep. Alone, that saves a wake-up per parallel region;
+// beside another busy process on the same cores, the spinning takes the cores that the other's
+// threads need, and the barriers of both wait on threads that are not running: CNN-100k epochs
+// went from 2.3 s to 10-34 s with two trainings at once on 2 cores. A spin bounded at 3,000
+// (a few microseconds) cost nothing measurable alone and halved the worst contended epoch
+// (docs/performance.md, bench/contention.sh). libgomp reads the setting from the environment
+// once, before main, so tailor sets it and starts itself again; a user's own OMP_WAIT_POLICY or
+// GOMP_SPINCOUNT is left as it is. Returns only if nothing was to be done or the exec failed.
+void bound_openmp_spinning(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  if (::setenv("GOMP_SPINCOUNT", "3000", 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
+  ::unsetenv("GOMP_SPINCOUNT");  // the exec failed: run on, with libgomp's default as loaded
+}
+
 // An error on one rank of several: the others may be waiting in a collective, so all end now.
 int failed(int code) {
   if (tailor::dist::size() > 1) tailor::dist::abort_all(code);
@@ -29,6 +48,7 @@ int failed(int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bound_openmp_spinning(argv);
   const MpiSession mpi;
   CLI::App app{"tailor " + tailor::tailor_version() +
                ": train, compare and inspect small FCN and CNN image classifiers (Fashion-MNIST by default)"};
