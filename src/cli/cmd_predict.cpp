@@ -33,7 +33,7 @@ Run add_predict(CLI::App& app) {
     const int k = static_cast<int>(m.spec.classes);
     std::vector<float> x(static_cast<size_t>(rows) * cols);
     for (const std::string& path : a->images) {
-      std::vector<uint8_t> px = to_dataset_format(load_image(path), rows, cols);
+      std::vector<uint8_t> px = fit_picture(load_image(path), rows, cols, m.pictures);
       to_model_input(px.data(), px.size(), m.norm, x.data());
       ConstView z = m.model->forward(ConstView(x.data(), Shape{1, rows * cols}), Mode::eval);
       const std::vector<float> p = softmax(z.data, k);

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "data/idx.hpp"
+#include "data/image_folder.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
 #include "util/rng.hpp"
@@ -107,6 +108,7 @@ TrainTestData load_train_test(const std::string& dir) {
     throw Error("data directory " + dir +
                 " not found (install Debian's dataset-fashion-mnist package: apt-get install "
                 "dataset-fashion-mnist, or pass --data DIR)");
+  if (is_image_folder(dir)) return load_image_folder(dir);
   TrainTestData out;
   const std::string class_file = (fs::path(dir) / "classes.txt").string();
   const bool named = fs::exists(class_file, ec);
@@ -139,6 +141,11 @@ TrainTestData load_train_test(const std::string& dir) {
                 "x" + std::to_string(out.test.cols) + " images but the training set's are " +
                 std::to_string(out.train.rows) + "x" + std::to_string(out.train.cols));
   return out;
+}
+
+Dataset load_test_set(const std::string& dir, const std::vector<std::string>& classes, int rows, int cols) {
+  if (is_image_folder(dir)) return load_image_folder_test(dir, classes, rows, cols);
+  return load_dataset(dir, "t10k", static_cast<int>(classes.size()));
 }
 
 Split stratified_split(const std::vector<uint8_t>& labels, int num_classes, size_t val_count,

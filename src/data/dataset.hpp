@@ -38,7 +38,13 @@ struct TrainTestData {
 // Without it, labels 0..max, each with training images (a damaged label byte of 200 in a
 // 10-class set is an error, not a 201-class model); named as Fashion-MNIST's classes when the
 // training labels are Fashion-MNIST's own, else "0".."K-1". Errors name the file.
+// A directory holding train/ and test/ folders of pictures is read as an image folder
+// (data/image_folder.hpp): classes are the folder names.
 TrainTestData load_train_test(const std::string& dir);
+
+// The test set of `dir` for a model with `classes` and (rows, cols) inputs: the IDX "t10k" files,
+// or an image folder's test/ converted to the model's size.
+Dataset load_test_set(const std::string& dir, const std::vector<std::string>& classes, int rows, int cols);
 
 struct Split {
   std::vector<uint32_t> train;  // indices into the data set, ascending

@@ -324,6 +324,38 @@ std::vector<uint8_t> to_dataset_format(const GreyImage& img, int rows, int cols)
   return canvas;
 }
 
+std::vector<uint8_t> fit_picture(const GreyImage& img, int rows, int cols, PictureFit fit) {
+  return fit == PictureFit::whole ? resize_area(img, rows, cols) : to_dataset_format(img, rows, cols);
+}
+
+const char* picture_fit_name(PictureFit fit) { return fit == PictureFit::whole ? "whole" : "object"; }
+
+std::vector<uint8_t> resize_area(const GreyImage& img, int rows, int cols) {
+  const int w = img.width, h = img.height;
+  if (rows < 1 || cols < 1 || w < 1 || h < 1 || img.pixels.size() != static_cast<size_t>(w) * static_cast<size_t>(h))
+    throw Error("cannot resize a " + std::to_string(w) + "x" + std::to_string(h) + " image to " +
+                std::to_string(cols) + "x" + std::to_string(rows));
+  if (w == cols && h == rows) return img.pixels;  // lossless: the same bytes
+  // Separable, as to_dataset_format: (h, w) -> rows resized (h, cols) -> both (rows, cols).
+  const auto tx = resample_taps(w, cols), ty = resample_taps(h, rows);
+  std::vector<float> wide(static_cast<size_t>(h) * cols);
+  for (int y = 0; y < h; ++y)
+    for (int j = 0; j < cols; ++j) {
+      float acc = 0;
+      for (const Tap& t : tx[static_cast<size_t>(j)])
+        acc += t.weight * static_cast<float>(img.pixels[static_cast<size_t>(y) * w + t.src]);
+      wide[static_cast<size_t>(y) * cols + j] = acc;
+    }
+  std::vector<uint8_t> out(static_cast<size_t>(rows) * cols);
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) {
+      float acc = 0;
+      for (const Tap& t : ty[static_cast<size_t>(i)]) acc += t.weight * wide[static_cast<size_t>(t.src) * cols + j];
+      out[static_cast<size_t>(i) * cols + j] = static_cast<uint8_t>(std::clamp(std::lround(acc), 0L, 255L));
+    }
+  return out;
+}
+
 std::string encode_png_grey(const GreyImage& img) {
   if (img.width <= 0 || img.height <= 0 ||
       img.pixels.size() != static_cast<size_t>(img.width) * static_cast<size_t>(img.height))

@@ -47,6 +47,18 @@ GreyImage decode_image(const std::string& bytes, const std::string& name,
 // A blank image gives an all-black canvas.
 std::vector<uint8_t> to_dataset_format(const GreyImage& img, int rows, int cols);
 
+// How a picture becomes a model's input: `object` as Fashion-MNIST's were made (to_dataset_format
+// below: inverted if light-backed, cropped to the object, centred), `whole` as an image-folder data
+// set's (resize_area below: the whole picture resized, as the training pictures were).
+enum class PictureFit { object, whole };
+std::vector<uint8_t> fit_picture(const GreyImage& img, int rows, int cols, PictureFit fit);
+const char* picture_fit_name(PictureFit fit);  // "object", "whole"
+
+// The whole picture resized to (rows, cols) uint8, nothing cropped or inverted: area averaging
+// when shrinking, bilinear when enlarging (each axis on its own). The same size gives the same
+// bytes back.
+std::vector<uint8_t> resize_area(const GreyImage& img, int rows, int cols);
+
 // An 8-bit greyscale PNG file's bytes, encoded in memory by libpng.
 std::string encode_png_grey(const GreyImage& img);
 // Writes an 8-bit greyscale PNG (encoded in memory by libpng, then write_file_atomic).

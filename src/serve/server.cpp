@@ -396,7 +396,7 @@ struct Server::Impl {
     if (it == test_sets.end()) {
       std::shared_ptr<const Dataset> d;
       try {
-        d = std::make_shared<const Dataset>(load_dataset(dir, "t10k", static_cast<int>(r->m.spec.classes)));
+        d = std::make_shared<const Dataset>(load_test_set(dir, r->m.classes, static_cast<int>(r->m.spec.height), static_cast<int>(r->m.spec.width)));
       } catch (const Error& e) {
         r->test_error = e.what();
         std::fprintf(stderr, "tailor serve: warning: %s (confusion matrix and browsing are off for %s)\n", e.what(),
@@ -440,7 +440,7 @@ struct Server::Impl {
       const int rows = static_cast<int>(r->m.spec.height), cols = static_cast<int>(r->m.spec.width);
       std::vector<uint8_t> px;
       if (convert) {
-        px = to_dataset_format(img, rows, cols);
+        px = fit_picture(img, rows, cols, r->m.pictures);
       } else {
         if (img.width != cols || img.height != rows)
           throw HttpError{400, "with convert=0 the picture must be " + std::to_string(cols) + "x" + std::to_string(rows) +

@@ -120,6 +120,9 @@ LoadedModel load_model(const std::string& path) {
     m.data_dir = ck.meta.value("data_dir", m.data_dir);
     m.eval_batch = ck.meta.value("eval_batch", m.eval_batch);
     m.threads = ck.meta.value("threads", m.threads);
+    const std::string pictures = ck.meta.value("pictures", std::string("object"));
+    if (pictures != "object" && pictures != "whole") throw Error("its pictures '" + pictures + "' is not object or whole");
+    m.pictures = pictures == "whole" ? PictureFit::whole : PictureFit::object;
     if (m.eval_batch < 1 || m.eval_batch > 65536 || m.threads < 1 || m.threads > 1024)
       throw Error("its eval_batch " + std::to_string(m.eval_batch) + " or threads " + std::to_string(m.threads) +
                   " is out of range");

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/dataset.hpp"
+#include "data/image.hpp"
 #include "nn/model_spec.hpp"
 #include "nn/sequential.hpp"
 
@@ -36,6 +37,8 @@ struct LoadedModel {
   std::string data_dir = kDefaultDataDir;
   int64_t eval_batch = 256;
   int threads = 1;
+  // How predict and serve turn a picture into input: as the training pictures were made.
+  PictureFit pictures = PictureFit::object;
   std::unique_ptr<Sequential> model;
   nlohmann::json meta;
 };

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "data/image_folder.hpp"
 #include "dist/mpi.hpp"
 #include "kernels/kernels.hpp"
 #include "nn/loss.hpp"
@@ -482,6 +483,8 @@ TrainOutcome finish(Run& r) {
              {"epochs_run", r.epoch},
              // Absolute, so eval, inspect and serve find the data from any working directory.
              {"data_dir", std::filesystem::absolute(cfg.data_dir).lexically_normal().string()},
+             // An image folder's pictures were resized whole; predict and serve convert alike.
+             {"pictures", picture_fit_name(is_image_folder(cfg.data_dir) ? PictureFit::whole : PictureFit::object)},
              {"eval_batch", cfg.eval_batch},
              {"threads", cfg.threads},
              {"seed", cfg.seed}};

@@ -1,0 +1,31 @@
+#pragma once
+// Data sets of picture files, as torchvision's ImageFolder and Keras's image_dataset_from_directory
+// read them: DIR/train/<class>/*.png|jpg|jpeg|pgm and DIR/test/<class>/..., one sub-directory per
+// class. Pictures are converted once on loading to the data set's size, grey.
+#include <string>
+
+#include "data/dataset.hpp"
+
+namespace tailor {
+
+// Whether DIR is laid out as an image folder (DIR/train and DIR/test are directories).
+bool is_image_folder(const std::string& dir);
+
+// The largest side a folder's images are converted to by default (the most common size, capped).
+inline constexpr int kMaxFolderImageSide = 64;
+
+// Loads DIR/train and DIR/test. The classes are train's sub-directory names in sorted (byte)
+// order, and test must have exactly the same ones; each needs at least one picture in train.
+// Files are read in sorted order; names starting with '.' are skipped. Every picture is decoded
+// as grey (luminance; alpha composited on white) and resized with area averaging, nothing cropped,
+// to the most common size among the training pictures (a longer side above 64 is scaled down to
+// 64, keeping the aspect ratio); pictures of that size keep their exact bytes. Errors name the
+// file or folder: an empty class folder, a class in one split only, a file that is not a PNG,
+// JPEG or PGM, an unreadable, truncated or too large picture, more than 256 classes.
+TrainTestData load_image_folder(const std::string& dir);
+
+// DIR/test alone, converted to (rows, cols) for a model trained on DIR: its class folders must be
+// `classes`, in order.
+Dataset load_image_folder_test(const std::string& dir, const std::vector<std::string>& classes, int rows, int cols);
+
+}  // namespace tailor
