@@ -3,6 +3,8 @@
 // folder names; sizes are unified; every bad input is one error naming the file or folder.
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -28,6 +30,7 @@ class ImageFolder : public ::testing::Test {
   void SetUp() override {
     root_ = (fs::temp_directory_path() / ("tailor_folder_" + std::to_string(::getpid()))).string();
     fs::remove_all(root_);
+    ::setenv("XDG_CACHE_HOME", (root_ + "/cache").c_str(), 1);  // this test's own cache
   }
   void TearDown() override { fs::remove_all(root_); }
 
@@ -185,6 +188,60 @@ TEST_F(ImageFolder, BadFoldersAreOneLineNamingTheCulprit) {
   write_small(root_ + "/hidden");
   write_file_atomic(root_ + "/hidden/train/boots/.DS_Store", "x");
   EXPECT_EQ(load_train_test(root_ + "/hidden").train.size(), 4u);
+}
+
+// The converted set is cached: the second load reads it, giving the same set; a changed picture
+// is a new key; a damaged or truncated cache is rebuilt, never used; an unwritable cache only
+// costs time.
+TEST_F(ImageFolder, TheConvertedSetIsCachedAndNeverTrustedStale) {
+  const std::string dir = root_ + "/cached";
+  write_small(dir);
+  FolderLoad first, second;
+  const TrainTestData a = load_image_folder(dir, &first);
+  EXPECT_FALSE(first.from_cache);
+  ASSERT_FALSE(first.cache_file.empty());
+  EXPECT_EQ(first.cache_file.rfind(root_ + "/cache/tailor/image-folders/", 0), 0u) << first.cache_file;
+  const TrainTestData b = load_image_folder(dir, &second);
+  EXPECT_TRUE(second.from_cache);
+  EXPECT_EQ(b.classes, a.classes);
+  EXPECT_EQ(b.train.images, a.train.images);
+  EXPECT_EQ(b.train.labels, a.train.labels);
+  EXPECT_EQ(b.test.images, a.test.images);
+  EXPECT_EQ(b.train.rows, a.train.rows);
+
+  // A picture rewritten with other pixels (and a later modification time): converted afresh.
+  GreyImage img;
+  img.width = img.height = 4;
+  img.pixels.assign(16, 123);
+  const std::string pic = dir + "/train/shirts/1.png";
+  write_png_grey(pic, img);
+  fs::last_write_time(pic, fs::last_write_time(pic) + std::chrono::seconds(5));
+  FolderLoad third;
+  const TrainTestData c = load_image_folder(dir, &third);
+  EXPECT_FALSE(third.from_cache);
+  EXPECT_EQ(c.train.images.back(), 123);
+
+  // Damaged, then truncated: rebuilt, with the right pixels, and served from cache again after.
+  std::string bytes = read_file(third.cache_file);
+  bytes[bytes.size() / 2] ^= 0x40;
+  write_file_atomic(third.cache_file, bytes);
+  FolderLoad damaged;
+  EXPECT_EQ(load_image_folder(dir, &damaged).train.images, c.train.images);
+  EXPECT_FALSE(damaged.from_cache);
+  write_file_atomic(third.cache_file, read_file(third.cache_file).substr(0, 40));
+  FolderLoad truncated, again;
+  EXPECT_EQ(load_image_folder(dir, &truncated).train.images, c.train.images);
+  EXPECT_FALSE(truncated.from_cache);
+  load_image_folder(dir, &again);
+  EXPECT_TRUE(again.from_cache);
+
+  // A cache directory that cannot be made: a warning, and the set all the same.
+  write_file_atomic(root_ + "/not-a-dir", "x");
+  ::setenv("XDG_CACHE_HOME", (root_ + "/not-a-dir").c_str(), 1);
+  FolderLoad nowhere;
+  EXPECT_EQ(load_image_folder(dir, &nowhere).train.images, c.train.images);
+  EXPECT_FALSE(nowhere.from_cache);
+  EXPECT_TRUE(nowhere.cache_file.empty());
 }
 
 // The program end to end: train on a folder set, then eval and predict name its folder classes.

@@ -1,9 +1,18 @@
 #include "data/image_folder.hpp"
 
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <cerrno>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <utility>
 
 #include "data/image.hpp"
@@ -33,21 +42,34 @@ std::vector<fs::path> sorted_entries(const fs::path& dir) {
   return out;
 }
 
-// Class name -> its pictures, sorted, for one split; errors name the folder or file at fault.
-std::map<std::string, std::vector<fs::path>> list_split(const fs::path& split) {
-  std::map<std::string, std::vector<fs::path>> classes;
-  std::error_code ec;
+// One picture file, with what one stat() said of it (the cache key's part).
+struct Picture {
+  fs::path path;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+};
+using Split = std::map<std::string, std::vector<Picture>>;  // class name -> its pictures, sorted
+
+// One stat() per entry: listing a folder of 70,000 pictures stays a fraction of a second.
+bool stat_entry(const fs::path& p, struct stat& st) { return ::stat(p.c_str(), &st) == 0; }
+
+// The classes of one split and their pictures; errors name the folder or file at fault.
+Split list_split(const fs::path& split) {
+  Split classes;
+  struct stat st;
   for (const fs::path& entry : sorted_entries(split)) {
-    if (!fs::is_directory(entry, ec))
+    if (!stat_entry(entry, st) || !S_ISDIR(st.st_mode))
       throw Error(entry.string() + ": not a class folder (" + split.string() +
                   " holds one sub-directory of pictures per class)");
     auto& files = classes[entry.filename().string()];
     for (const fs::path& f : sorted_entries(entry)) {
-      if (fs::is_directory(f, ec))
+      if (!stat_entry(f, st)) throw Error(f.string() + ": cannot read (" + std::strerror(errno) + ")");
+      if (S_ISDIR(st.st_mode))
         throw Error(f.string() + ": a folder inside class folder " + entry.string() + " (pictures only)");
       if (!is_picture_name(f.filename().string()))
         throw Error(f.string() + ": not a picture (.png, .jpg, .jpeg or .pgm expected in a class folder)");
-      files.push_back(f);
+      files.push_back({f, static_cast<uint64_t>(st.st_size),
+                       static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec});
     }
   }
   if (classes.empty()) throw Error(split.string() + " has no class folders (one sub-directory of pictures per class)");
@@ -56,16 +78,158 @@ std::map<std::string, std::vector<fs::path>> list_split(const fs::path& split) {
 
 GreyImage decode_file(const fs::path& f) { return decode_image(read_file(f.string()), f.string()); }
 
+// The converted set is cached in $XDG_CACHE_HOME/tailor/image-folders/<key>.bin (default
+// ~/.cache), keyed by a hash of the format version, the directory, every picture's relative path,
+// size and modification time, and the conversion: a changed, added or removed picture is a new key.
+// The file ends with a CRC-32 of everything before it; a file that is short, damaged or of another
+// key is rebuilt, never trusted. Written to a temporary file and renamed, so a partial file is
+// never read.
+constexpr char kCacheMagic[8] = {'T', 'A', 'I', 'L', 'O', 'R', 'I', 'F'};
+constexpr uint32_t kCacheVersion = 1;
+
+uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+uint64_t cache_key(const fs::path& root, const Split& train, const Split& test) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  const std::string head = "grey whole cap64 v" + std::to_string(kCacheVersion) + " " + fs::absolute(root).string();
+  h = fnv1a(h, head.data(), head.size());
+  for (const auto& [split, classes] : {std::pair{"train", &train}, std::pair{"test", &test}})
+    for (const auto& [name, files] : *classes)
+      for (const Picture& f : files) {
+        const std::string rel = std::string(split) + "/" + name + "/" + f.path.filename().string();
+        h = fnv1a(h, rel.data(), rel.size() + 1);  // with its terminating zero
+        h = fnv1a(h, &f.size, sizeof f.size);
+        h = fnv1a(h, &f.mtime_ns, sizeof f.mtime_ns);
+      }
+  return h;
+}
+
+std::string cache_path(uint64_t key) {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  fs::path base = xdg && *xdg ? fs::path(xdg) : home && *home ? fs::path(home) / ".cache" : fs::path();
+  if (base.empty()) return {};
+  char name[32];
+  std::snprintf(name, sizeof name, "%016llx.bin", static_cast<unsigned long long>(key));
+  return (base / "tailor" / "image-folders" / name).string();
+}
+
+template <typename T>
+void put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+void put_set(std::string& out, const Dataset& d) {
+  put<uint64_t>(out, d.labels.size());
+  out.append(reinterpret_cast<const char*>(d.labels.data()), d.labels.size());
+  out.append(reinterpret_cast<const char*>(d.images.data()), d.images.size());
+}
+
+std::string cache_bytes(uint64_t key, const TrainTestData& data) {
+  std::string out(kCacheMagic, sizeof kCacheMagic);
+  put(out, kCacheVersion);
+  put(out, key);
+  put<int32_t>(out, data.train.rows);
+  put<int32_t>(out, data.train.cols);
+  put<uint32_t>(out, static_cast<uint32_t>(data.classes.size()));
+  for (const std::string& c : data.classes) {
+    put<uint32_t>(out, static_cast<uint32_t>(c.size()));
+    out += c;
+  }
+  put_set(out, data.train);
+  put_set(out, data.test);
+  put<uint32_t>(out, static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(out.data()), static_cast<uInt>(out.size()))));
+  return out;
+}
+
+// Reads a cache file front to back straight into the data set's arrays (no copy of the whole
+// file: 70,000 28x28 pictures are 55 MB), keeping a running CRC-32 of what it read.
+class CacheReader {
+ public:
+  explicit CacheReader(const std::string& path) : f_(std::fopen(path.c_str(), "rb")) {}
+  ~CacheReader() {
+    if (f_) std::fclose(f_);
+  }
+  bool ok() const { return f_ && ok_; }
+  void bytes(void* to, size_t n) {
+    if (!ok() || (n > 0 && std::fread(to, 1, n, f_) != n)) {
+      ok_ = false;
+      return;
+    }
+    crc_ = crc32(crc_, static_cast<const Bytef*>(to), static_cast<uInt>(n));
+  }
+  template <typename T>
+  T get() {
+    T v{};
+    bytes(&v, sizeof v);
+    return v;
+  }
+  // The stored CRC matches what was read, and nothing follows it.
+  bool finish() {
+    const uint32_t want = static_cast<uint32_t>(crc_);
+    uint32_t stored = 0;
+    if (!ok() || std::fread(&stored, 1, 4, f_) != 4) return false;
+    return stored == want && std::fgetc(f_) == EOF;
+  }
+
+ private:
+  std::FILE* f_;
+  bool ok_ = true;
+  uLong crc_ = crc32(0L, Z_NULL, 0);
+};
+
+// The cached set for `key`, or nothing when there is none or it cannot be trusted.
+std::optional<TrainTestData> read_cache(const std::string& path, uint64_t key, size_t n_train, size_t n_test) {
+  if (path.empty()) return std::nullopt;
+  CacheReader r(path);
+  char magic[sizeof kCacheMagic] = {};
+  r.bytes(magic, sizeof magic);
+  if (!r.ok() || std::memcmp(magic, kCacheMagic, sizeof magic) != 0) return std::nullopt;
+  const auto version = r.get<uint32_t>();
+  const auto stored_key = r.get<uint64_t>();
+  const auto rows = r.get<int32_t>(), cols = r.get<int32_t>();
+  const auto n_classes = r.get<uint32_t>();
+  if (!r.ok() || version != kCacheVersion || stored_key != key || rows < 1 || cols < 1 ||
+      rows > kMaxFolderImageSide || cols > kMaxFolderImageSide || n_classes < 2 || n_classes > 256)
+    return std::nullopt;
+  TrainTestData d;
+  for (uint32_t i = 0; i < n_classes; ++i) {
+    const auto len = r.get<uint32_t>();
+    if (!r.ok() || len > 4096) return std::nullopt;
+    std::string name(len, '\0');
+    r.bytes(name.data(), len);
+    d.classes.push_back(std::move(name));
+  }
+  const size_t px = static_cast<size_t>(rows) * static_cast<size_t>(cols);
+  for (auto [set, want] : {std::pair{&d.train, n_train}, std::pair{&d.test, n_test}}) {
+    // The counts must be the folder's own before anything of that size is allocated.
+    if (r.get<uint64_t>() != want || !r.ok()) return std::nullopt;
+    set->rows = rows, set->cols = cols, set->num_classes = static_cast<int>(n_classes);
+    set->labels.resize(want);
+    r.bytes(set->labels.data(), want);
+    set->images.resize(want * px);
+    r.bytes(set->images.data(), want * px);
+    for (uint8_t l : set->labels)
+      if (l >= n_classes) return std::nullopt;
+  }
+  if (!r.finish()) return std::nullopt;
+  return d;
+}
+
 // Every picture of a split, in class then file order, resized to (rows, cols); labels are the
 // classes' positions in sorted order.
-Dataset convert_split(const std::map<std::string, std::vector<fs::path>>& split, int rows, int cols) {
+Dataset convert_split(const Split& split, int rows, int cols) {
   Dataset d;
   d.rows = rows, d.cols = cols;
   d.num_classes = static_cast<int>(split.size());
   uint8_t label = 0;
   for (const auto& [name, files] : split) {
-    for (const fs::path& f : files) {
-      const std::vector<uint8_t> px = resize_area(decode_file(f), rows, cols);
+    for (const Picture& f : files) {
+      const std::vector<uint8_t> px = resize_area(decode_file(f.path), rows, cols);
       d.images.insert(d.images.end(), px.begin(), px.end());
       d.labels.push_back(label);
     }
@@ -81,7 +245,7 @@ bool is_image_folder(const std::string& dir) {
   return fs::is_directory(fs::path(dir) / "train", ec) && fs::is_directory(fs::path(dir) / "test", ec);
 }
 
-TrainTestData load_image_folder(const std::string& dir) {
+TrainTestData load_image_folder(const std::string& dir, FolderLoad* how) {
   const fs::path root(dir), train_dir = root / "train", test_dir = root / "test";
   const auto train = list_split(train_dir), test = list_split(test_dir);
   TrainTestData out;
@@ -99,12 +263,22 @@ TrainTestData load_image_folder(const std::string& dir) {
   if (out.classes.size() < 2) throw Error(train_dir.string() + " has one class folder; a data set needs two or more");
   if (out.classes.size() > 256) throw Error(train_dir.string() + " has more than 256 class folders");
 
+  size_t n_train = 0, n_test = 0;
+  for (const auto& [name, files] : train) n_train += files.size();
+  for (const auto& [name, files] : test) n_test += files.size();
+  const uint64_t key = cache_key(root, train, test);
+  const std::string cached = cache_path(key);
+  if (auto hit = read_cache(cached, key, n_train, n_test); hit && hit->classes == out.classes) {
+    if (how) how->from_cache = true, how->cache_file = cached;
+    return std::move(*hit);
+  }
+
   // The size: the most common among the training pictures (ties: the smaller), its longer side
   // capped at 64. Decoding twice keeps only one picture in memory at full size.
   std::map<std::pair<int, int>, size_t> sizes;  // (height, width) -> count
   for (const auto& [name, files] : train)
-    for (const fs::path& f : files) {
-      const GreyImage img = decode_file(f);
+    for (const Picture& f : files) {
+      const GreyImage img = decode_file(f.path);
       ++sizes[{img.height, img.width}];
     }
   auto common = std::max_element(sizes.begin(), sizes.end(),
@@ -118,6 +292,16 @@ TrainTestData load_image_folder(const std::string& dir) {
 
   out.train = convert_split(train, rows, cols);
   out.test = convert_split(test, rows, cols);
+  if (!cached.empty()) {
+    try {
+      fs::create_directories(fs::path(cached).parent_path());
+      write_file_atomic(cached, cache_bytes(key, out));
+      if (how) how->cache_file = cached;
+    } catch (const std::exception& e) {  // a cache that cannot be written only costs time
+      std::fprintf(stderr, "tailor: warning: cannot cache the converted pictures of %s in %s (%s)\n", dir.c_str(),
+                   cached.c_str(), e.what());
+    }
+  }
   return out;
 }
 

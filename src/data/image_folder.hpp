@@ -22,7 +22,14 @@ inline constexpr int kMaxFolderImageSide = 64;
 // 64, keeping the aspect ratio); pictures of that size keep their exact bytes. Errors name the
 // file or folder: an empty class folder, a class in one split only, a file that is not a PNG,
 // JPEG or PGM, an unreadable, truncated or too large picture, more than 256 classes.
-TrainTestData load_image_folder(const std::string& dir);
+// The converted set is cached under $XDG_CACHE_HOME/tailor/image-folders/ (default ~/.cache),
+// keyed by every picture's path, size and modification time and the conversion; the next load
+// of an unchanged folder reads that one file. A stale, short or damaged cache is rebuilt.
+struct FolderLoad {
+  bool from_cache = false;
+  std::string cache_file;  // empty: no cache could be used or written
+};
+TrainTestData load_image_folder(const std::string& dir, FolderLoad* how = nullptr);
 
 // DIR/test alone, converted to (rows, cols) for a model trained on DIR: its class folders must be
 // `classes`, in order.
