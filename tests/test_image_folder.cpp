@@ -244,6 +244,27 @@ TEST_F(ImageFolder, TheConvertedSetIsCachedAndNeverTrustedStale) {
   EXPECT_TRUE(nowhere.cache_file.empty());
 }
 
+// `tailor data`: the classes with their counts, the size, the statistics, and a sample sheet with a
+// row per class; a missing directory is one line naming it.
+TEST_F(ImageFolder, DataCommandDescribesTheSetAndDrawsASampleSheet) {
+  const std::string dir = root_ + "/described";
+  write_small(dir);
+  const std::string sheet = root_ + "/sheet.png";
+  testing::Ran r = testing::run_tailor("data " + dir + " --out " + sheet + " --samples 3", root_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* want : {"an image folder", "4 training and 4 test images of 4x4, grey", "boots", "shirts",
+                           "pixel mean", "sheet.png"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << " in\n" << r.out;
+  const GreyImage img = load_image(sheet);
+  EXPECT_EQ(img.width, 3 * (4 * 2 + 2) + 2);  // 3 pictures a row, 2x, 2-pixel gaps
+  EXPECT_EQ(img.height, 2 * (4 * 2 + 2) + 2);  // a row per class
+  EXPECT_EQ(img.pixels[static_cast<size_t>(2 * img.width + 2)], 10);   // boots' first picture, top left
+  EXPECT_EQ(img.pixels[static_cast<size_t>(12 * img.width + 2)], 200);  // shirts' first picture
+  testing::Ran bad = testing::run_tailor("data " + root_ + "/nowhere", root_);
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find(root_ + "/nowhere"), std::string::npos) << bad.err;
+}
+
 // The program end to end: train on a folder set, then eval and predict name its folder classes.
 TEST_F(ImageFolder, TrainEvalAndPredictUseTheFolderNames) {
   const std::string dir = root_ + "/cli";

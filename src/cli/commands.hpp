@@ -21,6 +21,7 @@ Run add_report(CLI::App& app);
 Run add_inspect(CLI::App& app);
 Run add_serve(CLI::App& app);
 Run add_export(CLI::App& app);
+Run add_data(CLI::App& app);
 
 // `train`'s options as sweep files see them, and one value checked by train's own parser
 // (read_sweep takes both; the sweep-file fuzzer too).

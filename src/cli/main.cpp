@@ -59,13 +59,13 @@ int main(int argc, char** argv) {
                                          tailor::cli::add_bench(app), tailor::cli::add_sweep(app),
                                          tailor::cli::add_report(app),
                                          tailor::cli::add_inspect(app), tailor::cli::add_serve(app),
-                                         tailor::cli::add_export(app)};
+                                         tailor::cli::add_export(app), tailor::cli::add_data(app)};
   app.footer("Run 'tailor COMMAND --help' for the options of each command.");
   // A user who repeats an option means the last one.
   for (CLI::App* sub : app.get_subcommands({}))
     for (CLI::Option* opt : sub->get_options()) opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   if (argc > 1 && argv[1][0] != '-' && !has_command(app, argv[1])) {
-    std::fprintf(stderr, "tailor: error: unknown command '%s' (expected train, eval, predict, summary, bench, sweep, report, inspect, serve or export)\n", argv[1]);
+    std::fprintf(stderr, "tailor: error: unknown command '%s' (expected train, eval, predict, summary, bench, sweep, report, inspect, serve, export or data)\n", argv[1]);
     return 2;
   }
   try {
