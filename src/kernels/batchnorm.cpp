@@ -43,89 +43,78 @@ constexpr int64_t kLanes = 1;
 
 constexpr int64_t kChunk = kBatchNormChunk;
 
-}  // namespace
-
-void batchnorm_rows_sums(const float* in, int64_t rows, int64_t C, const float* centre, float* part) {
+// The loop every kernel here shares: chunks of kChunk rows over the threads (the same chunks for
+// any thread count), and within a chunk the channels a group of kLanes at a time:
+// body(chunk, first row, end row, first channel, lane mask).
+template <class Body>
+void over_chunks(int64_t rows, int64_t C, Body body) {
   const int64_t chunks = batchnorm_chunks(rows);
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (int64_t ch = 0; ch < chunks; ++ch) {
-    const int64_t end = std::min(rows, (ch + 1) * kChunk);
-    for (int64_t k = 0; k < C; k += kLanes) {
-      const __mmask16 m = lanes(C - k);
-      const Vec mu = centre ? load(centre + k, m) : zero();
-      Vec acc = zero();
-      for (int64_t r = ch * kChunk; r < end; ++r) {
-        const Vec v = load(in + r * C + k, m);
-        if (!centre) {
-          acc = add(acc, v);
-        } else {
-          const Vec d = sub(v, mu);
-          acc = add(acc, mul(d, d));
-        }
-      }
-      store(part + ch * C + k, m, acc);
-    }
+    const int64_t begin = ch * kChunk, end = std::min(rows, begin + kChunk);
+    for (int64_t k = 0; k < C; k += kLanes) body(ch, begin, end, k, lanes(C - k));
   }
+}
+
+}  // namespace
+
+void batchnorm_rows_sums(const float* in, int64_t rows, int64_t C, const float* centre, float* part) {
+  over_chunks(rows, C, [&](int64_t ch, int64_t begin, int64_t end, int64_t k, __mmask16 m) {
+    const Vec mu = centre ? load(centre + k, m) : zero();
+    Vec acc = zero();
+    for (int64_t r = begin; r < end; ++r) {
+      const Vec v = load(in + r * C + k, m);
+      if (!centre) {
+        acc = add(acc, v);
+      } else {
+        const Vec d = sub(v, mu);
+        acc = add(acc, mul(d, d));
+      }
+    }
+    store(part + ch * C + k, m, acc);
+  });
 }
 
 void batchnorm_rows_affine(const float* in, const float* a, const float* b, float* out, int64_t rows, int64_t C,
                            bool with_relu) {
-  const int64_t chunks = batchnorm_chunks(rows);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    const int64_t end = std::min(rows, (ch + 1) * kChunk);
-    for (int64_t k = 0; k < C; k += kLanes) {
-      const __mmask16 m = lanes(C - k);
-      const Vec va = load(a + k, m), vb = load(b + k, m);
-      for (int64_t r = ch * kChunk; r < end; ++r) {
-        const Vec t = add(mul(load(in + r * C + k, m), va), vb);  // multiply, then add
-        store(out + r * C + k, m, with_relu ? relu(t) : t);
-      }
+  over_chunks(rows, C, [&](int64_t, int64_t begin, int64_t end, int64_t k, __mmask16 m) {
+    const Vec va = load(a + k, m), vb = load(b + k, m);
+    for (int64_t r = begin; r < end; ++r) {
+      const Vec t = add(mul(load(in + r * C + k, m), va), vb);  // multiply, then add
+      store(out + r * C + k, m, with_relu ? relu(t) : t);
     }
-  }
+  });
 }
 
 void batchnorm_rows_backward_sums(const float* g, const float* in, const float* out, const float* mean, int64_t rows,
                                   int64_t C, float* part) {
-  const int64_t chunks = batchnorm_chunks(rows);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    const int64_t end = std::min(rows, (ch + 1) * kChunk);
-    for (int64_t k = 0; k < C; k += kLanes) {
-      const __mmask16 lm = lanes(C - k);
-      const Vec mu = load(mean + k, lm);
-      Vec as = zero(), ad = zero();
-      for (int64_t r = ch * kChunk; r < end; ++r) {
-        const int64_t o = r * C + k;
-        Vec m = load(g + o, lm);
-        if (out) m = pass_where_positive(m, load(out + o, lm));
-        as = add(as, m);
-        ad = add(ad, mul(m, sub(load(in + o, lm), mu)));
-      }
-      store(part + ch * 2 * C + k, lm, as);
-      store(part + ch * 2 * C + C + k, lm, ad);
+  over_chunks(rows, C, [&](int64_t ch, int64_t begin, int64_t end, int64_t k, __mmask16 lm) {
+    const Vec mu = load(mean + k, lm);
+    Vec as = zero(), ad = zero();
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t o = r * C + k;
+      Vec m = load(g + o, lm);
+      if (out) m = pass_where_positive(m, load(out + o, lm));
+      as = add(as, m);
+      ad = add(ad, mul(m, sub(load(in + o, lm), mu)));
     }
-  }
+    store(part + ch * 2 * C + k, lm, as);
+    store(part + ch * 2 * C + C + k, lm, ad);
+  });
 }
 
 void batchnorm_rows_backward_dx(const float* g, const float* in, const float* out, const float* mean, const float* k1,
                                 const float* k2, const float* k3, bool eval, int64_t rows, int64_t C, float* d) {
-  const int64_t chunks = batchnorm_chunks(rows);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    const int64_t end = std::min(rows, (ch + 1) * kChunk);
-    for (int64_t k = 0; k < C; k += kLanes) {
-      const __mmask16 lm = lanes(C - k);
-      const Vec s1 = load(k1 + k, lm), s2 = load(k2 + k, lm), s3 = load(k3 + k, lm);
-      const Vec mu = load(mean + k, lm);
-      for (int64_t r = ch * kChunk; r < end; ++r) {
-        const int64_t o = r * C + k;
-        Vec m = load(g + o, lm);
-        if (out) m = pass_where_positive(m, load(out + o, lm));
-        store(d + o, lm, eval ? mul(m, s1) : mul(s1, sub(sub(m, s2), mul(sub(load(in + o, lm), mu), s3))));
-      }
+  over_chunks(rows, C, [&](int64_t, int64_t begin, int64_t end, int64_t k, __mmask16 lm) {
+    const Vec s1 = load(k1 + k, lm), s2 = load(k2 + k, lm), s3 = load(k3 + k, lm);
+    const Vec mu = load(mean + k, lm);
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t o = r * C + k;
+      Vec m = load(g + o, lm);
+      if (out) m = pass_where_positive(m, load(out + o, lm));
+      store(d + o, lm, eval ? mul(m, s1) : mul(s1, sub(sub(m, s2), mul(sub(load(in + o, lm), mu), s3))));
     }
-  }
+  });
 }
 
 }  // namespace tailor::kernels
