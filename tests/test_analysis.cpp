@@ -77,7 +77,7 @@ TEST(Saliency, OcclusionIsTheProbabilityDropOfTheCoveringSquares) {
   const std::vector<float> x = random_image(64, 5);
   const int64_t cls = 2;
   const int patch = 3, stride = 2;
-  const std::vector<float> map = occlusion_saliency(*model, x.data(), cls, patch, stride, -1.0f);
+  const std::vector<float> map = occlusion_saliency(*model, x.data(), cls, patch, stride, {-1.0f});
   ASSERT_EQ(map.size(), 64u);
   auto prob = [&](const std::vector<float>& img) {
     ConstView z = model->forward(ConstView(img.data(), Shape{1, 1, 8, 8}), Mode::eval);
@@ -98,8 +98,8 @@ TEST(Saliency, OcclusionIsTheProbabilityDropOfTheCoveringSquares) {
   EXPECT_NEAR(map[16], ((base - covered(0, 0)) + (base - covered(2, 0))) / 2, 1e-6);
   // Covering with the image's own values changes nothing.
   const std::vector<float> flat(64, 0.25f);
-  for (float v : occlusion_saliency(*model, flat.data(), cls, patch, stride, 0.25f)) EXPECT_EQ(v, 0.0f);
-  EXPECT_THROW(occlusion_saliency(*model, x.data(), cls, 9, 1, 0.0f), Error);
+  for (float v : occlusion_saliency(*model, flat.data(), cls, patch, stride, {0.25f})) EXPECT_EQ(v, 0.0f);
+  EXPECT_THROW(occlusion_saliency(*model, x.data(), cls, 9, 1, {0.0f}), Error);
 }
 
 TEST(Saliency, NormaliseScalesByTheLargestMagnitude) {

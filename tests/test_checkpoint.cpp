@@ -69,7 +69,9 @@ TEST_F(CheckpointTest, SaveLoadGivesBitIdenticalLogits) {
   const std::vector<float> a = logits(*model_), b = logits(*m.model);
   ASSERT_EQ(a.size(), b.size());
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
-  EXPECT_FLOAT_EQ(m.norm.mean, 0.25f);
+  EXPECT_EQ(m.norm.channels, 1);
+  EXPECT_FLOAT_EQ(m.norm.mean[0], 0.25f);
+  EXPECT_FLOAT_EQ(m.norm.std[0], 0.5f);
   EXPECT_EQ(m.classes[9], "Ankle boot");
   Checkpoint back = read_checkpoint(path_);
   EXPECT_EQ(back.optim_state, ck_.optim_state);
@@ -164,6 +166,43 @@ TEST_F(CheckpointTest, PoolIsRecordedAndOlderCheckpointsLoadAsMax) {
   old.meta["model"]["pool"] = "median";
   save_checkpoint(path_, old);
   expect_error(read_file(path_), "median");
+}
+
+// A colour model's normalisation is one mean and std per channel, written as lists (a grey one
+// stays two numbers, as before colour); a count that does not match the model's input channels,
+// or a std that is not positive, is one line naming the file.
+TEST_F(CheckpointTest, ColourNormalisationPerChannel) {
+  Normalization n;
+  n.channels = 3;
+  n.mean = {0.1f, 0.2f, 0.3f};
+  n.std = {0.4f, 0.5f, 0.6f};
+  const nlohmann::json j = normalization_json(n);
+  EXPECT_TRUE(j["mean"].is_array());
+  EXPECT_TRUE(normalization_json(Normalization{}).at("mean").is_number());
+  ModelSpec colour = spec_;
+  colour.in_channels = 3;
+  auto rgb = build_model(colour, 7);
+  Checkpoint ck = ck_;
+  ck.meta["model"] = spec_to_json(colour);
+  ck.meta["normalization"] = j;
+  ck.weights.assign(rgb->values(), rgb->values() + rgb->num_values());
+  ck.stats.assign(rgb->state(), rgb->state() + rgb->num_state());
+  save_checkpoint(path_, ck);
+  const LoadedModel m = load_model(path_);
+  EXPECT_EQ(m.norm.channels, 3);
+  EXPECT_EQ(m.norm.mean, n.mean);
+  EXPECT_EQ(m.norm.std, n.std);
+  EXPECT_EQ(m.model->item_shape().numel(), 3 * 28 * 28);
+  ck.meta["normalization"]["mean"] = {0.1, 0.2};
+  save_checkpoint(path_, ck);
+  expect_error(read_file(path_), "2 value(s) for 3 channel(s)");
+  ck.meta["normalization"] = j;
+  ck.meta["normalization"]["std"] = {0.4, 0.0, 0.6};
+  save_checkpoint(path_, ck);
+  expect_error(read_file(path_), "not usable");
+  ck.meta["normalization"] = {{"mean", 0.25}, {"std", 0.5}};  // a grey pair for a colour model
+  save_checkpoint(path_, ck);
+  expect_error(read_file(path_), "1 value(s) for 3 channel(s)");
 }
 
 // A description that claims a vast model is refused from the description, before a model is

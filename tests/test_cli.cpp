@@ -226,11 +226,11 @@ TEST_F(Cli, CorruptOrTruncatedCheckpoint) {
 TEST_F(Cli, PredictShowsTopClasses) {
   ASSERT_EQ(train("pred").code, 0);
   // A clean class-1 image: the bar on row 3.
-  GreyImage img;
+  Image img;
   img.width = img.height = 8;
   img.pixels.assign(64, 20);
   for (int c = 0; c < 8; ++c) img.pixels[3 * 8 + c] = 220;
-  write_png_grey(root_ + "/one.png", img);
+  write_png(root_ + "/one.png", img);
   Ran r = tailor("predict " + root_ + "/pred " + root_ + "/one.png --top 3");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out.find(root_ + "/one.png: 1 "), 0u) << r.out;

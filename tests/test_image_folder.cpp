@@ -40,11 +40,11 @@ class ImageFolder : public ::testing::Test {
     for (size_t i = 0; i < n; ++i) {
       const std::string cls = dir + "/c" + std::to_string(d.labels[i]);
       fs::create_directories(cls);
-      GreyImage img;
+      Image img;
       img.width = d.cols, img.height = d.rows;
       img.pixels.assign(d.images.begin() + static_cast<std::ptrdiff_t>(i * d.pixels()),
                         d.images.begin() + static_cast<std::ptrdiff_t>((i + 1) * d.pixels()));
-      write_png_grey(cls + "/" + fmt::format("{:05d}", i) + ".png", img);
+      write_png(cls + "/" + fmt::format("{:05d}", i) + ".png", img);
     }
   }
   // Expects `folder` to hold the first n images of `idx`, grouped by label in index order.
@@ -81,10 +81,10 @@ class ImageFolder : public ::testing::Test {
       for (const char* cls : {"boots", "shirts"}) {
         fs::create_directories(dir + "/" + split + "/" + cls);
         for (int i = 0; i < 2; ++i) {
-          GreyImage img;
+          Image img;
           img.width = img.height = 4;
           img.pixels.assign(16, static_cast<uint8_t>(40 * i + (cls[0] == 'b' ? 10 : 200)));
-          write_png_grey(dir + "/" + split + "/" + cls + "/" + std::to_string(i) + ".png", img);
+          write_png(dir + "/" + split + "/" + cls + "/" + std::to_string(i) + ".png", img);
         }
       }
   }
@@ -107,7 +107,7 @@ TEST_F(ImageFolder, FashionMnistAsPngFilesGivesTheIdxPixelsAndLabels) {
   expect_same_images(d.train, train, n_train);
   expect_same_images(d.test, test, n_test);
   // The test split alone, for eval, inspect and serve, converted to the model's size.
-  const Dataset alone = load_test_set(root_ + "/fm", d.classes, 28, 28);
+  const Dataset alone = load_test_set(root_ + "/fm", d.classes, 1, 28, 28);
   EXPECT_EQ(alone.images, d.test.images);
   EXPECT_EQ(alone.labels, d.test.labels);
 }
@@ -117,7 +117,7 @@ TEST_F(ImageFolder, FashionMnistAsPngFilesGivesTheIdxPixelsAndLabels) {
 TEST_F(ImageFolder, OtherSizesAreResizedToTheMostCommon) {
   const std::string dir = root_ + "/sizes";
   write_small(dir);
-  GreyImage big;
+  Image big;
   big.width = big.height = 8;
   big.pixels.resize(64);
   std::vector<uint8_t> small(16);
@@ -125,7 +125,7 @@ TEST_F(ImageFolder, OtherSizesAreResizedToTheMostCommon) {
     for (int x = 0; x < 4; ++x) small[y * 4 + x] = static_cast<uint8_t>(16 * y + 3 * x);
   for (int y = 0; y < 8; ++y)
     for (int x = 0; x < 8; ++x) big.pixels[y * 8 + x] = small[(y / 2) * 4 + x / 2];
-  write_png_grey(dir + "/train/shirts/9-big.png", big);
+  write_png(dir + "/train/shirts/9-big.png", big);
   const TrainTestData d = load_train_test(dir);
   EXPECT_EQ(d.classes, (std::vector<std::string>{"boots", "shirts"}));
   ASSERT_EQ(d.train.rows, 4);
@@ -140,10 +140,10 @@ TEST_F(ImageFolder, LargePicturesAreCappedAt64) {
   for (const char* split : {"train", "test"})
     for (const char* cls : {"a", "b"}) {
       fs::create_directories(dir + "/" + split + "/" + cls);
-      GreyImage img;
+      Image img;
       img.width = 200, img.height = 100;
       img.pixels.assign(20000, cls[0] == 'a' ? 30 : 220);
-      write_png_grey(dir + "/" + split + "/" + cls + "/x.png", img);
+      write_png(dir + "/" + split + "/" + cls + "/x.png", img);
     }
   const TrainTestData d = load_train_test(dir);
   EXPECT_EQ(d.train.cols, 64);
@@ -197,11 +197,11 @@ TEST_F(ImageFolder, TheConvertedSetIsCachedAndNeverTrustedStale) {
   const std::string dir = root_ + "/cached";
   write_small(dir);
   FolderLoad first, second;
-  const TrainTestData a = load_image_folder(dir, &first);
+  const TrainTestData a = load_image_folder(dir, {}, &first);
   EXPECT_FALSE(first.from_cache);
   ASSERT_FALSE(first.cache_file.empty());
   EXPECT_EQ(first.cache_file.rfind(root_ + "/cache/tailor/image-folders/", 0), 0u) << first.cache_file;
-  const TrainTestData b = load_image_folder(dir, &second);
+  const TrainTestData b = load_image_folder(dir, {}, &second);
   EXPECT_TRUE(second.from_cache);
   EXPECT_EQ(b.classes, a.classes);
   EXPECT_EQ(b.train.images, a.train.images);
@@ -210,14 +210,14 @@ TEST_F(ImageFolder, TheConvertedSetIsCachedAndNeverTrustedStale) {
   EXPECT_EQ(b.train.rows, a.train.rows);
 
   // A picture rewritten with other pixels (and a later modification time): converted afresh.
-  GreyImage img;
+  Image img;
   img.width = img.height = 4;
   img.pixels.assign(16, 123);
   const std::string pic = dir + "/train/shirts/1.png";
-  write_png_grey(pic, img);
+  write_png(pic, img);
   fs::last_write_time(pic, fs::last_write_time(pic) + std::chrono::seconds(5));
   FolderLoad third;
-  const TrainTestData c = load_image_folder(dir, &third);
+  const TrainTestData c = load_image_folder(dir, {}, &third);
   EXPECT_FALSE(third.from_cache);
   EXPECT_EQ(c.train.images.back(), 123);
 
@@ -226,20 +226,20 @@ TEST_F(ImageFolder, TheConvertedSetIsCachedAndNeverTrustedStale) {
   bytes[bytes.size() / 2] ^= 0x40;
   write_file_atomic(third.cache_file, bytes);
   FolderLoad damaged;
-  EXPECT_EQ(load_image_folder(dir, &damaged).train.images, c.train.images);
+  EXPECT_EQ(load_image_folder(dir, {}, &damaged).train.images, c.train.images);
   EXPECT_FALSE(damaged.from_cache);
   write_file_atomic(third.cache_file, read_file(third.cache_file).substr(0, 40));
   FolderLoad truncated, again;
-  EXPECT_EQ(load_image_folder(dir, &truncated).train.images, c.train.images);
+  EXPECT_EQ(load_image_folder(dir, {}, &truncated).train.images, c.train.images);
   EXPECT_FALSE(truncated.from_cache);
-  load_image_folder(dir, &again);
+  load_image_folder(dir, {}, &again);
   EXPECT_TRUE(again.from_cache);
 
   // A cache directory that cannot be made: a warning, and the set all the same.
   write_file_atomic(root_ + "/not-a-dir", "x");
   ::setenv("XDG_CACHE_HOME", (root_ + "/not-a-dir").c_str(), 1);
   FolderLoad nowhere;
-  EXPECT_EQ(load_image_folder(dir, &nowhere).train.images, c.train.images);
+  EXPECT_EQ(load_image_folder(dir, {}, &nowhere).train.images, c.train.images);
   EXPECT_FALSE(nowhere.from_cache);
   EXPECT_TRUE(nowhere.cache_file.empty());
 }
@@ -252,10 +252,10 @@ TEST_F(ImageFolder, DataCommandDescribesTheSetAndDrawsASampleSheet) {
   const std::string sheet = root_ + "/sheet.png";
   testing::Ran r = testing::run_tailor("data " + dir + " --out " + sheet + " --samples 3", root_);
   ASSERT_EQ(r.code, 0) << r.err;
-  for (const char* want : {"an image folder", "4 training and 4 test images of 4x4, grey", "boots", "shirts",
+  for (const char* want : {"an image folder", "4 training and 4 test images of 4x4 (width x height), grey", "boots", "shirts",
                            "pixel mean", "sheet.png"})
     EXPECT_NE(r.out.find(want), std::string::npos) << want << " in\n" << r.out;
-  const GreyImage img = load_image(sheet);
+  const Image img = load_image(sheet);
   EXPECT_EQ(img.width, 3 * (4 * 2 + 2) + 2);  // 3 pictures a row, 2x, 2-pixel gaps
   EXPECT_EQ(img.height, 2 * (4 * 2 + 2) + 2);  // a row per class
   EXPECT_EQ(img.pixels[static_cast<size_t>(2 * img.width + 2)], 10);   // boots' first picture, top left
@@ -273,11 +273,11 @@ TEST_F(ImageFolder, TrainEvalAndPredictUseTheFolderNames) {
       const std::string cls = dir + "/" + split + "/" + std::string(1, static_cast<char>('x' + k)) + "-class";
       fs::create_directories(cls);
       for (int i = 0; i < (split[1] == 'r' ? 40 : 10); ++i) {
-        GreyImage img;
+        Image img;
         img.width = img.height = 8;
         img.pixels.assign(64, 0);
         for (int x = 0; x < 8; ++x) img.pixels[(2 * k + 1) * 8 + x] = static_cast<uint8_t>(200 + (i % 50));
-        write_png_grey(cls + "/" + std::to_string(i) + ".png", img);
+        write_png(cls + "/" + std::to_string(i) + ".png", img);
       }
     }
   const std::string run = root_ + "/run";

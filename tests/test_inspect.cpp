@@ -305,7 +305,7 @@ TEST(Render, PageEscapesTextAndLinksItsFiles) {
 TEST(Render, FiguresAreWholePngsAndUnwritablePathsThrow) {
   const std::string dir = (fs::temp_directory_path() / ("tailor_render_" + std::to_string(::getpid()))).string();
   fs::create_directories(dir);
-  GreyTile img{5, 5, std::vector<uint8_t>(25, 0)};
+  Tile img{5, 5, std::vector<uint8_t>(25, 0)};
   for (int i = 6; i < 19; ++i) img.pixels[static_cast<size_t>(i)] = 200;
   confusion_png(dir + "/c.png", {5, 1, 2, 7}, {"x#1", "y"}, "title with # sign");
   gallery_png(dir + "/g.png", "gallery", {{img, {"true: x", "pred: y 90%", "test image 1"}}}, 6, "none");

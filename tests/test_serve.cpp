@@ -131,12 +131,12 @@ class Serve : public ::testing::Test {
 
   // Test image i as PNG bytes, exactly its data-set pixels.
   static std::string test_png(size_t i) {
-    GreyImage img;
+    Image img;
     img.width = test_.cols;
     img.height = test_.rows;
     img.pixels.assign(test_.images.begin() + static_cast<long>(i * test_.pixels()),
                       test_.images.begin() + static_cast<long>((i + 1) * test_.pixels()));
-    return encode_png_grey(img);
+    return encode_png(img);
   }
 
   // A 4xx answer with {"error": "..."} naming `needle`.
@@ -225,14 +225,14 @@ TEST_F(Serve, PredictAnswersEveryRunWithProbabilitiesAndSaliency) {
 
 TEST_F(Serve, ConvertsAPictureLikePredict) {
   // A large picture on white: the server converts it as `tailor predict` does.
-  GreyImage big;
+  Image big;
   big.width = 90;
   big.height = 60;
   big.pixels.assign(90 * 60, 255);
   for (int y = 20; y < 26; ++y)
     for (int x = 10; x < 80; ++x) big.pixels[y * 90 + x] = 0;  // a dark bar
   const std::string file = root_ + "/bar.png";
-  write_png_grey(file, big);
+  write_png(file, big);
   Running s(runs(), options());
   auto r = s.client().Post("/api/predict?runs=0", testing::slurp(file), "image/png");
   ASSERT_TRUE(r);
@@ -261,10 +261,10 @@ TEST_F(Serve, BadInputIsA4xxWithAJsonError) {
   expect_error(c.Post("/api/predict", std::string(65 * 1024, 'x'), "image/png"), 413, "too large");
   expect_error(c.Post("/api/predict?runs=7", png, "image/png"), 404, "no run '7'");
   expect_error(c.Post("/api/predict?saliency=maybe", png, "image/png"), 400, "saliency");
-  GreyImage wrong;
+  Image wrong;
   wrong.width = wrong.height = 5;
   wrong.pixels.assign(25, 0);
-  expect_error(c.Post("/api/predict?convert=0", encode_png_grey(wrong), "image/png"), 400, "must be 12x12");
+  expect_error(c.Post("/api/predict?convert=0", encode_png(wrong), "image/png"), 400, "must be 12x12");
   expect_error(c.Get("/api/cell?run=0&true=9&pred=0"), 400, "'true'");
   expect_error(c.Get("/api/cell?run=0&true=1"), 400, "required");
   expect_error(c.Get("/api/confusion?run=x"), 404, "no run 'x'");
@@ -341,7 +341,7 @@ TEST_F(Serve, TestImagesAreTheDataSetsPixels) {
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200);
   EXPECT_EQ(r->get_header_value("Content-Type"), "image/png");
-  GreyImage img = decode_image(r->body, "response");
+  Image img = decode_image(r->body, "response");
   ASSERT_EQ(img.width, 3 * test_.cols);
   for (int y = 0; y < img.height; ++y)
     for (int x = 0; x < img.width; ++x)
@@ -587,12 +587,12 @@ TEST(ServeRealData, AllTenThousandTestImagesMatchEval) {
       c.set_keep_alive(true);
       c.set_tcp_nodelay(true);
       for (size_t i = static_cast<size_t>(w); i < test.size(); i += 2) {
-        GreyImage img;
+        Image img;
         img.width = test.cols;
         img.height = test.rows;
         img.pixels.assign(test.images.begin() + static_cast<long>(i * test.pixels()),
                           test.images.begin() + static_cast<long>((i + 1) * test.pixels()));
-        auto r = c.Post("/api/predict?convert=0", encode_png_grey(img), "image/png");
+        auto r = c.Post("/api/predict?convert=0", encode_png(img), "image/png");
         if (!r || r->status != 200) continue;
         ++answered;
         equal += json::parse(r->body)["results"][0]["predicted_index"].get<int>() == expected[i];

@@ -133,7 +133,7 @@ Run add_bench(CLI::App& app) {
           cfg.bf16 = a->precision == "bf16";
           TrainOutcome r = train(cfg);
           LoadedModel m = load_model(tmp + "/model.ckpt");
-          Dataset test = load_test_set(a->data, m.classes, static_cast<int>(m.spec.height), static_cast<int>(m.spec.width));
+          Dataset test = load_test_set(a->data, m.classes, static_cast<int>(m.spec.in_channels), static_cast<int>(m.spec.height), static_cast<int>(m.spec.width));
           std::vector<double> eval_ips;
           for (int i = 0; i < 3; ++i) {
             auto t0 = std::chrono::steady_clock::now();

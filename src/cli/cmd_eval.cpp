@@ -46,7 +46,7 @@ Run add_eval(CLI::App& app) {
     const int64_t batch = a->batch > 0 ? a->batch : m.eval_batch;
     kernels::set_threads(threads);
     const std::string dir = a->data.empty() ? m.data_dir : a->data;
-    Dataset test = load_test_set(dir, m.classes, static_cast<int>(m.spec.height), static_cast<int>(m.spec.width));
+    Dataset test = load_test_set(dir, m.classes, static_cast<int>(m.spec.in_channels), static_cast<int>(m.spec.height), static_cast<int>(m.spec.width));
     if (test.rows != m.spec.height || test.cols != m.spec.width)
       throw Error("test images in " + dir + " are " + std::to_string(test.rows) + "x" + std::to_string(test.cols) +
                   " but the model takes " + std::to_string(m.spec.height) + "x" + std::to_string(m.spec.width));

@@ -74,9 +74,9 @@ std::vector<int64_t> sample_images(const Dataset& d, int count, uint64_t seed) {
   return out;
 }
 
-GreyTile tile(const Dataset& d, int64_t i) {
+Tile tile(const Dataset& d, int64_t i) {
   const auto* px = d.images.data() + static_cast<size_t>(i) * d.pixels();
-  return {d.rows, d.cols, std::vector<uint8_t>(px, px + d.pixels())};
+  return {d.rows, d.cols, std::vector<uint8_t>(px, px + d.pixels()), d.channels};
 }
 
 }  // namespace
@@ -119,7 +119,7 @@ Run add_inspect(CLI::App& app) {
     const int64_t batch = m.eval_batch;
     kernels::set_threads(threads);
     const std::string dir = a->data.empty() ? m.data_dir : a->data;
-    const Dataset test = load_test_set(dir, m.classes, static_cast<int>(m.spec.height), static_cast<int>(m.spec.width));
+    const Dataset test = load_test_set(dir, m.classes, static_cast<int>(m.spec.in_channels), static_cast<int>(m.spec.height), static_cast<int>(m.spec.width));
     if (test.rows != m.spec.height || test.cols != m.spec.width)
       throw Error("test images in " + dir + " are " + std::to_string(test.rows) + "x" + std::to_string(test.cols) +
                   " but the model takes " + std::to_string(m.spec.height) + "x" + std::to_string(m.spec.width));
@@ -189,7 +189,8 @@ Run add_inspect(CLI::App& app) {
     std::fflush(stdout);
 
     // Saliency maps explain the predicted class; occluded squares are black, in the run's normalisation.
-    const float fill = (0.0f - m.norm.mean) / m.norm.std;
+    std::vector<float> fill;
+    for (int ch = 0; ch < m.norm.channels; ++ch) fill.push_back((0.0f - m.norm.mean[ch]) / m.norm.std[ch]);
     std::vector<float> x(static_cast<size_t>(test.pixels()));
     for (size_t j = 0; j < chosen.size(); ++j) {
       const int64_t i = chosen[j];
@@ -199,7 +200,7 @@ Run add_inspect(CLI::App& app) {
       to_model_input(px, x.size(), m.norm, x.data());
       SaliencyFigure f;
       f.image = tile(test, i);
-      f.gradient = normalise_map(gradient_saliency(*m.model, x.data(), pred));
+      f.gradient = normalise_map(gradient_saliency(*m.model, x.data(), pred, test.channels));
       const std::vector<float> occ = occlusion_saliency(*m.model, x.data(), pred, a->patch, a->stride, fill);
       float peak = 0;
       for (float v : occ) peak = std::max(peak, std::fabs(v));

@@ -7,6 +7,7 @@
 #include "inspect/analysis.hpp"
 #include "kernels/kernels.hpp"
 #include "train/checkpoint.hpp"
+#include "util/atomic_file.hpp"
 #include "util/error.hpp"
 
 namespace tailor::cli {
@@ -29,13 +30,10 @@ Run add_predict(CLI::App& app) {
     if (!c->parsed()) return -1;
     LoadedModel m = load_model(checkpoint_path(a->run));
     kernels::set_threads(1);
-    const int rows = static_cast<int>(m.spec.height), cols = static_cast<int>(m.spec.width);
     const int k = static_cast<int>(m.spec.classes);
-    std::vector<float> x(static_cast<size_t>(rows) * cols);
     for (const std::string& path : a->images) {
-      std::vector<uint8_t> px = fit_picture(load_image(path), rows, cols, m.pictures);
-      to_model_input(px.data(), px.size(), m.norm, x.data());
-      ConstView z = m.model->forward(ConstView(x.data(), Shape{1, rows * cols}), Mode::eval);
+      const std::vector<float> x = input_for_model(m, fit_for_model(m, decode_for_model(m, read_file(path), path)));
+      ConstView z = m.model->infer(ConstView(x.data(), Shape{1, static_cast<int64_t>(x.size())}));
       const std::vector<float> p = softmax(z.data, k);
       std::vector<int> order(k);
       std::iota(order.begin(), order.end(), 0);

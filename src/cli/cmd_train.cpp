@@ -17,6 +17,7 @@ struct TrainArgs {
   ModelOptions model;
   TrainConfig cfg;
   std::string optimizer = "adam", schedule = "cosine", init = "kaiming", stop_on = "val", precision = "fp32";
+  std::string image_size = "auto", color = "auto";
   std::string resume;
 };
 
@@ -135,7 +136,16 @@ Run add_train(CLI::App& app) {
       ->check(CLI::Range(0, 100000000))
       ->capture_default_str();
   c->add_option("--eval-batch", g.eval_batch, "Images per evaluation batch")->check(CLI::Range(1, 65536))->capture_default_str();
-  c->add_option("--data", g.data_dir, "Directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]")
+  c->add_option("--data", g.data_dir,
+                "Data set: a directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] (class names from a "
+                "classes.txt beside them), or an image folder DIR/{train,test}/<class>/*.png|jpg|jpeg|pgm")
+      ->capture_default_str();
+  c->add_option("--image-size", a->image_size,
+                "Size the pictures are converted to, H or HxW (area averaging, nothing cropped); auto: the IDX "
+                "files' size, or a folder's most common picture size with its longer side capped at 64")
+      ->capture_default_str();
+  c->add_option("--color", a->color, "grey, rgb, or auto: rgb when any training picture shows colour (IDX: grey)")
+      ->check(CLI::IsMember({"auto", "grey", "gray", "rgb"}))
       ->capture_default_str();
   c->add_option("--out", g.out_dir, "Run directory: config.toml, metrics.csv, summary.json, model.ckpt")
       ->capture_default_str();
@@ -159,6 +169,8 @@ Run add_train(CLI::App& app) {
     cfg.init = parse_init(a->init);
     cfg.stop_on = a->stop_on == "test" ? StopOn::test : StopOn::val;
     cfg.bf16 = a->precision == "bf16";
+    parse_image_size(a->image_size, &cfg.data.rows, &cfg.data.cols);
+    cfg.data.color = parse_data_color(a->color);
     if (cfg.optim.nesterov && (cfg.optim.kind != OptimKind::sgd || cfg.optim.momentum <= 0))
       throw Error("--nesterov needs --optimizer sgd and --momentum > 0");
     print_outcome(train(cfg), cfg.out_dir);

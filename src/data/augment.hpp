@@ -14,9 +14,10 @@ struct AugmentConfig {
   bool active() const { return shift > 0 || flip; }
 };
 
-// x (n, rows*cols), normalised; `background` is the normalised value of a black pixel; `scratch`
-// holds rows*cols floats. No allocation.
-void augment_batch(float* x, int64_t n, int rows, int cols, const AugmentConfig& cfg, float background, Rng& rng,
-                   float* scratch);
+// x (n, channels*rows*cols), normalised, each image its planes in turn (all moved alike);
+// background[c] is the normalised value of a black pixel in channel c; `scratch` holds
+// channels*rows*cols floats. No allocation. One channel draws what it always drew.
+void augment_batch(float* x, int64_t n, int channels, int rows, int cols, const AugmentConfig& cfg,
+                   const float* background, Rng& rng, float* scratch);
 
 }  // namespace tailor

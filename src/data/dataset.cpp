@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "data/idx.hpp"
+#include "data/image.hpp"
 #include "data/image_folder.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
@@ -102,13 +103,69 @@ constexpr uint32_t kFashionMnistTrainLabelsCrc = 0x2ed6e46au;
 
 }  // namespace
 
-TrainTestData load_train_test(const std::string& dir) {
+DataColor parse_data_color(const std::string& name) {
+  if (name == "auto") return DataColor::automatic;
+  if (name == "grey" || name == "gray") return DataColor::grey;
+  if (name == "rgb") return DataColor::rgb;
+  throw Error("--color '" + name + "' is not auto, grey or rgb");
+}
+
+const char* data_color_name(DataColor c) {
+  return c == DataColor::grey ? "grey" : c == DataColor::rgb ? "rgb" : "auto";
+}
+
+void parse_image_size(const std::string& text, int* rows, int* cols) {
+  if (text.empty() || text == "auto") {
+    *rows = *cols = 0;
+    return;
+  }
+  auto side = [&](const std::string& s) {
+    int v = 0;
+    bool ok = !s.empty() && s.size() <= 4;
+    for (char ch : s) ok = ok && ch >= '0' && ch <= '9', v = ok ? v * 10 + (ch - '0') : v;
+    if (!ok || v < 1 || v > 1024)
+      throw Error("--image-size '" + text + "' is not a size such as 32 or 24x32 (each side 1 to 1024 pixels)");
+    return v;
+  };
+  const size_t x = text.find('x');
+  *rows = side(text.substr(0, x));
+  *cols = x == std::string::npos ? *rows : side(text.substr(x + 1));
+}
+
+std::string image_size_name(int rows, int cols) {
+  return rows <= 0 || cols <= 0 ? "auto" : std::to_string(rows) + "x" + std::to_string(cols);
+}
+
+namespace {
+
+// An IDX set's images resized to (rows, cols), in place; the same size changes nothing.
+void resize_idx(Dataset& d, int rows, int cols) {
+  if (rows <= 0 || (rows == d.rows && cols == d.cols)) return;
+  std::vector<uint8_t> out;
+  out.reserve(d.size() * static_cast<size_t>(rows) * static_cast<size_t>(cols));
+  Image img;
+  img.width = d.cols, img.height = d.rows;
+  const size_t p = static_cast<size_t>(d.pixels());
+  for (size_t i = 0; i < d.size(); ++i) {
+    img.pixels.assign(d.images.begin() + static_cast<ptrdiff_t>(i * p), d.images.begin() + static_cast<ptrdiff_t>((i + 1) * p));
+    const auto px = resize_area(img, rows, cols);
+    out.insert(out.end(), px.begin(), px.end());
+  }
+  d.images = std::move(out);
+  d.rows = rows, d.cols = cols;
+}
+
+}  // namespace
+
+TrainTestData load_train_test(const std::string& dir, const DataOptions& opt) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     throw Error("data directory " + dir +
                 " not found (install Debian's dataset-fashion-mnist package: apt-get install "
                 "dataset-fashion-mnist, or pass --data DIR)");
-  if (is_image_folder(dir)) return load_image_folder(dir);
+  if (is_image_folder(dir)) return load_image_folder(dir, opt);
+  if (opt.color == DataColor::rgb)
+    throw Error("--color rgb: " + dir + " holds IDX files, which are grey (use --color grey or auto)");
   TrainTestData out;
   const std::string class_file = (fs::path(dir) / "classes.txt").string();
   const bool named = fs::exists(class_file, ec);
@@ -140,12 +197,20 @@ TrainTestData load_train_test(const std::string& dir) {
     throw Error(data_file(dir, "t10k", "images", 3) + " holds " + std::to_string(out.test.rows) +
                 "x" + std::to_string(out.test.cols) + " images but the training set's are " +
                 std::to_string(out.train.rows) + "x" + std::to_string(out.train.cols));
+  resize_idx(out.train, opt.rows, opt.cols);
+  resize_idx(out.test, opt.rows, opt.cols);
   return out;
 }
 
-Dataset load_test_set(const std::string& dir, const std::vector<std::string>& classes, int rows, int cols) {
-  if (is_image_folder(dir)) return load_image_folder_test(dir, classes, rows, cols);
-  return load_dataset(dir, "t10k", static_cast<int>(classes.size()));
+Dataset load_test_set(const std::string& dir, const std::vector<std::string>& classes, int channels, int rows,
+                      int cols) {
+  if (is_image_folder(dir)) return load_image_folder_test(dir, classes, channels, rows, cols);
+  if (channels != 1)
+    throw Error(dir + " holds IDX files, which are grey, but the model takes " + std::to_string(channels) +
+                " channels (pass the data set it was trained on with --data)");
+  Dataset d = load_dataset(dir, "t10k", static_cast<int>(classes.size()));
+  resize_idx(d, rows, cols);
+  return d;
 }
 
 Split stratified_split(const std::vector<uint8_t>& labels, int num_classes, size_t val_count,
@@ -204,34 +269,43 @@ Split stratified_split(const std::vector<uint8_t>& labels, int num_classes, size
 
 Normalization compute_normalization(const Dataset& d, const std::vector<uint32_t>& indices) {
   if (indices.empty()) throw Error("cannot compute normalization over zero images");
-  const size_t p = static_cast<size_t>(d.pixels());
+  if (d.channels < 1 || d.channels > kMaxChannels)
+    throw Error("a data set of " + std::to_string(d.channels) + " channels is not supported (1 or 3)");
+  const size_t p = static_cast<size_t>(d.pixels()), plane = p / static_cast<size_t>(d.channels);
   // Exact integer sums: at most 2^32 images of 2^30 pixels would overflow, far beyond any input.
-  uint64_t sum = 0, sum_sq = 0;
+  std::array<uint64_t, kMaxChannels> sum{}, sum_sq{};
   for (uint32_t i : indices) {
     if (i >= d.size())
       throw Error("image index " + std::to_string(i) + " outside the data set of " +
                   std::to_string(d.size()));
     const uint8_t* img = d.images.data() + i * p;
-    for (size_t j = 0; j < p; ++j) {
-      sum += img[j];
-      sum_sq += uint64_t{img[j]} * img[j];
-    }
+    for (size_t c = 0; c < static_cast<size_t>(d.channels); ++c)
+      for (size_t j = c * plane; j < (c + 1) * plane; ++j) {
+        sum[c] += img[j];
+        sum_sq[c] += uint64_t{img[j]} * img[j];
+      }
   }
-  const double count = static_cast<double>(indices.size()) * static_cast<double>(p);
-  const double mean = static_cast<double>(sum) / count;                     // in pixel units
-  const double var = std::max(0.0, static_cast<double>(sum_sq) / count - mean * mean);
   Normalization norm;
-  norm.mean = static_cast<float>(mean / 255.0);
-  const double sd = std::sqrt(var) / 255.0;
-  norm.std = sd > 1e-6 ? static_cast<float>(sd) : 1.0f;
+  norm.channels = d.channels;
+  const double count = static_cast<double>(indices.size()) * static_cast<double>(plane);
+  for (int c = 0; c < d.channels; ++c) {
+    const double mean = static_cast<double>(sum[c]) / count;  // in pixel units
+    const double var = std::max(0.0, static_cast<double>(sum_sq[c]) / count - mean * mean);
+    norm.mean[c] = static_cast<float>(mean / 255.0);
+    const double sd = std::sqrt(var) / 255.0;
+    norm.std[c] = sd > 1e-6 ? static_cast<float>(sd) : 1.0f;
+  }
   return norm;
 }
 
-void gather_batch(const Dataset& d, const uint32_t* idx, size_t n, Normalization norm, float* out,
+void gather_batch(const Dataset& d, const uint32_t* idx, size_t n, const Normalization& norm, float* out,
                   int32_t* out_labels) {
   // to_model_input: one multiply-add per pixel (a table lookup does not vectorise: it cost 8%
   // of an FCN epoch).
   const size_t p = static_cast<size_t>(d.pixels());
+  if (norm.channels != d.channels)
+    throw Error("a normalisation of " + std::to_string(norm.channels) + " channel(s) for a data set of " +
+                std::to_string(d.channels));
   for (size_t b = 0; b < n; ++b)
     if (idx[b] >= d.size())
       throw Error("image index " + std::to_string(idx[b]) + " outside the data set of " +

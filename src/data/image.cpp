@@ -32,6 +32,14 @@ void check_pixel_count(uint64_t width, uint64_t height, const std::string& path)
                         ", more than the limit of " + std::to_string(t_max_pixels) + " pixels");
 }
 
+// Interleaved samples (height, width, 3) -> planes (3, height, width).
+std::vector<uint8_t> to_planes(const std::vector<uint8_t>& packed, size_t plane) {
+  std::vector<uint8_t> out(packed.size());
+  for (size_t i = 0; i < plane; ++i)
+    for (size_t c = 0; c < 3; ++c) out[c * plane + i] = packed[i * 3 + c];
+  return out;
+}
+
 // Frees libpng's simplified-API state on every path out (finish_read frees it too; freeing
 // twice is harmless because png_image_free checks `opaque`).
 struct PngImageGuard {
@@ -39,7 +47,7 @@ struct PngImageGuard {
   ~PngImageGuard() { png_image_free(image); }
 };
 
-GreyImage decode_png(const std::string& path, const std::string& bytes) {
+Image decode_png(const std::string& path, const std::string& bytes, bool colour) {
   png_image image;
   std::memset(&image, 0, sizeof image);
   image.version = PNG_IMAGE_VERSION;
@@ -47,16 +55,20 @@ GreyImage decode_png(const std::string& path, const std::string& bytes) {
   if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size()))
     throw NotAnImage(path + ": cannot read PNG (libpng: " + image.message + ")");
   check_pixel_count(image.width, image.height, path);
-  // libpng converts any colour type / bit depth to 8-bit sRGB grey (luminance) and, since the
-  // output has no alpha, composites onto `background` (its green channel, for grey output).
-  image.format = PNG_FORMAT_GRAY;
-  GreyImage out;
+  // libpng converts any colour type / bit depth to 8-bit sRGB grey (luminance) or RGB and, since
+  // the output has no alpha, composites onto `background` (its green channel, for grey output).
+  // `colour` keeps a colour file's colour; a grey file stays one plane.
+  const bool rgb = colour && (image.format & PNG_FORMAT_FLAG_COLOR);
+  image.format = rgb ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+  Image out;
   out.width = static_cast<int>(image.width);
   out.height = static_cast<int>(image.height);
-  out.pixels.resize(static_cast<size_t>(out.width) * static_cast<size_t>(out.height));
+  out.channels = rgb ? 3 : 1;
+  out.pixels.resize(out.plane() * static_cast<size_t>(out.channels));
   const png_color white = {255, 255, 255};
-  if (!png_image_finish_read(&image, &white, out.pixels.data(), out.width, nullptr))
+  if (!png_image_finish_read(&image, &white, out.pixels.data(), out.width * out.channels, nullptr))
     throw NotAnImage(path + ": cannot decode PNG (libpng: " + image.message + ")");
+  if (rgb) out.pixels = to_planes(out.pixels, out.plane());
   return out;
 }
 
@@ -76,14 +88,14 @@ void jpeg_error_exit(j_common_ptr cinfo) {
 
 void jpeg_quiet(j_common_ptr, int) {}  // warnings (e.g. premature end of data) are not errors
 
-GreyImage decode_jpeg(const std::string& path, const std::string& bytes) {
+Image decode_jpeg(const std::string& path, const std::string& bytes, bool colour) {
   jpeg_decompress_struct cinfo;
   JpegError err;
   err.message[0] = '\0';
   cinfo.err = jpeg_std_error(&err.mgr);
   err.mgr.error_exit = jpeg_error_exit;
   err.mgr.emit_message = jpeg_quiet;
-  GreyImage out;
+  Image out;
   // Filled in before setjmp returns a second time; checked after the jump.
   int failure = 0;  // 1 = libjpeg error, 2 = too large, 3 = empty
   uint64_t width = 0, height = 0;
@@ -95,16 +107,20 @@ GreyImage decode_jpeg(const std::string& path, const std::string& bytes) {
     if (width == 0 || height == 0) failure = 3;
     else if (width * height > t_max_pixels) failure = 2;
     if (failure == 0) {
-      cinfo.out_color_space = JCS_GRAYSCALE;  // libjpeg converts YCbCr (and CMYK is refused)
+      // libjpeg converts YCbCr to grey or RGB (CMYK is refused); a grey file stays one plane.
+      const bool rgb = colour && cinfo.jpeg_color_space != JCS_GRAYSCALE;
+      cinfo.out_color_space = rgb ? JCS_RGB : JCS_GRAYSCALE;
       jpeg_start_decompress(&cinfo);
       out.width = static_cast<int>(cinfo.output_width);
       out.height = static_cast<int>(cinfo.output_height);
-      out.pixels.resize(static_cast<size_t>(out.width) * static_cast<size_t>(out.height));
+      out.channels = rgb ? 3 : 1;
+      out.pixels.resize(out.plane() * static_cast<size_t>(out.channels));
       while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW row = out.pixels.data() + static_cast<size_t>(cinfo.output_scanline) * out.width;
+        JSAMPROW row = out.pixels.data() + static_cast<size_t>(cinfo.output_scanline) * out.width * out.channels;
         jpeg_read_scanlines(&cinfo, &row, 1);
       }
       jpeg_finish_decompress(&cinfo);
+      if (rgb) out.pixels = to_planes(out.pixels, out.plane());
     }
   } else {
     failure = 1;
@@ -121,7 +137,7 @@ class PgmReader {
  public:
   PgmReader(const std::string& path, const std::string& bytes) : path_(path), s_(bytes) {}
 
-  GreyImage read() {
+  Image read() {
     const bool plain = s_[1] == '2';
     pos_ = 2;
     const uint64_t width = number("width");
@@ -131,7 +147,7 @@ class PgmReader {
     if (maxval < 1 || maxval > 65535)
       throw NotAnImage(path_ + ": PGM maxval " + std::to_string(maxval) + " is not in [1, 65535]");
 
-    GreyImage img;
+    Image img;
     img.width = static_cast<int>(width);
     img.height = static_cast<int>(height);
     const size_t count = static_cast<size_t>(width * height);
@@ -235,7 +251,7 @@ std::vector<std::vector<Tap>> resample_taps(int src, int dst) {
 }
 
 // Mean of the outermost ring of pixels, each counted once.
-double border_mean(const GreyImage& img) {
+double border_mean(const Image& img) {
   const int w = img.width, h = img.height;
   uint64_t sum = 0, count = 0;
   for (int y = 0; y < h; ++y) {
@@ -250,31 +266,60 @@ double border_mean(const GreyImage& img) {
 
 }  // namespace
 
-GreyImage decode_image(const std::string& bytes, const std::string& name, uint64_t max_pixels) {
+Image decode_image(const std::string& bytes, const std::string& name, uint64_t max_pixels, ColorMode mode) {
   struct LimitGuard {
     uint64_t saved = t_max_pixels;
     ~LimitGuard() { t_max_pixels = saved; }
   } guard;
   t_max_pixels = max_pixels;
+  const bool colour = mode != ColorMode::grey;
+  const int planes = mode == ColorMode::rgb ? 3 : 0;  // 0: as decoded
   static const unsigned char kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (bytes.size() >= 8 && std::memcmp(bytes.data(), kPngSignature, 8) == 0)
-    return decode_png(name, bytes);
+    return with_planes(decode_png(name, bytes, colour), planes);
   if (bytes.size() >= 3 && static_cast<uint8_t>(bytes[0]) == 0xFF && static_cast<uint8_t>(bytes[1]) == 0xD8 &&
       static_cast<uint8_t>(bytes[2]) == 0xFF)
-    return decode_jpeg(name, bytes);
+    return with_planes(decode_jpeg(name, bytes, colour), planes);
   if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '2' || bytes[1] == '5'))
-    return PgmReader(name, bytes).read();
+    return with_planes(PgmReader(name, bytes).read(), planes);
   throw NotAnImage(name + ": not a PNG, JPEG or PGM (P2/P5) image");
 }
 
-GreyImage load_image(const std::string& path) { return decode_image(read_file(path), path); }
+Image load_image(const std::string& path, ColorMode mode) {
+  return decode_image(read_file(path), path, kMaxImagePixels, mode);
+}
 
-std::vector<uint8_t> to_dataset_format(const GreyImage& img, int rows, int cols) {
+bool shows_colour(const Image& img) {
+  if (img.channels != 3) return false;
+  const size_t n = img.plane();
+  const uint8_t *r = img.pixels.data(), *g = r + n, *b = g + n;
+  for (size_t i = 0; i < n; ++i)
+    if (r[i] != g[i] || g[i] != b[i]) return true;
+  return false;
+}
+
+Image with_planes(Image img, int channels) {
+  if (channels == 3 && img.channels == 1) {
+    const size_t n = img.pixels.size();
+    img.pixels.resize(3 * n);
+    std::copy_n(img.pixels.begin(), n, img.pixels.begin() + static_cast<ptrdiff_t>(n));
+    std::copy_n(img.pixels.begin(), n, img.pixels.begin() + static_cast<ptrdiff_t>(2 * n));
+    img.channels = 3;
+  } else if (channels != 0 && channels != img.channels) {
+    throw Error("a picture of " + std::to_string(img.channels) + " channel(s) cannot become " + std::to_string(channels));
+  }
+  return img;
+}
+
+std::vector<uint8_t> to_dataset_format(const Image& img, int rows, int cols) {
   if (rows < 1 || cols < 1)
     throw Error("image size " + std::to_string(rows) + "x" + std::to_string(cols) + " is empty");
   std::vector<uint8_t> canvas(static_cast<size_t>(rows) * static_cast<size_t>(cols), 0);
   const int w = img.width, h = img.height;
   if (w <= 0 || h <= 0) return canvas;
+  if (img.channels != 1)
+    throw Error("a picture is fitted to the object in grey only (this one has " + std::to_string(img.channels) +
+                " channels)");
   if (img.pixels.size() != static_cast<size_t>(w) * static_cast<size_t>(h))
     throw Error("image of " + std::to_string(w) + "x" + std::to_string(h) + " has " +
                 std::to_string(img.pixels.size()) + " pixels");
@@ -324,65 +369,82 @@ std::vector<uint8_t> to_dataset_format(const GreyImage& img, int rows, int cols)
   return canvas;
 }
 
-std::vector<uint8_t> fit_picture(const GreyImage& img, int rows, int cols, PictureFit fit) {
+std::vector<uint8_t> fit_picture(const Image& img, int rows, int cols, PictureFit fit) {
   return fit == PictureFit::whole ? resize_area(img, rows, cols) : to_dataset_format(img, rows, cols);
 }
 
 const char* picture_fit_name(PictureFit fit) { return fit == PictureFit::whole ? "whole" : "object"; }
 
-std::vector<uint8_t> resize_area(const GreyImage& img, int rows, int cols) {
+std::vector<uint8_t> resize_area(const Image& img, int rows, int cols) {
   const int w = img.width, h = img.height;
-  if (rows < 1 || cols < 1 || w < 1 || h < 1 || img.pixels.size() != static_cast<size_t>(w) * static_cast<size_t>(h))
+  if (rows < 1 || cols < 1 || w < 1 || h < 1 || img.channels < 1 ||
+      img.pixels.size() != img.plane() * static_cast<size_t>(img.channels))
     throw Error("cannot resize a " + std::to_string(w) + "x" + std::to_string(h) + " image to " +
                 std::to_string(cols) + "x" + std::to_string(rows));
   if (w == cols && h == rows) return img.pixels;  // lossless: the same bytes
-  // Separable, as to_dataset_format: (h, w) -> rows resized (h, cols) -> both (rows, cols).
+  // Separable, as to_dataset_format: (h, w) -> rows resized (h, cols) -> both (rows, cols), each
+  // plane on its own.
   const auto tx = resample_taps(w, cols), ty = resample_taps(h, rows);
+  const size_t out_plane = static_cast<size_t>(rows) * cols;
   std::vector<float> wide(static_cast<size_t>(h) * cols);
-  for (int y = 0; y < h; ++y)
-    for (int j = 0; j < cols; ++j) {
-      float acc = 0;
-      for (const Tap& t : tx[static_cast<size_t>(j)])
-        acc += t.weight * static_cast<float>(img.pixels[static_cast<size_t>(y) * w + t.src]);
-      wide[static_cast<size_t>(y) * cols + j] = acc;
-    }
-  std::vector<uint8_t> out(static_cast<size_t>(rows) * cols);
-  for (int i = 0; i < rows; ++i)
-    for (int j = 0; j < cols; ++j) {
-      float acc = 0;
-      for (const Tap& t : ty[static_cast<size_t>(i)]) acc += t.weight * wide[static_cast<size_t>(t.src) * cols + j];
-      out[static_cast<size_t>(i) * cols + j] = static_cast<uint8_t>(std::clamp(std::lround(acc), 0L, 255L));
-    }
+  std::vector<uint8_t> out(out_plane * static_cast<size_t>(img.channels));
+  for (int ch = 0; ch < img.channels; ++ch) {
+    const uint8_t* src = img.pixels.data() + static_cast<size_t>(ch) * img.plane();
+    uint8_t* dst = out.data() + static_cast<size_t>(ch) * out_plane;
+    for (int y = 0; y < h; ++y)
+      for (int j = 0; j < cols; ++j) {
+        float acc = 0;
+        for (const Tap& t : tx[static_cast<size_t>(j)])
+          acc += t.weight * static_cast<float>(src[static_cast<size_t>(y) * w + t.src]);
+        wide[static_cast<size_t>(y) * cols + j] = acc;
+      }
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < cols; ++j) {
+        float acc = 0;
+        for (const Tap& t : ty[static_cast<size_t>(i)]) acc += t.weight * wide[static_cast<size_t>(t.src) * cols + j];
+        dst[static_cast<size_t>(i) * cols + j] = static_cast<uint8_t>(std::clamp(std::lround(acc), 0L, 255L));
+      }
+  }
   return out;
 }
 
-std::string encode_png_grey(const GreyImage& img) {
-  if (img.width <= 0 || img.height <= 0 ||
-      img.pixels.size() != static_cast<size_t>(img.width) * static_cast<size_t>(img.height))
-    throw Error("image of " + std::to_string(img.width) + "x" + std::to_string(img.height) + " has " +
-                std::to_string(img.pixels.size()) + " pixels");
+std::string encode_png(const Image& img) {
+  if (img.width <= 0 || img.height <= 0 || (img.channels != 1 && img.channels != 3) ||
+      img.pixels.size() != img.plane() * static_cast<size_t>(img.channels))
+    throw Error("image of " + std::to_string(img.width) + "x" + std::to_string(img.height) + "x" +
+                std::to_string(img.channels) + " has " + std::to_string(img.pixels.size()) + " samples");
+  // libpng takes colour interleaved: planes (3, h, w) -> (h, w, 3).
+  std::vector<uint8_t> packed;
+  if (img.channels == 3) {
+    const size_t n = img.plane();
+    packed.resize(3 * n);
+    for (size_t i = 0; i < n; ++i)
+      for (size_t c = 0; c < 3; ++c) packed[i * 3 + c] = img.pixels[c * n + i];
+  }
+  const uint8_t* data = img.channels == 3 ? packed.data() : img.pixels.data();
+  const int stride = img.width * img.channels;
   png_image image;
   std::memset(&image, 0, sizeof image);
   image.version = PNG_IMAGE_VERSION;
   image.width = static_cast<png_uint_32>(img.width);
   image.height = static_cast<png_uint_32>(img.height);
-  image.format = PNG_FORMAT_GRAY;
+  image.format = img.channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
   // First call sizes the buffer, second fills it.
   png_alloc_size_t size = 0;
-  if (!png_image_write_to_memory(&image, nullptr, &size, 0, img.pixels.data(), img.width, nullptr) ||
+  if (!png_image_write_to_memory(&image, nullptr, &size, 0, data, stride, nullptr) ||
       size == 0)
     throw Error(std::string("PNG encoding failed (libpng: ") + image.message + ")");
   std::string png(size, '\0');
-  if (!png_image_write_to_memory(&image, png.data(), &size, 0, img.pixels.data(), img.width, nullptr))
+  if (!png_image_write_to_memory(&image, png.data(), &size, 0, data, stride, nullptr))
     throw Error(std::string("PNG encoding failed (libpng: ") + image.message + ")");
   png.resize(size);
   return png;
 }
 
-void write_png_grey(const std::string& path, const GreyImage& img) {
+void write_png(const std::string& path, const Image& img) {
   std::string png;
   try {
-    png = encode_png_grey(img);
+    png = encode_png(img);
   } catch (const Error& e) {
     throw Error("cannot write " + path + ": " + e.what());
   }

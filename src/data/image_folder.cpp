@@ -18,6 +18,7 @@
 #include "data/image.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
+#include "util/memory.hpp"
 
 namespace tailor {
 
@@ -76,7 +77,9 @@ Split list_split(const fs::path& split) {
   return classes;
 }
 
-GreyImage decode_file(const fs::path& f) { return decode_image(read_file(f.string()), f.string()); }
+Image decode_file(const fs::path& f, ColorMode mode) {
+  return decode_image(read_file(f.string()), f.string(), kMaxImagePixels, mode);
+}
 
 // The converted set is cached in $XDG_CACHE_HOME/tailor/image-folders/<key>.bin (default
 // ~/.cache), keyed by a hash of the format version, the directory, every picture's relative path,
@@ -85,7 +88,7 @@ GreyImage decode_file(const fs::path& f) { return decode_image(read_file(f.strin
 // key is rebuilt, never trusted. Written to a temporary file and renamed, so a partial file is
 // never read.
 constexpr char kCacheMagic[8] = {'T', 'A', 'I', 'L', 'O', 'R', 'I', 'F'};
-constexpr uint32_t kCacheVersion = 1;
+constexpr uint32_t kCacheVersion = 2;  // 2: colour and the conversion options
 
 uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
   const auto* p = static_cast<const unsigned char*>(data);
@@ -93,9 +96,11 @@ uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
   return h;
 }
 
-uint64_t cache_key(const fs::path& root, const Split& train, const Split& test) {
+uint64_t cache_key(const fs::path& root, const Split& train, const Split& test, const DataOptions& opt) {
   uint64_t h = 0xcbf29ce484222325ull;
-  const std::string head = "grey whole cap64 v" + std::to_string(kCacheVersion) + " " + fs::absolute(root).string();
+  const std::string head = std::string("colour ") + data_color_name(opt.color) + " size " +
+                           image_size_name(opt.rows, opt.cols) + " whole cap64 v" + std::to_string(kCacheVersion) +
+                           " " + fs::absolute(root).string();
   h = fnv1a(h, head.data(), head.size());
   for (const auto& [split, classes] : {std::pair{"train", &train}, std::pair{"test", &test}})
     for (const auto& [name, files] : *classes)
@@ -133,6 +138,7 @@ std::string cache_bytes(uint64_t key, const TrainTestData& data) {
   std::string out(kCacheMagic, sizeof kCacheMagic);
   put(out, kCacheVersion);
   put(out, key);
+  put<int32_t>(out, data.train.channels);
   put<int32_t>(out, data.train.rows);
   put<int32_t>(out, data.train.cols);
   put<uint32_t>(out, static_cast<uint32_t>(data.classes.size()));
@@ -191,10 +197,10 @@ std::optional<TrainTestData> read_cache(const std::string& path, uint64_t key, s
   if (!r.ok() || std::memcmp(magic, kCacheMagic, sizeof magic) != 0) return std::nullopt;
   const auto version = r.get<uint32_t>();
   const auto stored_key = r.get<uint64_t>();
-  const auto rows = r.get<int32_t>(), cols = r.get<int32_t>();
+  const auto channels = r.get<int32_t>(), rows = r.get<int32_t>(), cols = r.get<int32_t>();
   const auto n_classes = r.get<uint32_t>();
-  if (!r.ok() || version != kCacheVersion || stored_key != key || rows < 1 || cols < 1 ||
-      rows > kMaxFolderImageSide || cols > kMaxFolderImageSide || n_classes < 2 || n_classes > 256)
+  if (!r.ok() || version != kCacheVersion || stored_key != key || (channels != 1 && channels != 3) || rows < 1 ||
+      cols < 1 || rows > 1024 || cols > 1024 || n_classes < 2 || n_classes > 256)
     return std::nullopt;
   TrainTestData d;
   for (uint32_t i = 0; i < n_classes; ++i) {
@@ -204,11 +210,11 @@ std::optional<TrainTestData> read_cache(const std::string& path, uint64_t key, s
     r.bytes(name.data(), len);
     d.classes.push_back(std::move(name));
   }
-  const size_t px = static_cast<size_t>(rows) * static_cast<size_t>(cols);
+  const size_t px = static_cast<size_t>(channels) * static_cast<size_t>(rows) * static_cast<size_t>(cols);
   for (auto [set, want] : {std::pair{&d.train, n_train}, std::pair{&d.test, n_test}}) {
     // The counts must be the folder's own before anything of that size is allocated.
     if (r.get<uint64_t>() != want || !r.ok()) return std::nullopt;
-    set->rows = rows, set->cols = cols, set->num_classes = static_cast<int>(n_classes);
+    set->channels = channels, set->rows = rows, set->cols = cols, set->num_classes = static_cast<int>(n_classes);
     set->labels.resize(want);
     r.bytes(set->labels.data(), want);
     set->images.resize(want * px);
@@ -220,20 +226,21 @@ std::optional<TrainTestData> read_cache(const std::string& path, uint64_t key, s
   return d;
 }
 
-// Every picture of a split, in class then file order, resized to (rows, cols); labels are the
-// classes' positions in sorted order. `decoded` (optional) holds pictures already decoded, in the
-// same order; an empty one is decoded here.
-Dataset convert_split(const Split& split, int rows, int cols, const std::vector<GreyImage>* decoded = nullptr) {
+// Every picture of a split, in class then file order, decoded in `channels` (1 grey, 3 RGB) and
+// resized to (rows, cols); labels are the classes' positions in sorted order. `decoded` (optional)
+// holds pictures already decoded in that colour, in the same order; an empty one is decoded here.
+Dataset convert_split(const Split& split, int channels, int rows, int cols, const std::vector<Image>* decoded = nullptr) {
   Dataset d;
-  d.rows = rows, d.cols = cols;
+  d.channels = channels, d.rows = rows, d.cols = cols;
+  const ColorMode mode = channels == 3 ? ColorMode::rgb : ColorMode::grey;
   d.num_classes = static_cast<int>(split.size());
   uint8_t label = 0;
   size_t at = 0;
   for (const auto& [name, files] : split) {
     for (const Picture& f : files) {
-      const GreyImage* kept = decoded && !(*decoded)[at].pixels.empty() ? &(*decoded)[at] : nullptr;
+      const Image* kept = decoded && !(*decoded)[at].pixels.empty() ? &(*decoded)[at] : nullptr;
       ++at;
-      const std::vector<uint8_t> px = resize_area(kept ? *kept : decode_file(f.path), rows, cols);
+      const std::vector<uint8_t> px = resize_area(kept ? *kept : decode_file(f.path, mode), rows, cols);
       d.images.insert(d.images.end(), px.begin(), px.end());
       d.labels.push_back(label);
     }
@@ -249,7 +256,7 @@ bool is_image_folder(const std::string& dir) {
   return fs::is_directory(fs::path(dir) / "train", ec) && fs::is_directory(fs::path(dir) / "test", ec);
 }
 
-TrainTestData load_image_folder(const std::string& dir, FolderLoad* how) {
+TrainTestData load_image_folder(const std::string& dir, const DataOptions& opt, FolderLoad* how) {
   const fs::path root(dir), train_dir = root / "train", test_dir = root / "test";
   const auto train = list_split(train_dir), test = list_split(test_dir);
   TrainTestData out;
@@ -270,38 +277,58 @@ TrainTestData load_image_folder(const std::string& dir, FolderLoad* how) {
   size_t n_train = 0, n_test = 0;
   for (const auto& [name, files] : train) n_train += files.size();
   for (const auto& [name, files] : test) n_test += files.size();
-  const uint64_t key = cache_key(root, train, test);
+  const uint64_t key = cache_key(root, train, test, opt);
   const std::string cached = cache_path(key);
   if (auto hit = read_cache(cached, key, n_train, n_test); hit && hit->classes == out.classes) {
     if (how) how->from_cache = true, how->cache_file = cached;
     return std::move(*hit);
   }
 
-  // The size: the most common among the training pictures (ties: the smaller), its longer side
-  // capped at 64. Pictures of at most 64x64 pixels stay decoded for the conversion (70,000 of
-  // them are under 300 MB); larger ones are decoded again then, one at a time.
+  // The colour and size. Decoded as asked (automatic: as each file stores it), every training
+  // picture counts towards the most common size (ties: the smaller); pictures of at most 64x64
+  // samples stay decoded for the conversion (70,000 of them are under 300 MB); larger ones are
+  // decoded again then, one at a time.
+  const ColorMode first = opt.color == DataColor::grey  ? ColorMode::grey
+                          : opt.color == DataColor::rgb ? ColorMode::rgb
+                                                        : ColorMode::keep;
   std::map<std::pair<int, int>, size_t> sizes;  // (height, width) -> count
-  std::vector<GreyImage> decoded;
+  std::vector<Image> decoded;
   decoded.reserve(n_train);
+  bool colour = opt.color == DataColor::rgb;
   for (const auto& [name, files] : train)
     for (const Picture& f : files) {
-      GreyImage img = decode_file(f.path);
+      Image img = decode_file(f.path, first);
       ++sizes[{img.height, img.width}];
-      const bool small = static_cast<int64_t>(img.width) * img.height <= kMaxFolderImageSide * kMaxFolderImageSide;
-      decoded.push_back(small ? std::move(img) : GreyImage{});
+      colour = colour || (opt.color == DataColor::automatic && shows_colour(img));
+      const bool small = img.pixels.size() <= size_t{kMaxFolderImageSide} * kMaxFolderImageSide;
+      decoded.push_back(small ? std::move(img) : Image{});
     }
-  auto common = std::max_element(sizes.begin(), sizes.end(),
-                                 [](const auto& a, const auto& b) { return a.second < b.second; })->first;
-  int rows = common.first, cols = common.second;
-  if (std::max(rows, cols) > kMaxFolderImageSide) {
-    const double f = static_cast<double>(kMaxFolderImageSide) / std::max(rows, cols);
-    rows = std::max(1, static_cast<int>(std::lround(rows * f)));
-    cols = std::max(1, static_cast<int>(std::lround(cols * f)));
+  const int channels = colour ? 3 : 1;
+  // Automatic colour: a grey set's colour files are decoded again as luminance (as --color grey
+  // and predict decode them); a colour set's grey pictures get three planes.
+  for (Image& img : decoded)
+    if (img.channels != channels) img = channels == 3 ? with_planes(std::move(img), 3) : Image{};
+  int rows = opt.rows, cols = opt.cols;
+  if (rows <= 0 || cols <= 0) {
+    const auto common = std::max_element(sizes.begin(), sizes.end(),
+                                         [](const auto& a, const auto& b) { return a.second < b.second; })->first;
+    rows = common.first, cols = common.second;
+    if (std::max(rows, cols) > kMaxFolderImageSide) {
+      const double f = static_cast<double>(kMaxFolderImageSide) / std::max(rows, cols);
+      rows = std::max(1, static_cast<int>(std::lround(rows * f)));
+      cols = std::max(1, static_cast<int>(std::lround(cols * f)));
+    }
   }
 
-  out.train = convert_split(train, rows, cols, &decoded);
+  const uint64_t bytes = static_cast<uint64_t>(n_train + n_test) * static_cast<uint64_t>(channels) *
+                         static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols);
+  if (bytes > model_memory_limit() / 2)
+    throw Error(dir + ": " + std::to_string(n_train + n_test) + " pictures of " + std::to_string(channels) + "x" +
+                image_size_name(rows, cols) + " take " + std::to_string(bytes >> 20) +
+                " MiB, more than half of this machine's memory (a smaller --image-size?)");
+  out.train = convert_split(train, channels, rows, cols, &decoded);
   decoded = {};
-  out.test = convert_split(test, rows, cols);
+  out.test = convert_split(test, channels, rows, cols);
   if (!cached.empty()) {
     try {
       fs::create_directories(fs::path(cached).parent_path());
@@ -315,7 +342,8 @@ TrainTestData load_image_folder(const std::string& dir, FolderLoad* how) {
   return out;
 }
 
-Dataset load_image_folder_test(const std::string& dir, const std::vector<std::string>& classes, int rows, int cols) {
+Dataset load_image_folder_test(const std::string& dir, const std::vector<std::string>& classes, int channels, int rows,
+                               int cols) {
   const fs::path test_dir = fs::path(dir) / "test";
   const auto test = list_split(test_dir);
   std::vector<std::string> names;
@@ -325,7 +353,8 @@ Dataset load_image_folder_test(const std::string& dir, const std::vector<std::st
     for (const auto& c : classes) want += (want.empty() ? "" : ", ") + c;
     throw Error(test_dir.string() + "'s class folders are not the model's classes (" + want + ")");
   }
-  return convert_split(test, rows, cols);
+  if (channels != 1 && channels != 3) throw Error("a model of " + std::to_string(channels) + " input channels (1 or 3)");
+  return convert_split(test, channels, rows, cols);
 }
 
 }  // namespace tailor

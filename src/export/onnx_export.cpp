@@ -104,7 +104,8 @@ std::string onnx_model_bytes(LoadedModel& m, const OnnxExport& options) {
 
   nlohmann::json meta = options.metadata;
   meta["classes"] = m.classes;
-  meta["normalization"] = {{"mean", m.norm.mean}, {"std", m.norm.std}, {"input", "raw pixels 0..255"}};
+  meta["normalization"] = normalization_json(m.norm);
+  meta["normalization"]["input"] = "raw pixels 0..255";
   meta["tailor_version"] = tailor_version();
   for (auto it = meta.begin(); it != meta.end(); ++it) {
     onnx::StringStringEntryProto* p = model.add_metadata_props();
@@ -117,14 +118,21 @@ std::string onnx_model_bytes(LoadedModel& m, const OnnxExport& options) {
   GraphBuilder b(g);
   Sequential& net = *m.model;
   // The model's own input: (C, H, W) for a CNN, (C*H*W) for an FCN; the graph takes images.
-  const int64_t channels = net.item_shape().rank() == 3 ? net.item_shape()[0] : 1;
+  const int64_t channels = m.spec.in_channels;
   const std::vector<int64_t> image = {channels, m.spec.height, m.spec.width};
   GraphBuilder::value_info(g->add_input(), "image", image);
 
-  // x / 255 normalised as tailor's gather_batch does it: x * (1 / (255 std)) + (-mean / std).
-  const float scale = 1.0f / (255.0f * m.norm.std), shift = -m.norm.mean / m.norm.std;
-  b.constant("input.scale", {}, &scale);
-  b.constant("input.shift", {}, &shift);
+  // x / 255 normalised as tailor's to_model_input does it: x * (1 / (255 std)) + (-mean / std),
+  // per channel: scalars for one channel, (C, 1, 1) tensors broadcast over (N, C, H, W) for more.
+  if (m.norm.channels != channels) throw Error("the run's normalisation does not match its input channels");
+  std::vector<float> scale, shift;
+  for (int c = 0; c < m.norm.channels; ++c) {
+    scale.push_back(1.0f / (255.0f * m.norm.std[c]));
+    shift.push_back(-m.norm.mean[c] / m.norm.std[c]);
+  }
+  const std::vector<int64_t> per_channel = channels == 1 ? std::vector<int64_t>{} : std::vector<int64_t>{channels, 1, 1};
+  b.constant("input.scale", per_channel, scale.data());
+  b.constant("input.shift", per_channel, shift.data());
   b.node("Mul", "input.mul", {"image", "input.scale"}, "input.scaled");
   b.node("Add", "input.add", {"input.scaled", "input.shift"}, "input.normalized");
   std::string x = "input.normalized";

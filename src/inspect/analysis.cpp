@@ -84,7 +84,7 @@ std::vector<int64_t> cell_images(const Predictions& p, int32_t t, int32_t pred, 
   return idx;
 }
 
-std::vector<float> gradient_saliency(Sequential& model, const float* x, int64_t cls) {
+std::vector<float> gradient_saliency(Sequential& model, const float* x, int64_t cls, int channels_of_flat) {
   const Shape& item = model.item_shape();
   const int64_t numel = item.numel();
   ConstView z = model.forward(ConstView(x, Shape::batched(1, item)), Mode::eval);
@@ -96,7 +96,7 @@ std::vector<float> gradient_saliency(Sequential& model, const float* x, int64_t 
   dz[static_cast<size_t>(cls)] = 1.0f;
   model.backward(ConstView(dz.data(), Shape{1, k}), View{dx.data(), Shape::batched(1, item)});
   // (C, H, W) -> (H, W): the largest magnitude over channels.
-  const int64_t channels = item.rank() == 3 ? item[0] : 1, plane = numel / channels;
+  const int64_t channels = item.rank() == 3 ? item[0] : std::max(channels_of_flat, 1), plane = numel / channels;
   std::vector<float> map(static_cast<size_t>(plane), 0.0f);
   for (int64_t c = 0; c < channels; ++c)
     for (int64_t i = 0; i < plane; ++i) map[i] = std::max(map[i], std::fabs(dx[c * plane + i]));
@@ -104,15 +104,18 @@ std::vector<float> gradient_saliency(Sequential& model, const float* x, int64_t 
 }
 
 std::vector<float> occlusion_saliency(Sequential& model, const float* x, int64_t cls, int patch, int stride,
-                                      float fill) {
+                                      const std::vector<float>& fill) {
   const Shape& item = model.item_shape();
-  // FCN items are (H*W): treat them as one square plane.
-  int64_t channels = 1, h = 0, w = 0;
+  // FCN items are (C*H*W): treat them as C square planes.
+  int64_t channels = static_cast<int64_t>(fill.size()), h = 0, w = 0;
   if (item.rank() == 3) {
-    channels = item[0], h = item[1], w = item[2];
+    h = item[1], w = item[2];
+    if (item[0] != channels)
+      throw Error("occlusion fill of " + std::to_string(channels) + " channel(s) for a model taking " + item.str());
   } else {
-    h = w = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(item.numel()))));
-    if (h * w != item.numel()) throw Error("occlusion needs square images; the model takes " + item.str());
+    if (channels < 1) throw Error("occlusion needs a fill value per channel");
+    h = w = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(item.numel() / channels))));
+    if (h * w * channels != item.numel()) throw Error("occlusion needs square images; the model takes " + item.str());
   }
   if (patch < 1 || patch > std::min(h, w)) throw Error("occlusion patch " + std::to_string(patch) + " does not fit " + item.str());
   if (stride < 1) throw Error("occlusion stride must be at least 1, not " + std::to_string(stride));
@@ -144,7 +147,7 @@ std::vector<float> occlusion_saliency(Sequential& model, const float* x, int64_t
       const int64_t x0 = xs[static_cast<size_t>((b + j) % static_cast<int64_t>(xs.size()))];
       for (int64_t c = 0; c < channels; ++c)
         for (int64_t yy = y0; yy < y0 + patch; ++yy)
-          std::fill_n(dst + c * plane + yy * w + x0, patch, fill);
+          std::fill_n(dst + c * plane + yy * w + x0, patch, fill[static_cast<size_t>(c)]);
     }
     ConstView z = model.forward(ConstView(xb.data(), Shape::batched(m, item)), Mode::eval);
     for (int64_t j = 0; j < m; ++j) {

@@ -43,16 +43,18 @@ std::vector<int64_t> confident_mistakes(const Predictions& p, int64_t limit);
 // Indices of images with true class t predicted as p, the highest probability of p first.
 std::vector<int64_t> cell_images(const Predictions& p, int32_t t, int32_t pred, int64_t limit);
 
-// x: one normalised image (item_shape of the model). Gradient saliency: |d logit[cls] / d x| per
-// pixel (the largest over channels), in evaluation mode. Not scaled.
-std::vector<float> gradient_saliency(Sequential& model, const float* x, int64_t cls);
+// x: one normalised image (item_shape of the model) of `channels` planes (an FCN's flat input
+// too). Gradient saliency: |d logit[cls] / d x| per pixel (the largest over channels), in
+// evaluation mode. Not scaled.
+std::vector<float> gradient_saliency(Sequential& model, const float* x, int64_t cls, int channels = 1);
 
 // Occlusion sensitivity: for every position of a `patch` x `patch` square moved with `stride`,
-// the drop in softmax probability of `cls` when the square is set to `fill` (a normalised pixel
-// value, usually that of black); each pixel gets the mean drop of the squares covering it.
-// Positive = the pixel supports the class. All occluded copies go through the model in batches.
+// the drop in softmax probability of `cls` when the square is set to `fill` in every channel
+// (normalised pixel values, one per channel, usually those of black); each pixel gets the mean
+// drop of the squares covering it. Positive = the pixel supports the class. All occluded copies
+// go through the model in batches. An FCN's flat input is fill.size() square planes.
 std::vector<float> occlusion_saliency(Sequential& model, const float* x, int64_t cls, int patch,
-                                      int stride, float fill);
+                                      int stride, const std::vector<float>& fill);
 
 // Scales a map to [0, 1] by its largest absolute value (all zeros stay zeros).
 std::vector<float> normalise_map(const std::vector<float>& map);

@@ -119,9 +119,49 @@ void draw_grid(const std::vector<double>& values, int rows, int cols, double lo,
   plimagefr(columns.data(), nx, ny, 0, cols, 0, rows, lo, hi, lo, hi, nullptr, nullptr);
 }
 
-void draw_grey(const GreyTile& t) {
-  use_colour_map(kGreys);
-  draw_grid(std::vector<double>(t.pixels.begin(), t.pixels.end()), t.rows, t.cols, 0, 255);
+// A tile's luminance (0..255) per pixel: its one plane, or Rec. 601 weights of its three.
+std::vector<double> luminance(const Tile& t) {
+  const size_t plane = static_cast<size_t>(t.rows) * static_cast<size_t>(t.cols);
+  std::vector<double> v(t.pixels.begin(), t.pixels.begin() + static_cast<ptrdiff_t>(plane));
+  if (t.channels == 3)
+    for (size_t i = 0; i < plane; ++i)
+      v[i] = 0.299 * t.pixels[i] + 0.587 * t.pixels[plane + i] + 0.114 * t.pixels[2 * plane + i];
+  return v;
+}
+
+// A grey tile through the grey colour map; a colour tile through a colour map of its own colours
+// (cell value = the colour's index; more than 4096 colours are first cut to 16 levels a channel).
+void draw_tile(const Tile& t) {
+  if (t.channels != 3) {
+    use_colour_map(kGreys);
+    draw_grid(std::vector<double>(t.pixels.begin(), t.pixels.end()), t.rows, t.cols, 0, 255);
+    return;
+  }
+  const size_t plane = static_cast<size_t>(t.rows) * static_cast<size_t>(t.cols);
+  auto colour_of = [&](size_t i, uint32_t mask) {
+    return ((t.pixels[i] & mask) << 16) | ((t.pixels[plane + i] & mask) << 8) | (t.pixels[2 * plane + i] & mask);
+  };
+  std::vector<uint32_t> palette;
+  for (uint32_t mask : {0xffu, 0xf0u}) {
+    palette.clear();
+    for (size_t i = 0; i < plane; ++i) palette.push_back(colour_of(i, mask));
+    std::sort(palette.begin(), palette.end());
+    palette.erase(std::unique(palette.begin(), palette.end()), palette.end());
+    if (palette.size() <= 4096) {
+      std::vector<double> index(plane);
+      for (size_t i = 0; i < plane; ++i)
+        index[i] = static_cast<double>(std::lower_bound(palette.begin(), palette.end(), colour_of(i, mask)) - palette.begin());
+      // Two entries at least, so that index / (n - 1) is defined.
+      if (palette.size() == 1) palette.push_back(palette[0]);
+      std::vector<PLINT> r, g, b;
+      for (uint32_t c : palette) r.push_back((c >> 16) & 0xff), g.push_back((c >> 8) & 0xff), b.push_back(c & 0xff);
+      const auto n = static_cast<PLINT>(palette.size());
+      plscmap1n(n);
+      plscmap1(r.data(), g.data(), b.data(), n);
+      draw_grid(index, t.rows, t.cols, 0, n - 1);
+      return;
+    }
+  }
 }
 
 void frame(PLINT ink) {
@@ -139,13 +179,14 @@ void pixel_centre(PLFLT i, PLFLT j, PLFLT* x, PLFLT* y, PLPointer) {
 // The object's outline: the background is the dark pixels (<= 10) reachable from the border;
 // everything else, holes in a patterned shirt included, is the object. The line is the 0.5
 // contour of that mask.
-void draw_outline(const GreyTile& t) {
+void draw_outline(const Tile& t) {
   const int rows = t.rows, cols = t.cols;
-  std::vector<uint8_t> background(t.pixels.size(), 0);
+  const std::vector<double> light = luminance(t);
+  std::vector<uint8_t> background(light.size(), 0);
   std::vector<int> stack;
   auto visit = [&](int r, int c) {
     const size_t i = static_cast<size_t>(r) * cols + c;
-    if (r < 0 || c < 0 || r >= rows || c >= cols || background[i] || t.pixels[i] > 10) return;
+    if (r < 0 || c < 0 || r >= rows || c >= cols || background[i] || light[i] > 10) return;
     background[i] = 1;
     stack.push_back(static_cast<int>(i));
   };
@@ -291,7 +332,7 @@ void gallery_png(const std::string& path, const std::string& title, const std::v
     const double tx = x0 + static_cast<double>(i % columns) * tile_w, ty = top + static_cast<double>(i / columns) * tile_h;
     const double ix = tx + (tile_w - iw) / 2;
     c.region(ix, ty, iw, ih, 0, 1, 0, 1);
-    draw_grey(it.image);
+    draw_tile(it.image);
     frame(kGrey);
     for (size_t l = 0; l < it.caption.size(); ++l)
       c.text(tx + tile_w / 2, ty + ih + 6 + (l + 0.5) * line, font, 0.5, it.caption[l], l == 1 ? kDarkRed : l == 0 ? kBlack : kGrey);
@@ -300,7 +341,7 @@ void gallery_png(const std::string& path, const std::string& title, const std::v
 }
 
 void saliency_png(const std::string& path, const SaliencyFigure& f) {
-  const GreyTile& img = f.image;
+  const Tile& img = f.image;
   const size_t n = static_cast<size_t>(img.rows) * img.cols;
   if (img.pixels.size() != n || f.gradient.size() != n || f.occlusion.size() != n)
     throw Error("saliency maps do not match the image size");
@@ -316,7 +357,7 @@ void saliency_png(const std::string& path, const SaliencyFigure& f) {
     c.text(x + panel / 2, top - 18, 16, 0.5, heads[p]);
     c.region(x, top, panel, panel, 0, 1, 0, 1);
     if (p == 0) {
-      draw_grey(img);
+      draw_tile(img);
     } else {
       use_colour_map(p == 1 ? kHeat : kDiverging);
       const auto& map = p == 1 ? f.gradient : f.occlusion;

@@ -10,10 +10,12 @@
 
 namespace tailor {
 
-// One greyscale test image: pixels (rows, cols) row-major, 0 = black, as a Dataset holds them.
-struct GreyTile {
+// One test image as a Dataset holds it: `channels` planes (1 grey, 3 red/green/blue) of (rows,
+// cols) bytes, row-major, 0 = dark.
+struct Tile {
   int rows = 0, cols = 0;
   std::vector<uint8_t> pixels;
+  int channels = 1;
 };
 
 // ---- PNG figures ----
@@ -26,7 +28,7 @@ void confusion_png(const std::string& path, const std::vector<int64_t>& counts,
 
 // A grid of enlarged images, each captioned with up to three lines (the second drawn dark red).
 struct GalleryItem {
-  GreyTile image;
+  Tile image;
   std::vector<std::string> caption;
 };
 // No items gives a figure that says `empty_text`.
@@ -37,7 +39,7 @@ void gallery_png(const std::string& path, const std::string& title, const std::v
 // colour map), the occlusion sensitivity (scaled to [-1, 1], a diverging map). The object's
 // outline is drawn over both maps; a colour bar under each panel says what the colours mean.
 struct SaliencyFigure {
-  GreyTile image;
+  Tile image;
   std::vector<float> gradient;   // (rows*cols) in [0, 1]
   std::vector<float> occlusion;  // (rows*cols) in [-1, 1]
   std::string title, subtitle;

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <numeric>
 #include <semaphore>
 #include <string_view>
@@ -378,9 +379,6 @@ struct Server::Impl {
     r->name = std::filesystem::absolute(p).lexically_normal().filename().string();
     if (r->name.empty()) r->name = std::filesystem::absolute(p).lexically_normal().parent_path().filename().string();
     r->m = load_model(checkpoint_path(path));
-    if (r->m.spec.in_channels != 1)
-      throw Error(path + ": the model takes " + std::to_string(r->m.spec.in_channels) +
-                  " channels; tailor serve handles greyscale models");
     r->eval_batch = r->m.eval_batch;
     const std::string summary = (p / "summary.json").string();
     if (std::filesystem::exists(summary)) {
@@ -396,7 +394,7 @@ struct Server::Impl {
     if (it == test_sets.end()) {
       std::shared_ptr<const Dataset> d;
       try {
-        d = std::make_shared<const Dataset>(load_test_set(dir, r->m.classes, static_cast<int>(r->m.spec.height), static_cast<int>(r->m.spec.width)));
+        d = std::make_shared<const Dataset>(load_test_set(dir, r->m.classes, static_cast<int>(r->m.spec.in_channels), static_cast<int>(r->m.spec.height), static_cast<int>(r->m.spec.width)));
       } catch (const Error& e) {
         r->test_error = e.what();
         std::fprintf(stderr, "tailor serve: warning: %s (confusion matrix and browsing are off for %s)\n", e.what(),
@@ -433,33 +431,37 @@ struct Server::Impl {
     const std::vector<RunState*> chosen = selected_runs(req);
     const bool convert = flag_param(req, "convert", true), saliency = flag_param(req, "saliency", false);
     if (req.body.empty()) throw HttpError{400, "empty body: send the bytes of a PNG, JPEG or PGM picture"};
-    const GreyImage img = decode_image(req.body, "uploaded picture", opt.max_pixels);
+    // Decoded once per colour the chosen runs take (grey, RGB), as each run's model wants it.
+    std::optional<Image> decoded[2];
 
     json results = json::array(), shown;
     for (RunState* r : chosen) {
       const int rows = static_cast<int>(r->m.spec.height), cols = static_cast<int>(r->m.spec.width);
+      const int channels = static_cast<int>(r->m.spec.in_channels);
+      std::optional<Image>& img = decoded[channels == 3 ? 1 : 0];
+      if (!img) img = decode_for_model(r->m, req.body, "uploaded picture", opt.max_pixels);
       std::vector<uint8_t> px;
       if (convert) {
-        px = fit_picture(img, rows, cols, r->m.pictures);
+        px = fit_for_model(r->m, *img);
       } else {
-        if (img.width != cols || img.height != rows)
+        if (img->width != cols || img->height != rows)
           throw HttpError{400, "with convert=0 the picture must be " + std::to_string(cols) + "x" + std::to_string(rows) +
-                                   ", not " + std::to_string(img.width) + "x" + std::to_string(img.height)};
-        px = img.pixels;
+                                   ", not " + std::to_string(img->width) + "x" + std::to_string(img->height)};
+        px = img->pixels;
       }
-      if (shown.is_null()) shown = {{"width", cols}, {"height", rows}, {"pixels", px}};
-      std::vector<float> x(px.size());
-      to_model_input(px.data(), px.size(), r->m.norm, x.data());
+      if (shown.is_null()) shown = {{"width", cols}, {"height", rows}, {"channels", channels}, {"pixels", px}};
+      const std::vector<float> x = input_for_model(r->m, px);
 
       const int64_t k = r->m.spec.classes;
-      std::vector<float> probs, sal;
+      std::vector<float> probs, sal, logits;
       int64_t best = 0;  // the arg-max of the logits, as `tailor eval` counts
       {
         std::lock_guard<std::mutex> lock(r->mu);
         ConstView z = r->m.model->infer(ConstView(x.data(), Shape{1, static_cast<int64_t>(x.size())}));
+        logits.assign(z.data, z.data + k);
         probs = softmax(z.data, k);
         best = std::max_element(z.data, z.data + k) - z.data;
-        if (saliency) sal = normalise_map(gradient_saliency(*r->m.model, x.data(), best));
+        if (saliency) sal = normalise_map(gradient_saliency(*r->m.model, x.data(), best, channels));
       }
       std::vector<int64_t> order(static_cast<size_t>(k));
       std::iota(order.begin(), order.end(), 0);
@@ -469,7 +471,7 @@ struct Server::Impl {
         top.push_back({{"class", r->m.classes[order[j]]}, {"index", order[j]}, {"prob", round4(probs[order[j]])}});
       for (float p : probs) pj.push_back(round4(p));
       json one = {{"run", r->id}, {"name", r->name}, {"predicted", r->m.classes[best]},
-                  {"predicted_index", best}, {"probs", pj}, {"top", top}};
+                  {"predicted_index", best}, {"probs", pj}, {"top", top}, {"logits", logits}};
       if (saliency) {
         json sj = json::array();
         for (float v : sal) sj.push_back(round4(v));
@@ -533,15 +535,19 @@ struct Server::Impl {
                                ", numbered from 0)"};
     const int64_t index = std::stoll(digits);
     const int scale = static_cast<int>(int_param(req, "scale", 1, 1, 16));
-    GreyImage img;
+    Image img;
     img.width = test->cols * scale;
     img.height = test->rows * scale;
-    img.pixels.resize(static_cast<size_t>(img.width) * img.height);
-    const uint8_t* src = test->images.data() + index * test->pixels();
-    for (int y = 0; y < img.height; ++y)
-      for (int x = 0; x < img.width; ++x)
-        img.pixels[static_cast<size_t>(y) * img.width + x] = src[(y / scale) * test->cols + x / scale];
-    res.set_content(encode_png_grey(img), "image/png");
+    img.channels = test->channels;
+    img.pixels.resize(img.plane() * static_cast<size_t>(img.channels));
+    for (int c = 0; c < img.channels; ++c) {
+      const uint8_t* src = test->images.data() + index * test->pixels() + static_cast<size_t>(c) * test->rows * test->cols;
+      uint8_t* dst = img.pixels.data() + static_cast<size_t>(c) * img.plane();
+      for (int y = 0; y < img.height; ++y)
+        for (int x = 0; x < img.width; ++x)
+          dst[static_cast<size_t>(y) * img.width + x] = src[(y / scale) * test->cols + x / scale];
+    }
+    res.set_content(encode_png(img), "image/png");
   }
 
   void static_file(const std::string& name, httplib::Response& res) {

@@ -1,5 +1,6 @@
 #include "train/checkpoint.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -109,13 +110,38 @@ Checkpoint read_checkpoint(const std::string& path) {
   return ck;
 }
 
+nlohmann::json normalization_json(const Normalization& norm) {
+  if (norm.channels == 1) return {{"mean", norm.mean[0]}, {"std", norm.std[0]}};
+  return {{"mean", std::vector<float>(norm.mean.begin(), norm.mean.begin() + norm.channels)},
+          {"std", std::vector<float>(norm.std.begin(), norm.std.begin() + norm.channels)}};
+}
+
+Normalization normalization_from_json(const nlohmann::json& j, int channels) {
+  if (channels < 1 || channels > kMaxChannels)
+    throw Error("its model takes " + std::to_string(channels) + " input channels (1 or 3 are supported)");
+  Normalization norm;
+  norm.channels = channels;
+  for (const char* key : {"mean", "std"}) {
+    const nlohmann::json& v = j.at(key);
+    std::vector<float> values = v.is_array() ? v.get<std::vector<float>>() : std::vector<float>{v.get<float>()};
+    if (values.size() != static_cast<size_t>(channels))
+      throw Error(std::string("its normalisation ") + key + " has " + std::to_string(values.size()) +
+                  " value(s) for " + std::to_string(channels) + " channel(s)");
+    for (int c = 0; c < channels; ++c) {
+      const float x = values[static_cast<size_t>(c)];
+      if (!std::isfinite(x) || (key[0] == 's' && !(x > 0)))
+        throw Error(std::string("its normalisation ") + key + " " + std::to_string(x) + " is not usable");
+      (key[0] == 'm' ? norm.mean : norm.std)[static_cast<size_t>(c)] = x;
+    }
+  }
+  return norm;
+}
+
 LoadedModel load_model(const std::string& path) {
   Checkpoint ck = read_checkpoint(path);
   LoadedModel m;
   try {
     m.spec = spec_from_json(ck.meta.at("model"));
-    m.norm.mean = ck.meta.at("normalization").at("mean").get<float>();
-    m.norm.std = ck.meta.at("normalization").at("std").get<float>();
     m.classes = ck.meta.at("classes").get<std::vector<std::string>>();
     m.data_dir = ck.meta.value("data_dir", m.data_dir);
     m.eval_batch = ck.meta.value("eval_batch", m.eval_batch);
@@ -141,6 +167,14 @@ LoadedModel load_model(const std::string& path) {
                 std::to_string(count_weights(m.spec)) + ")");
   if (training_bytes(m.spec, 1) > model_memory_limit())
     throw Error("checkpoint " + path + " describes a model too large for this machine's memory");
+  try {
+    m.norm = normalization_from_json(ck.meta.at("normalization"), static_cast<int>(m.spec.in_channels));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("checkpoint " + path + " is corrupt: its normalization misses a field or has one of the wrong type (" +
+                e.what() + ")");
+  } catch (const Error& e) {
+    throw Error("checkpoint " + path + ": " + e.what());
+  }
   m.model = build_model(m.spec, 0);
   if (ck.weights.size() != m.model->num_values() || ck.stats.size() != m.model->num_state() ||
       m.classes.size() != static_cast<size_t>(m.spec.classes))
@@ -149,6 +183,26 @@ LoadedModel load_model(const std::string& path) {
   std::copy(ck.stats.begin(), ck.stats.end(), m.model->state());
   m.meta = std::move(ck.meta);
   return m;
+}
+
+Image decode_for_model(const LoadedModel& m, const std::string& bytes, const std::string& name, uint64_t max_pixels) {
+  return decode_image(bytes, name, max_pixels, m.spec.in_channels == 3 ? ColorMode::rgb : ColorMode::grey);
+}
+
+std::vector<uint8_t> fit_for_model(const LoadedModel& m, const Image& img) {
+  if (img.channels != m.spec.in_channels)
+    throw Error("a picture of " + std::to_string(img.channels) + " channel(s) for a model of " +
+                std::to_string(m.spec.in_channels));
+  return fit_picture(img, static_cast<int>(m.spec.height), static_cast<int>(m.spec.width), m.pictures);
+}
+
+std::vector<float> input_for_model(const LoadedModel& m, const std::vector<uint8_t>& pixels) {
+  const size_t want = static_cast<size_t>(m.spec.in_channels * m.spec.height * m.spec.width);
+  if (pixels.size() != want)
+    throw Error("an input of " + std::to_string(pixels.size()) + " pixels for a model of " + std::to_string(want));
+  std::vector<float> x(pixels.size());
+  to_model_input(pixels.data(), pixels.size(), m.norm, x.data());
+  return x;
 }
 
 std::string checkpoint_path(const std::string& run) {

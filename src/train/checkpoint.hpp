@@ -27,6 +27,12 @@ struct Checkpoint {
 void save_checkpoint(const std::string& path, const Checkpoint& ck);  // atomic
 Checkpoint read_checkpoint(const std::string& path);                  // throws tailor::Error
 
+// The "normalization" entry of a checkpoint's metadata: {"mean": m, "std": s} for one channel
+// (as every checkpoint before colour), lists of one value per channel otherwise.
+nlohmann::json normalization_json(const Normalization& norm);
+// Reads it back for a model of `channels` inputs; a wrong count or a non-positive std throws.
+Normalization normalization_from_json(const nlohmann::json& j, int channels);
+
 // A checkpoint made into a ready model.
 struct LoadedModel {
   ModelSpec spec;
@@ -43,6 +49,18 @@ struct LoadedModel {
   nlohmann::json meta;
 };
 LoadedModel load_model(const std::string& path);
+
+// The one way a picture becomes a loaded model's input (predict and serve; training, eval and
+// inspect read a data set's converted bytes through gather_batch, which is to_model_input too):
+//   decode_for_model: the file's bytes decoded in the model's colour (grey for a one-channel
+//     model, RGB for three), at most max_pixels;
+//   fit_for_model: fitted to the model's size as its training pictures were (fit_picture), giving
+//     (channels, height, width) bytes;
+//   input_for_model: to_model_input with the run's normalisation.
+Image decode_for_model(const LoadedModel& m, const std::string& bytes, const std::string& name,
+                       uint64_t max_pixels = kMaxImagePixels);
+std::vector<uint8_t> fit_for_model(const LoadedModel& m, const Image& img);
+std::vector<float> input_for_model(const LoadedModel& m, const std::vector<uint8_t>& pixels);
 
 // A run directory or a checkpoint file -> the checkpoint path (commands take either).
 std::string checkpoint_path(const std::string& run);

@@ -103,6 +103,9 @@ TrainConfig config_from_toml(const std::string& text, const std::string& path) {
     c.augment.flip = r.get<bool>("train", "flip");
     c.eval_batch = r.get<int64_t>("train", "eval_batch");
     c.data_dir = r.get<std::string>("data", "dir");
+    // Runs from before these options have no keys: their data's own size, grey.
+    parse_image_size(root["data"]["image_size"].value_or(std::string("auto")), &c.data.rows, &c.data.cols);
+    c.data.color = parse_data_color(root["data"]["color"].value_or(std::string("grey")));
   } catch (const Error& e) {
     const std::string what = e.what();
     throw Error(what.rfind(path, 0) == 0 ? what : path + ": " + what);
@@ -146,7 +149,9 @@ std::string config_to_toml(const TrainConfig& c, const std::string& extra) {
                     {"shift", c.augment.shift},
                     {"flip", c.augment.flip},
                     {"eval_batch", c.eval_batch}};
-  toml::table root{{"data", toml::table{{"dir", c.data_dir}}},
+  toml::table root{{"data", toml::table{{"dir", c.data_dir},
+                                        {"image_size", image_size_name(c.data.rows, c.data.cols)},
+                                        {"color", data_color_name(c.data.color)}}},
                    {"model", model},
                    {"optim", optim},
                    {"train", train},

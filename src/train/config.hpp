@@ -18,6 +18,7 @@ struct TrainConfig {
   ModelSpec model = default_spec(Family::cnn);  // the template; sized to weights_target if set
   int64_t weights_target = 0;                   // 0: use the widths as given
   std::string data_dir = kDefaultDataDir;
+  DataOptions data;  // --image-size, --color
   std::string out_dir = "runs/latest";
   OptimConfig optim;
   ScheduleConfig schedule;

@@ -45,6 +45,14 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 constexpr const char* kMetricsHeader =
     "epoch,train_loss,train_acc,val_loss,val_acc,test_acc,lr,epoch_seconds,elapsed_seconds,images_per_second\n";
 
+// One value as TOML, or a list of them for several channels.
+std::string toml_floats(const float* v, int n) {
+  if (n == 1) return fmt::format("{}", v[0]);
+  std::string out = "[";
+  for (int i = 0; i < n; ++i) out += fmt::format("{}{}", i ? ", " : "", v[i]);
+  return out + "]";
+}
+
 void write_summary(const std::string& dir, const nlohmann::json& s) {
   write_file_atomic(dir + "/summary.json", s.dump(2) + "\n");
 }
@@ -131,11 +139,11 @@ void setup(Run& r) {
                 " ranks: each rank needs at least one image of every batch");
   if (r.writes()) ensure_writable_dir(cfg.out_dir);
   r.dir = cfg.out_dir;
-  r.data = load_train_test(cfg.data_dir);
+  r.data = load_train_test(cfg.data_dir, cfg.data);
   if (static_cast<size_t>(cfg.val_count) >= r.data.train.size())
     throw Error("--val " + std::to_string(cfg.val_count) + " leaves no training images (the training set has " +
                 std::to_string(r.data.train.size()) + ")");
-  cfg.model.in_channels = 1;
+  cfg.model.in_channels = r.data.train.channels;
   cfg.model.height = r.data.train.rows;
   cfg.model.width = r.data.train.cols;
   cfg.model.classes = r.data.train.num_classes;
@@ -193,9 +201,10 @@ void start_fresh(Run& r) {
   if (!r.writes()) return;
   const std::string extra = fmt::format(
       "[run]\nversion = \"{}\"\nthreads = {}\nworld_size = {}\nweights = {}\nwidths = \"{}\"\ntrain_images = {}\n"
-      "val_images = {}\ntest_images = {}\nnorm_mean = {}\nnorm_std = {}\n",
+      "val_images = {}\ntest_images = {}\nimage = \"{}x{}\"\nnorm_mean = {}\nnorm_std = {}\n",
       tailor_version(), r.cfg.threads, r.world, r.weights, r.cfg.model.widths_str(), r.split.train.size(),
-      r.split.val.size(), r.data.test.size(), r.norm.mean, r.norm.std);
+      r.split.val.size(), r.data.test.size(), r.data.train.channels, image_size_name(r.data.train.rows, r.data.train.cols),
+      toml_floats(r.norm.mean.data(), r.norm.channels), toml_floats(r.norm.std.data(), r.norm.channels));
   write_file_atomic(r.dir + "/config.toml", config_to_toml(r.cfg, extra));
   // What an earlier run left in this directory no longer describes it (and a finished-looking
   // summary.json would make `--resume` report this run as done).
@@ -351,7 +360,8 @@ void draw_curves(Run& r, bool last) {
 void run_epoch(Run& r, Progress& progress) {
   TrainConfig& cfg = r.cfg;
   const int64_t epoch = r.epoch + 1, pixels = r.data.train.pixels();
-  const float background = -r.norm.mean / r.norm.std;  // a black pixel, normalised
+  std::array<float, kMaxChannels> background{};  // a black pixel, normalised
+  for (int c = 0; c < r.norm.channels; ++c) background[c] = -r.norm.mean[c] / r.norm.std[c];
   r.shuffle();
   const auto t0 = Clock::now();
   double loss_sum = 0, lr = cfg.optim.lr;
@@ -363,8 +373,8 @@ void run_epoch(Run& r, Progress& progress) {
     LossStats st;
     if (mr > 0) {
       gather_batch(r.data.train, r.order.data() + lo, mr, r.norm, r.x.data(), r.y.data());
-      augment_batch(r.x.data(), mr, r.data.train.rows, r.data.train.cols, cfg.augment, background, r.augment_rng,
-                    r.scratch.data());
+      augment_batch(r.x.data(), mr, r.data.train.channels, r.data.train.rows, r.data.train.cols, cfg.augment,
+                    background.data(), r.augment_rng, r.scratch.data());
       ConstView logits = r.model->forward(ConstView(r.x.data(), Shape{mr, pixels}), Mode::train);
       View dl{r.dlogits.data(), Shape{mr, cfg.model.classes}};
       st = softmax_cross_entropy(logits, r.y.data(), dl, cfg.label_smoothing);
@@ -476,7 +486,7 @@ TrainOutcome finish(Run& r) {
   ck.meta = {{"format", "tailor checkpoint"},
              {"version", tailor_version()},
              {"model", spec_to_json(cfg.model)},
-             {"normalization", {{"mean", r.norm.mean}, {"std", r.norm.std}}},
+             {"normalization", normalization_json(r.norm)},
              {"classes", r.classes},
              {"optimizer", optimizer_name(cfg.optim.kind)},
              {"steps", steps},

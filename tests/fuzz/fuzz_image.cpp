@@ -8,7 +8,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     // The server's limit on an upload's pixels, smaller: the decoders' memory stays bounded.
-    const tailor::GreyImage img =
+    const tailor::Image img =
         tailor::decode_image(std::string(reinterpret_cast<const char*>(data), size), "fuzz input", uint64_t{1} << 22);
     if (img.width < 1 || img.height < 1 || img.pixels.size() != static_cast<size_t>(img.width) * img.height)
       __builtin_trap();

@@ -291,7 +291,7 @@ async function predictOnce(source) {
   });
   if (!state.source) return;   // cleared while the request was out
   clearError();
-  paintGrey($('converted'), answer.image.pixels, answer.image.width, answer.image.height, null);
+  paintPicture($('converted'), answer.image, null);
   await renderResults(answer);
   state.predictions += 1;
   document.body.dataset.source = source.kind;
@@ -315,20 +315,25 @@ function blankConverted() {
   g.fillRect(0, 0, c.width, c.height);
 }
 
-// Paints 0-255 grey pixels (row by row) onto a canvas, nearest neighbour, with saliency (0-1) in
-// red on top when given: colour = grey * (1 - a) + red * a with a = saliency.
-function paintGrey(canvas, pixels, width, height, saliency) {
+// Paints a converted picture {width, height, channels, pixels} onto a canvas, nearest neighbour:
+// pixels 0-255, one plane (grey) or three (red, green, blue planes in turn), rows top first. With
+// saliency (0-1) the picture is shown in dimmed grey with the saliency in red on top:
+// colour = grey * (1 - a) + red * a with a = saliency.
+function paintPicture(canvas, picture, saliency) {
+  const { width, height, pixels } = picture;
+  const plane = width * height;
+  const colour = picture.channels === 3;
   const small = document.createElement('canvas');
   small.width = width;
   small.height = height;
   const g = small.getContext('2d');
   const image = g.createImageData(width, height);
-  for (let i = 0; i < width * height; i++) {
+  for (let i = 0; i < plane; i++) {
     let r = pixels[i];
-    let gr = pixels[i];
-    let b = pixels[i];
+    let gr = colour ? pixels[plane + i] : pixels[i];
+    let b = colour ? pixels[2 * plane + i] : pixels[i];
     if (saliency) {
-      const grey = pixels[i] * 0.55;   // dim the item so the overlay stands out
+      const grey = (colour ? 0.299 * r + 0.587 * gr + 0.114 * b : r) * 0.55;   // dim the item so the overlay stands out
       const a = Math.min(1, Math.max(0, saliency[i]));
       r = grey * (1 - a) + 255 * a;
       gr = grey * (1 - a) + 40 * a;
@@ -416,8 +421,7 @@ async function renderResults(answer) {
     const el = resultElement(result);
     results.append(el);         // keeps the cards in the order of the answer
     el.querySelector('.predicted').textContent = result.predicted;
-    paintGrey(el.querySelector('.saliency'), answer.image.pixels, answer.image.width,
-              answer.image.height, result.saliency || null);
+    paintPicture(el.querySelector('.saliency'), answer.image, result.saliency || null);
     const values = chartValues(result);
     const view = state.views.get(result.run);
     if (view) {
