@@ -188,12 +188,16 @@ TEST(ChannelsLast, PoolsAndFlattenEqualPlanar) {
   const std::vector<float> xl = to_nhwc(x, s);
   last.forward(ConstView(xl.data(), s), View{yl.data(), so}, Mode::train);
   const bool exact = kind != kernels::PoolKind::l2;
-  if (exact) EXPECT_EQ(to_nchw(yl.data(), so), yp);
+  if (exact) {
+    EXPECT_EQ(to_nchw(yl.data(), so), yp);
+  }
   expect_close_scaled(to_nchw(yl.data(), so), yp, 1e-6f, "y");
   planar.backward(ConstView(dy.data(), so), View{dxp.data(), s});
   const std::vector<float> dyl = to_nhwc(dy, so);
   last.backward(ConstView(dyl.data(), so), View{dxl.data(), s});
-  if (exact) EXPECT_EQ(to_nchw(dxl.data(), s), dxp);
+  if (exact) {
+    EXPECT_EQ(to_nchw(dxl.data(), s), dxp);
+  }
   expect_close_scaled(to_nchw(dxl.data(), s), dxp, 1e-6f, "dx");
 
   // Flatten of a channels-last input gives PyTorch's (c, h, w) order, and backward undoes it.
@@ -217,8 +221,10 @@ TEST(ChannelsLast, WholeCnnEqualsPlanar) {
   struct Case {
     std::vector<int64_t> channels;
     bool batchnorm;
+    int64_t in_channels = 1;  // 3: colour, the first convolution taking planar input
   };
-  for (const Case& cs : {Case{{16, 32}, true}, Case{{12, 24}, true}, Case{{8, 16, 20}, true}, Case{{16, 32}, false}})
+  for (const Case& cs : {Case{{16, 32}, true}, Case{{12, 24}, true}, Case{{8, 16, 20}, true}, Case{{16, 32}, false},
+                         Case{{16, 32}, true, 3}, Case{{12, 24}, false, 3}})
   for (kernels::PoolKind kind : {kernels::PoolKind::max, kernels::PoolKind::avg, kernels::PoolKind::l2}) {
     ModelSpec spec = default_spec(Family::cnn);
     spec.pool = kind;
@@ -226,7 +232,8 @@ TEST(ChannelsLast, WholeCnnEqualsPlanar) {
     spec.hidden = {30};
     spec.batchnorm = cs.batchnorm;
     spec.dropout = 0.0f;
-    SCOPED_TRACE(::testing::Message() << "channels " << cs.channels.size() << " blocks, first " << cs.channels[0]
+    spec.in_channels = cs.in_channels;
+    SCOPED_TRACE(::testing::Message() << cs.in_channels << " input channel(s), " << cs.channels.size() << " blocks, first " << cs.channels[0]
                                       << (cs.batchnorm ? ", batch norm" : "") << ", " << kernels::pool_name(kind));
     auto planar = build_model(spec, 1), last = build_model(spec, 1);
     planar->allow_channels_last(false);

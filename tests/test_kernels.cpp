@@ -182,16 +182,18 @@ std::vector<float> to_nchw(const std::vector<float>& v, int64_t n, int64_t c, in
 }
 
 // With s.channels_last the kernel gets x and dy as (N, H, W, C) and its y and dx are turned
-// back into (N, C, H, W) before the comparison with the planar reference.
+// back into (N, C, H, W) before the comparison with the planar reference; with planar_input too,
+// x and dx stay (N, C, H, W).
 void check_conv(const kernels::Conv2dShape& s, Rng& rng) {
-  const std::string what = describe(s) + (s.channels_last ? " channels last" : "") + (s.bf16 ? " bf16" : "");
+  const std::string what = describe(s) + (s.channels_last ? " channels last" : "") +
+                           (s.planar_input ? " planar input" : "") + (s.bf16 ? " bf16" : "");
   // bf16 operands carry 8 significant bits: each product is off by up to 2^-8 of its size.
   const double rel = s.bf16 ? 8e-3 : 1e-5;
   SCOPED_TRACE(what);
   const ConvBuffers in = random_conv_inputs(s, rng);
   kernels::Conv2dKernel kernel(s);
-  const bool cl = s.channels_last;
-  const std::vector<float> x_in = cl ? to_nhwc(in.x, s.n, s.cin, s.h, s.w) : in.x;
+  const bool cl = s.channels_last, x_cl = cl && !s.planar_input;
+  const std::vector<float> x_in = x_cl ? to_nhwc(in.x, s.n, s.cin, s.h, s.w) : in.x;
   const std::vector<float> dy_in = cl ? to_nhwc(in.dy, s.n, s.cout, s.ho(), s.wo()) : in.dy;
 
   // Outputs start as NaN: every kernel must overwrite all of its output.
@@ -220,7 +222,7 @@ void check_conv(const kernels::Conv2dShape& s, Rng& rng) {
 
   std::vector<float> dx(x_size(s), kNaN), dx_ref(x_size(s)), dx_mag(x_size(s));
   kernel.backward_data(dy_in.data(), in.w.data(), dx.data());
-  if (cl) dx = to_nchw(dx, s.n, s.cin, s.h, s.w);
+  if (x_cl) dx = to_nchw(dx, s.n, s.cin, s.h, s.w);
   kernels::ref::conv2d_backward_data(s, in.dy.data(), in.w.data(), dx_ref.data());
   kernels::ref::conv2d_backward_data(s, abs_dy.data(), abs_w.data(), dx_mag.data());
   expect_near_ref(dx, dx_ref, dx_mag, rel, 1e-6, "backward_data dx");
@@ -405,6 +407,18 @@ TEST(Conv2dKernel, ChannelsLastMatchesReferenceOverShapeGrid) {
   Rng rng(3);
   for (auto s : conv_grid()) {
     s.channels_last = true;
+    check_conv(s, rng);
+    if (HasFailure()) return;
+  }
+}
+
+// A colour model's first convolution: input (and its gradient) planar, output channels last.
+TEST(Conv2dKernel, PlanarInputChannelsLastOutputMatchesReference) {
+  kernels::set_threads(2);
+  Rng rng(4);
+  for (auto s : conv_grid()) {
+    s.channels_last = true;
+    s.planar_input = true;
     check_conv(s, rng);
     if (HasFailure()) return;
   }

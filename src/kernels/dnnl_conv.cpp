@@ -116,7 +116,8 @@ Conv2dKernel::Conv2dKernel(const Conv2dShape& s) : shape_(s), impl_(std::make_un
   const dnnl::memory::dims dst_dims{s.n, s.cout, s.ho(), s.wo()};
   const dnnl::memory::dims strides{1, 1}, pad{s.pad, s.pad};
   const tag plain = s.channels_last ? tag::nhwc : tag::nchw;
-  dnnl::memory::desc src_md(src_dims, dt::f32, plain);
+  const tag src_plain = s.channels_last && !s.planar_input ? tag::nhwc : tag::nchw;
+  dnnl::memory::desc src_md(src_dims, dt::f32, src_plain);
   dnnl::memory::desc w_md(w_dims, dt::f32, tag::oihw);
   dnnl::memory::desc b_md(b_dims, dt::f32, tag::x);
   dnnl::memory::desc dst_md(dst_dims, dt::f32, plain);
@@ -130,35 +131,45 @@ Conv2dKernel::Conv2dKernel(const Conv2dShape& s) : shape_(s), impl_(std::make_un
   const dt in_t = bf16 ? dt::bf16 : dt::f32;
   auto md = [&](const dnnl::memory::dims& dims, tag act, dt t = dt::f32) { return dnnl::memory::desc(dims, t, act); };
   if (bf16) w_any = dnnl::memory::desc(w_dims, dt::bf16, tag::any);
-  auto make_fwd = [&](tag act) {
+  auto make_fwd = [&](tag src_act, tag dst_act) {
     return dnnl::convolution_forward::primitive_desc(
-        {dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, md(src_dims, act, in_t), w_any, b_md,
-         md(dst_dims, act), strides, pad, pad},
+        {dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, md(src_dims, src_act, in_t), w_any,
+         b_md, md(dst_dims, dst_act), strides, pad, pad},
         m.engine);
+  };
+  // The plain layouts themselves where oneDNN has a kernel for them (src and dst in different
+  // orders, for a planar input, may have none): else its own choice, with reorders at the seam.
+  auto plain_or = [](auto chosen, auto make) {
+    try {
+      return make();
+    } catch (const dnnl::error&) {
+      return chosen;
+    }
   };
   // Channels last: oneDNN's own choice where it has the bytes of nhwc anyway (a blocked layout
   // whose block is all the channels), else nhwc itself.
-  auto fpd = make_fwd(tag::any);
+  auto fpd = make_fwd(tag::any, tag::any);
   if (s.channels_last && !(same_bytes(src_md, fpd.src_desc()) && same_bytes(dst_md, fpd.dst_desc())))
-    fpd = make_fwd(plain);
-  auto make_data = [&](tag act) {
+    fpd = plain_or(fpd, [&] { return make_fwd(src_plain, plain); });
+  auto make_data = [&](tag src_act, tag dst_act) {
     return dnnl::convolution_backward_data::primitive_desc(
-        {dnnl::algorithm::convolution_direct, md(src_dims, act), w_any, md(dst_dims, act, in_t), strides, pad, pad},
+        {dnnl::algorithm::convolution_direct, md(src_dims, src_act), w_any, md(dst_dims, dst_act, in_t), strides, pad,
+         pad},
         m.engine, fpd);
   };
-  auto bdpd = make_data(tag::any);
+  auto bdpd = make_data(tag::any, tag::any);
   if (s.channels_last && !(same_bytes(src_md, bdpd.diff_src_desc()) && same_bytes(dst_md, bdpd.diff_dst_desc())))
-    bdpd = make_data(plain);
+    bdpd = plain_or(bdpd, [&] { return make_data(src_plain, plain); });
   const dnnl::memory::desc dw_any(w_dims, dt::f32, tag::any);  // weight gradients stay float
-  auto make_weights = [&](tag act) {
+  auto make_weights = [&](tag src_act, tag dst_act) {
     return dnnl::convolution_backward_weights::primitive_desc(
-        {dnnl::algorithm::convolution_direct, md(src_dims, act, in_t), dw_any, b_md, md(dst_dims, act, in_t), strides,
-         pad, pad},
+        {dnnl::algorithm::convolution_direct, md(src_dims, src_act, in_t), dw_any, b_md, md(dst_dims, dst_act, in_t),
+         strides, pad, pad},
         m.engine, fpd);
   };
-  auto bwpd = make_weights(tag::any);
+  auto bwpd = make_weights(tag::any, tag::any);
   if (s.channels_last && !(same_bytes(src_md, bwpd.src_desc()) && same_bytes(dst_md, bwpd.diff_dst_desc())))
-    bwpd = make_weights(plain);
+    bwpd = plain_or(bwpd, [&] { return make_weights(src_plain, plain); });
   m.fwd = dnnl::convolution_forward(fpd);
   m.bwd_data = dnnl::convolution_backward_data(bdpd);
   m.bwd_weights = dnnl::convolution_backward_weights(bwpd);

@@ -24,6 +24,9 @@ int threads();
 struct Conv2dShape {
   int n = 1, cin = 1, h = 1, w = 1, cout = 1, k = 3, pad = 1;
   bool channels_last = false;
+  // With channels_last: x and dx stay (N, C, H, W) in PyTorch's order (a model's colour input),
+  // only y and dy are (N, H, W, C).
+  bool planar_input = false;
   // Products in bfloat16 with float accumulation: x, weight and dy are converted inside (x once
   // for forward and backward-weights, dy once for both backward products); every array at the
   // seam stays float. Only where has_bf16(); a convolution of fewer than 8 input channels stays

@@ -43,6 +43,7 @@ kernels::Conv2dKernel& Conv2d::kernel_for(const Shape& in, bool bf16) {
   s.k = static_cast<int>(k_);
   s.pad = static_cast<int>(pad_);
   s.channels_last = channels_last_;
+  s.planar_input = channels_last_ && planar_input_;
   s.bf16 = bf16;
   kernels_.push_back(std::make_unique<kernels::Conv2dKernel>(s));
   return *kernels_.back();

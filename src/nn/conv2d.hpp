@@ -24,6 +24,10 @@ class Conv2d final : public Layer {
     channels_last_ = on;
     return true;
   }
+  bool set_planar_input(bool on) override {
+    planar_input_ = on;
+    return true;
+  }
   void set_bf16_training(bool on) override { bf16_ = on; }
 
  private:
@@ -32,7 +36,7 @@ class Conv2d final : public Layer {
   kernels::Conv2dKernel& kernel_for(const Shape& in, bool bf16);
 
   int64_t cin_, cout_, k_, pad_;
-  bool channels_last_ = false, bf16_ = false;
+  bool channels_last_ = false, planar_input_ = false, bf16_ = false;
   Param weight_, bias_;
   ConstView x_;
   kernels::Conv2dKernel* current_ = nullptr;

@@ -56,6 +56,9 @@ class Layer {
   // (and give its output, when that is (N, C, H, W) too) in that order; it returns false if it
   // cannot. Shapes stay (N, C, H, W). Sequential decides, at finalize; off by default.
   virtual bool set_channels_last(bool on) { return !on; }
+  // The first layer of a channels-last model whose input has several channels (colour): take the
+  // input in (N, C, H, W) order while giving the output channels last. False if it cannot.
+  virtual bool set_planar_input(bool on) { return !on; }
   // Whether the layer's fast kernel runs channels last (a convolution's): a model whose leading
   // (N, C, H, W) layers include one keeps them channels last.
   virtual bool prefers_channels_last() const { return false; }

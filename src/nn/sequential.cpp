@@ -49,8 +49,11 @@ void Sequential::finalize(const Shape& item_shape) {
       for (int64_t j = 0; j < buffers_[i]->numel(); ++j) buffers_[i]->value[j] = 1.0f;
   // Channels last for the leading (N, C, H, W) layers and the layer after them, if all can.
   channels_last_ = false;
-  for (auto& l : layers_) l->set_channels_last(false);  // planar unless chosen again below
-  if (allow_channels_last_ && item_shape.rank() == 3 && item_shape[0] == 1) {
+  for (auto& l : layers_) l->set_channels_last(false), l->set_planar_input(false);  // planar unless chosen below
+  // One input channel is the same bytes in either order; several (colour) need a first layer
+  // that takes them planar.
+  if (allow_channels_last_ && item_shape.rank() == 3 && !layers_.empty() &&
+      (item_shape[0] == 1 || layers_[0]->set_planar_input(true))) {
     Shape t = Shape::batched(1, item_shape);
     size_t end = 0;  // layers [0, end) run channels last
     bool conv = false;
@@ -64,8 +67,10 @@ void Sequential::finalize(const Shape& item_shape) {
     }
     bool ok = conv && end > 0;
     for (size_t i = 0; ok && i < end; ++i) ok = layers_[i]->set_channels_last(true);
-    if (!ok)
+    if (!ok) {
       for (size_t i = 0; i < end; ++i) layers_[i]->set_channels_last(false);
+      layers_[0]->set_planar_input(false);
+    }
     channels_last_ = ok;
   }
   acts_.resize(layers_.size());
