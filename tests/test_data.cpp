@@ -268,7 +268,9 @@ TEST(Idx, MutatedFilesFailCleanly) {
     for (int e = 0; e < edits; ++e)
       bytes[rng.below(bytes.size())] = static_cast<char>(rng.below(256));
     if (rng.below(4) == 0) bytes.resize(rng.below(bytes.size()));
-    const std::string path = dir.file("m" + std::to_string(trial));
+    std::string name = "m";
+    name += std::to_string(trial);
+    const std::string path = dir.file(name);
     write_bytes(path, bytes);
     try {
       read_idx(path, 3);

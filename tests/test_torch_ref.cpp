@@ -150,7 +150,9 @@ TEST_P(WholeCnn, ForwardBackwardMatchTorch) {
   for (size_t i = 0; i < model.params().size(); ++i) {
     const json& p = c.at("params")[i];
     // PyTorch's separate ReLU modules shift the later indices; tailor's names count its parts.
-    if (!tails) ASSERT_EQ(model.param_names()[i], p.at("name").get<std::string>());
+    if (!tails) {
+      ASSERT_EQ(model.param_names()[i], p.at("name").get<std::string>());
+    }
     std::vector<float> v = floats(p.at("value"));
     ASSERT_EQ(v.size(), static_cast<size_t>(model.params()[i]->numel()));
     std::copy(v.begin(), v.end(), model.params()[i]->value);

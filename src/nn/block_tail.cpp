@@ -20,7 +20,10 @@ BlockTail::BlockTail(int64_t channels, bool batchnorm, ActivationKind activation
 
 std::string BlockTail::type() const {
   std::string t;
-  for (const Layer* l : chain_) t += (t.empty() ? "" : "+") + l->type();
+  for (const Layer* l : chain_) {
+    if (!t.empty()) t += '+';
+    t += l->type();
+  }
   return t;
 }
 

@@ -33,7 +33,7 @@ std::string json_safe(std::string_view s) {
 // string or regex); a blanket "</" rewrite would break regex literals such as /</g.
 std::string js_safe(std::string_view s) {
   std::string out(s);
-  for (size_t p = 0; (p = out.find("</script", p)) != std::string::npos; p += 2) out.insert(p + 1, "\\");
+  for (size_t p = 0; (p = out.find("</script", p)) != std::string::npos; p += 2) out.insert(p + 1, 1, '\\');
   return out;
 }
 

@@ -73,7 +73,10 @@ std::string widths_of(const toml::table& cfg) {
   auto list = [&](const char* key) {
     std::string out;
     if (const toml::array* a = cfg["model"][key].as_array())
-      for (const toml::node& v : *a) out += (out.empty() ? "" : ",") + std::to_string(v.value_or(int64_t{0}));
+      for (const toml::node& v : *a) {
+        if (!out.empty()) out += ',';
+        out += std::to_string(v.value_or(int64_t{0}));
+      }
     return out;
   };
   const std::string conv = list("channels"), fc = list("hidden");
