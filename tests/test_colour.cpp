@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -20,6 +21,7 @@
 #include "data/image.hpp"
 #include "data/image_folder.hpp"
 #include "inspect/analysis.hpp"
+#include "inspect/render.hpp"
 #include "kernels/kernels.hpp"
 #include "serve/server.hpp"
 #include "tiny_data.hpp"
@@ -102,6 +104,27 @@ TEST_F(Colour, PicturesDecodeInColourOrGrey) {
   }
   // Fitting to the object (Fashion-MNIST's way) takes grey pictures only.
   EXPECT_THROW(to_dataset_format(rgb, 28, 28), Error);
+}
+
+// inspect draws a colour tile in its own colours: a 2x2 picture of red, green, blue and white
+// comes back from the gallery PNG as four solid squares of exactly those colours.
+TEST_F(Colour, InspectDrawsColourTilesInColour) {
+  GalleryItem item;
+  item.image = {2, 2, {255, 0, 0, 255, 0, 255, 0, 255, 0, 0, 255, 255}, 3};
+  item.caption = {"true: a", "pred: b"};
+  const std::string file = root_ + "/gallery.png";
+  gallery_png(file, "colours", {item}, 1, "none");
+  const Image img = load_image(file, ColorMode::keep);
+  ASSERT_EQ(img.channels, 3);
+  auto count = [&](int r, int g, int b) {
+    size_t n = 0;
+    for (size_t i = 0; i < img.plane(); ++i)
+      n += img.pixels[i] == r && img.pixels[img.plane() + i] == g && img.pixels[2 * img.plane() + i] == b;
+    return n;
+  };
+  // The tile is enlarged to about 136 pixels a side: each quarter about 68x68.
+  for (auto [r, g, b] : {std::tuple{255, 0, 0}, std::tuple{0, 255, 0}, std::tuple{0, 0, 255}})
+    EXPECT_GT(count(r, g, b), 3000u) << r << "," << g << "," << b;
 }
 
 // --color auto: RGB as soon as one training picture shows colour (grey ones get three equal

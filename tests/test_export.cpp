@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include "cli_runner.hpp"
+#include "data/image.hpp"
 #include "tiny_data.hpp"
+#include "util/rng.hpp"
 
 namespace tailor {
 namespace {
@@ -30,15 +32,16 @@ class Export : public ::testing::Test {
   static Ran tailor(const std::string& args) { return run_tailor(args, root_); }
   static std::string dir(const std::string& name) { return root_ + "/" + name; }
   // A small model of `family` trained for two epochs on the tiny set.
-  static void train(const std::string& name, const std::string& family, const std::string& extra) {
+  static void train(const std::string& name, const std::string& family, const std::string& extra,
+                    const std::string& data = "data") {
     const std::string widths = family == "fcn" ? "--hidden 16,8" : "--channels 4,8 --hidden 12";
     Ran r = tailor("train --model " + family + " " + widths + " --epochs 2 --batch-size 32 --val 40 --threads 1 " +
-                   "--progress none --data " + dir("data") + " --out " + dir(name) + " " + extra);
+                   "--progress none --data " + dir(data) + " --out " + dir(name) + " " + extra);
     ASSERT_EQ(r.code, 0) << r.err;
   }
   // Exports the run, has tailor evaluate it, and has check_onnx.py compare; returns its line.
   // opset 0: the default.
-  static std::string export_and_check(const std::string& name, int opset = 0) {
+  static std::string export_and_check(const std::string& name, int opset = 0, const std::string& data = "data") {
     const std::string run = dir(name), suffix = opset ? "-opset" + std::to_string(opset) : "";
     const std::string onnx = run + "/model" + suffix + ".onnx";
     Ran e = tailor("export " + run + " --out " + onnx + (opset ? " --opset " + std::to_string(opset) : ""));
@@ -46,7 +49,7 @@ class Export : public ::testing::Test {
     EXPECT_NE(e.out.find(onnx), std::string::npos) << e.out;
     Ran v = tailor("eval " + run + " --predictions " + run + "/pred.csv --logits " + run + "/logits.csv");
     EXPECT_EQ(v.code, 0) << v.err;
-    Ran c = testing::run_command("/usr/bin/python3 " TAILOR_ONNX_CHECKER " " + onnx + " " + dir("data") + " " + run +
+    Ran c = testing::run_command("/usr/bin/python3 " TAILOR_ONNX_CHECKER " " + onnx + " " + dir(data) + " " + run +
                                      "/pred.csv " + run + "/logits.csv",
                                  root_);
     EXPECT_EQ(c.code, 0) << c.out << c.err;
@@ -83,6 +86,36 @@ TEST_F(Export, EveryPoolRunsInOpenCvAsInTailor) {
       EXPECT_NE(line.find("disagree on 0 predictions"), std::string::npos) << line;
       RecordProperty(name, line);
     }
+}
+
+// A colour model (an RGB image folder, --color rgb): the graph takes (N, 3, H, W) and normalises
+// each channel with its own mean and std; the checker reads the folder's test pictures with
+// OpenCV's own PNG decoder, in tailor's order.
+TEST_F(Export, ColourModelsRunInOpenCvAsInTailor) {
+  Rng rng(2);
+  const int tint[3][3] = {{220, 90, 30}, {40, 190, 60}, {70, 80, 230}};
+  for (const char* split : {"train", "test"})
+    for (int k = 0; k < 3; ++k)
+      for (int i = 0; i < (split[1] == 'r' ? 60 : 20); ++i) {
+        Image img;
+        img.width = img.height = 10, img.channels = 3;
+        img.pixels.resize(300);
+        for (int c = 0; c < 3; ++c)
+          for (int j = 0; j < 100; ++j)
+            img.pixels[c * 100 + j] = static_cast<uint8_t>(rng.below(100) < 50 ? tint[k][c] - rng.below(30) : rng.below(120));
+        const std::string cls = dir("rgb") + "/" + split + "/k" + std::to_string(k);
+        fs::create_directories(cls);
+        write_png(cls + "/" + std::to_string(i) + ".png", img);
+      }
+  for (const char* family : {"fcn", "cnn"}) {
+    const std::string name = std::string("rgb-") + family;
+    SCOPED_TRACE(name);
+    train(name, family, "--color rgb", "rgb");
+    const std::string line = export_and_check(name, 0, "rgb");
+    EXPECT_NE(line.find("disagree on 0 predictions"), std::string::npos) << line;
+    EXPECT_NE(line.find("60 images"), std::string::npos) << line;
+    RecordProperty(name, line);
+  }
 }
 
 TEST_F(Export, EveryOpsetOfferedPassesTheChecks) {

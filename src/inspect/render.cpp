@@ -322,7 +322,8 @@ void gallery_png(const std::string& path, const std::string& title, const std::v
     for (const auto& s : it.caption) caption_w = std::max(caption_w, text_width(s, font));
   }
   const double tile_w = std::max(iw, caption_w) + 24, tile_h = ih + 10 + lines * line + 16, top = 70;
-  const double w = std::max(columns * tile_w + 40, 560.0), h = items.empty() ? 160 : top + rows * tile_h + 10;
+  const double w = std::max({columns * tile_w + 40, 560.0, text_width(title, 20) + 40}),
+               h = items.empty() ? 160 : top + rows * tile_h + 10;
   Canvas c(path, static_cast<int>(w), static_cast<int>(h));
   c.text(w / 2, 30, 20, 0.5, title);
   if (items.empty()) c.text(w / 2, 100, 16, 0.5, empty_text, kGrey);
@@ -343,7 +344,7 @@ void gallery_png(const std::string& path, const std::string& title, const std::v
 void saliency_png(const std::string& path, const SaliencyFigure& f) {
   const Tile& img = f.image;
   const size_t n = static_cast<size_t>(img.rows) * img.cols;
-  if (img.pixels.size() != n || f.gradient.size() != n || f.occlusion.size() != n)
+  if (img.pixels.size() != n * static_cast<size_t>(img.channels) || f.gradient.size() != n || f.occlusion.size() != n)
     throw Error("saliency maps do not match the image size");
   const double panel = 270, gap = 90, margin = 50, top = 112, font = 14;
   const double w = std::max({2 * margin + 3 * panel + 2 * gap, text_width(f.title, 20) + 40, text_width(f.subtitle, 13) + 40});
@@ -367,7 +368,9 @@ void saliency_png(const std::string& path, const SaliencyFigure& f) {
     c.region(x, top, panel, panel, 0, 1, 0, 1);
     frame(kGrey);
     const double by = top + panel + 14;
-    if (p == 0) {
+    if (p == 0 && img.channels == 3) {
+      c.text(x + panel / 2, by + 7, font, 0.5, "colour picture (the model's RGB input)");
+    } else if (p == 0) {
       use_colour_map(kGreys);
       colour_bar(c, x, by, panel, 14, 0, 255, even_ticks(0, 255, 51, 0), "pixel value (0 = black)", false, font);
     } else if (p == 1) {

@@ -5,7 +5,9 @@
    'image' (N, C, H, W) with a symbolic N, outputs 'logits' and 'probabilities', class names and
    normalisation in metadata_props, tailor's parameter names on the initializers.
 2. OpenCV's dnn module (Debian python3-opencv) runs the model on every test image of DATA_DIR
-   (raw pixels 0..255, as the contract says) at two batch sizes; its predictions must equal
+   (raw pixels 0..255, as the contract says) at two batch sizes: the t10k IDX images, or for an
+   image folder (DATA_DIR/test/<class>/*.png) its pictures decoded by OpenCV, classes and files
+   in sorted order as tailor reads them, at the model's size already; its predictions must equal
    `tailor eval --predictions` for every image and its logits `tailor eval --logits` within TOL
    of the largest logit.
 
@@ -28,6 +30,21 @@ import onnx
 def fail(msg):
     print(f"FAIL: {msg}")
     sys.exit(1)
+
+
+def read_folder_images(test_dir, channels):
+    planes = []
+    for cls in sorted(c for c in os.listdir(test_dir) if not c.startswith(".")):
+        for name in sorted(f for f in os.listdir(os.path.join(test_dir, cls)) if not f.startswith(".")):
+            path = os.path.join(test_dir, cls, name)
+            if channels == 3:
+                bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+                planes.append(bgr[:, :, ::-1].transpose(2, 0, 1))  # (3, H, W), red first
+            else:
+                planes.append(cv2.imread(path, cv2.IMREAD_GRAYSCALE)[None])
+    if not planes:
+        fail(f"no pictures in {test_dir}")
+    return np.stack(planes)
 
 
 def read_idx_images(data_dir):
@@ -77,7 +94,9 @@ def main():
     a = ap.parse_args()
 
     model, classes, opset, chw = check_structure(a.model)
-    images = read_idx_images(a.data).astype(np.float32)
+    test_dir = os.path.join(a.data, "test")
+    images = (read_folder_images(test_dir, chw[0]) if os.path.isdir(test_dir) else read_idx_images(a.data))
+    images = np.ascontiguousarray(images).astype(np.float32)
     if list(images.shape[1:]) != chw:
         fail(f"test images are {list(images.shape[1:])}, the model takes {chw}")
     with open(a.predictions) as f:
