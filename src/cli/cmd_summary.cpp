@@ -4,13 +4,16 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_options.hpp"
+#include "data/dataset.hpp"
+#include "util/error.hpp"
 
 namespace tailor::cli {
 
 namespace {
 struct SummaryArgs {
   ModelOptions model;
-  int64_t size = 28, classes = 10;
+  std::string size = "28", color = "grey";
+  int64_t classes = 10;
   bool json = false;
 };
 }  // namespace
@@ -19,13 +22,20 @@ Run add_summary(CLI::App& app) {
   auto a = std::make_shared<SummaryArgs>();
   CLI::App* c = app.add_subcommand("summary", "Layers, output shapes and weights of a model, without training");
   add_model_options(*c, a->model);
-  c->add_option("--image-size", a->size, "Input images are SIZE x SIZE, one channel")->check(CLI::Range(2, 4096))->capture_default_str();
+  c->add_option("--image-size", a->size, "Input images are H x H, or H x W given as HxW")->capture_default_str();
+  c->add_option("--color", a->color, "Input colour: grey (one channel) or rgb (three)")
+      ->check(CLI::IsMember({"grey", "gray", "rgb"}))
+      ->capture_default_str();
   c->add_option("--classes", a->classes, "Number of classes")->check(CLI::Range(2, 100000))->capture_default_str();
   c->add_flag("--json", a->json, "Print the model as JSON (the layer vocabulary of the PyTorch scripts)");
   return [a, c]() {
     if (!c->parsed()) return -1;
     ResolvedModel r = resolve_model(a->model);
-    r.spec.height = r.spec.width = a->size;
+    int rows = 0, cols = 0;
+    parse_image_size(a->size, &rows, &cols);
+    if (rows <= 0) throw Error("--image-size '" + a->size + "': summary needs a size such as 28 or 24x32");
+    r.spec.height = rows, r.spec.width = cols;
+    r.spec.in_channels = a->color == "rgb" ? 3 : 1;
     r.spec.classes = a->classes;
     ModelSpec spec = r.target > 0 ? fit_to_budget(r.spec, r.target) : r.spec;
     auto model = build_model(spec, 0);
