@@ -3,6 +3,7 @@
 // bit-identical logits on all five paths (training's gather, eval, predict, serve, inspect).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -23,6 +24,8 @@
 #include "inspect/analysis.hpp"
 #include "inspect/render.hpp"
 #include "kernels/kernels.hpp"
+#include "nn/init.hpp"
+#include "nn/model_spec.hpp"
 #include "serve/server.hpp"
 #include "tiny_data.hpp"
 #include "train/checkpoint.hpp"
@@ -125,6 +128,46 @@ TEST_F(Colour, InspectDrawsColourTilesInColour) {
   // The tile is enlarged to about 136 pixels a side: each quarter about 68x68.
   for (auto [r, g, b] : {std::tuple{255, 0, 0}, std::tuple{0, 255, 0}, std::tuple{0, 0, 255}})
     EXPECT_GT(count(r, g, b), 3000u) << r << "," << g << "," << b;
+}
+
+// Weight budgets count the colour input: an RGB FCN or CNN sized to 10k-200k lands within 5%, and
+// its first layer takes three planes. An FCN of 32x32x3 inputs cannot be 10k (its 3,072 inputs
+// alone take most of it): one line says so.
+TEST_F(Colour, WeightBudgetsCountThreeInputChannels) {
+  ModelSpec fcn = default_spec(Family::fcn);
+  fcn.in_channels = 3, fcn.height = fcn.width = 32;
+  EXPECT_THROW(fit_to_budget(fcn, 10'000), Error);
+  for (Family family : {Family::fcn, Family::cnn})
+    for (int64_t target : {10'000, 50'000, 200'000}) {
+      if (family == Family::fcn && target == 10'000) continue;
+      ModelSpec spec = default_spec(family);
+      spec.in_channels = 3, spec.height = spec.width = 32;
+      const ModelSpec sized = fit_to_budget(spec, target);
+      const int64_t weights = count_weights(sized);
+      EXPECT_NEAR(static_cast<double>(weights), static_cast<double>(target), 0.05 * target)
+          << family_name(family) << " " << target;
+      auto model = build_model(sized, 1);
+      EXPECT_EQ(static_cast<int64_t>(model->num_values()), weights);
+      EXPECT_EQ(model->item_shape().numel(), 3 * 32 * 32);
+    }
+}
+
+// Saliency of a colour FCN on pictures that are not square (--image-size 4x6): the flat input is
+// three 4x6 planes, and both maps have one value per pixel.
+TEST_F(Colour, SaliencyOfAColourFcnOnOblongPictures) {
+  ModelSpec spec = default_spec(Family::fcn);
+  spec.in_channels = 3, spec.height = 4, spec.width = 6, spec.classes = 3;
+  spec.hidden = {8};
+  auto model = build_model(spec, 1);
+  Rng rng(1);
+  init_params(*model, InitKind::kaiming_uniform, spec.activation, rng);
+  std::vector<float> x(72);
+  for (float& v : x) v = rng.uniform(-1.0f, 1.0f);
+  EXPECT_EQ(gradient_saliency(*model, x.data(), 1, 3).size(), 24u);
+  const std::vector<float> occ = occlusion_saliency(*model, x.data(), 1, 2, 1, {0.0f, 0.0f, 0.0f}, 4, 6);
+  EXPECT_EQ(occ.size(), 24u);
+  EXPECT_NE(std::count(occ.begin(), occ.end(), 0.0f), 24);
+  EXPECT_THROW(occlusion_saliency(*model, x.data(), 1, 2, 1, {0.0f, 0.0f, 0.0f}), Error);  // not square
 }
 
 // --color auto: RGB as soon as one training picture shows colour (grey ones get three equal

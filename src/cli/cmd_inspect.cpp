@@ -201,7 +201,7 @@ Run add_inspect(CLI::App& app) {
       SaliencyFigure f;
       f.image = tile(test, i);
       f.gradient = normalise_map(gradient_saliency(*m.model, x.data(), pred, test.channels));
-      const std::vector<float> occ = occlusion_saliency(*m.model, x.data(), pred, a->patch, a->stride, fill);
+      const std::vector<float> occ = occlusion_saliency(*m.model, x.data(), pred, a->patch, a->stride, fill, test.rows, test.cols);
       float peak = 0;
       for (float v : occ) peak = std::max(peak, std::fabs(v));
       f.occlusion = normalise_map(occ);

@@ -104,7 +104,7 @@ std::vector<float> gradient_saliency(Sequential& model, const float* x, int64_t 
 }
 
 std::vector<float> occlusion_saliency(Sequential& model, const float* x, int64_t cls, int patch, int stride,
-                                      const std::vector<float>& fill) {
+                                      const std::vector<float>& fill, int rows, int cols) {
   const Shape& item = model.item_shape();
   // FCN items are (C*H*W): treat them as C square planes.
   int64_t channels = static_cast<int64_t>(fill.size()), h = 0, w = 0;
@@ -114,8 +114,14 @@ std::vector<float> occlusion_saliency(Sequential& model, const float* x, int64_t
       throw Error("occlusion fill of " + std::to_string(channels) + " channel(s) for a model taking " + item.str());
   } else {
     if (channels < 1) throw Error("occlusion needs a fill value per channel");
-    h = w = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(item.numel() / channels))));
-    if (h * w * channels != item.numel()) throw Error("occlusion needs square images; the model takes " + item.str());
+    if (rows > 0 && cols > 0) {
+      h = rows, w = cols;
+    } else {
+      h = w = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(item.numel() / channels))));
+    }
+    if (h * w * channels != item.numel())
+      throw Error("occlusion of " + std::to_string(channels) + "x" + std::to_string(h) + "x" + std::to_string(w) +
+                  " images, but the model takes " + item.str());
   }
   if (patch < 1 || patch > std::min(h, w)) throw Error("occlusion patch " + std::to_string(patch) + " does not fit " + item.str());
   if (stride < 1) throw Error("occlusion stride must be at least 1, not " + std::to_string(stride));

@@ -52,9 +52,10 @@ std::vector<float> gradient_saliency(Sequential& model, const float* x, int64_t 
 // the drop in softmax probability of `cls` when the square is set to `fill` in every channel
 // (normalised pixel values, one per channel, usually those of black); each pixel gets the mean
 // drop of the squares covering it. Positive = the pixel supports the class. All occluded copies
-// go through the model in batches. An FCN's flat input is fill.size() square planes.
+// go through the model in batches. An FCN's flat input is fill.size() planes of rows x cols
+// (0: square planes).
 std::vector<float> occlusion_saliency(Sequential& model, const float* x, int64_t cls, int patch,
-                                      int stride, const std::vector<float>& fill);
+                                      int stride, const std::vector<float>& fill, int rows = 0, int cols = 0);
 
 // Scales a map to [0, 1] by its largest absolute value (all zeros stay zeros).
 std::vector<float> normalise_map(const std::vector<float>& map);
