@@ -262,13 +262,21 @@ TEST_F(Colour, OptionsAreCheckedAndIdxIsGrey) {
     EXPECT_NE(std::string(e.what()).find("IDX files, which are grey"), std::string::npos) << e.what();
   }
   DataOptions sized;
-  sized.rows = 5, sized.cols = 4;
+  sized.rows = 5, sized.cols = 5;
   const TrainTestData d = load_train_test(root_ + "/idx", sized);
   EXPECT_EQ(d.train.rows, 5);
-  EXPECT_EQ(d.test.cols, 4);
-  EXPECT_EQ(d.train.images.size(), 40u * 20);
-  EXPECT_EQ(load_test_set(root_ + "/idx", d.classes, 1, 5, 4).images, d.test.images);
-  EXPECT_THROW(load_test_set(root_ + "/idx", d.classes, 3, 5, 4), Error);
+  EXPECT_EQ(d.test.cols, 5);
+  EXPECT_EQ(d.train.images.size(), 40u * 25);
+  EXPECT_EQ(load_test_set(root_ + "/idx", d.classes, 1, 5, 5).images, d.test.images);
+  EXPECT_THROW(load_test_set(root_ + "/idx", d.classes, 3, 5, 5), Error);
+  // predict fits an object keeping its aspect, as the IDX images were made: no stretching.
+  sized.cols = 4;
+  try {
+    load_train_test(root_ + "/idx", sized);
+    ADD_FAILURE() << "10x10 IDX images were stretched to 5x4";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("keeping that shape"), std::string::npos) << e.what();
+  }
 }
 
 // Acceptance 3: one picture, converted once by training's gather, once by eval, predict, serve and
@@ -342,13 +350,19 @@ TEST_F(Colour, OnePictureGivesBitIdenticalLogitsOnEveryPath) {
   EXPECT_EQ(x_predict, x_train) << "predict's input differs from training's";
   const std::vector<float> from_predict = logits_of(x_predict);
 
-  // 4. Serve: the file's bytes uploaded.
+  // 4. Serve: the file's bytes uploaded. Beside it a grey run of the same folder: each run gets
+  // its own conversion of the test set.
+  TrainConfig grey_cfg = cfg;
+  grey_cfg.data.color = DataColor::grey;
+  grey_cfg.out_dir = root_ + "/run-grey";
+  train(grey_cfg);
+  kernels::set_threads(1);
   std::vector<float> from_serve;
   {
     serve::Options opt;
     opt.port = 0;
     opt.threads = 1;
-    serve::Server server({cfg.out_dir}, opt);
+    serve::Server server({cfg.out_dir, grey_cfg.out_dir}, opt);
     const int port = server.bind();
     std::thread t([&] { server.run(); });
     httplib::Client c("127.0.0.1", port);
@@ -358,6 +372,15 @@ TEST_F(Colour, OnePictureGivesBitIdenticalLogitsOnEveryPath) {
     const auto j = nlohmann::json::parse(res->body);
     EXPECT_EQ(j["image"]["channels"], 3);
     from_serve = j["results"][0]["logits"].get<std::vector<float>>();
+    for (const char* run : {"0", "1"}) {
+      auto conf = c.Get(std::string("/api/confusion?run=") + run);
+      ASSERT_TRUE(conf);
+      EXPECT_EQ(conf->status, 200) << "run " << run << ": " << conf->body;
+      auto tile = c.Get(std::string("/api/testimage/16.png?run=") + run);
+      ASSERT_TRUE(tile);
+      ASSERT_EQ(tile->status, 200);
+      EXPECT_EQ(decode_image(tile->body, "tile", kMaxImagePixels, ColorMode::keep).channels, run[0] == '0' ? 3 : 1);
+    }
     server.stop();
     t.join();
   }

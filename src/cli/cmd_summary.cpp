@@ -22,7 +22,7 @@ Run add_summary(CLI::App& app) {
   auto a = std::make_shared<SummaryArgs>();
   CLI::App* c = app.add_subcommand("summary", "Layers, output shapes and weights of a model, without training");
   add_model_options(*c, a->model);
-  c->add_option("--image-size", a->size, "Input images are H x H, or H x W given as HxW")->capture_default_str();
+  c->add_option("--image-size", a->size, "Input images are H x H, or H x W given as HxW (each side 1 to 1024)")->capture_default_str();
   c->add_option("--color", a->color, "Input colour: grey (one channel) or rgb (three)")
       ->check(CLI::IsMember({"grey", "gray", "rgb"}))
       ->capture_default_str();

@@ -141,8 +141,9 @@ Run add_train(CLI::App& app) {
                 "classes.txt beside them), or an image folder DIR/{train,test}/<class>/*.png|jpg|jpeg|pgm")
       ->capture_default_str();
   c->add_option("--image-size", a->image_size,
-                "Size the pictures are converted to, H or HxW (area averaging, nothing cropped); auto: the IDX "
-                "files' size, or a folder's most common picture size with its longer side capped at 64")
+                "Size the pictures are converted to, H or HxW, each side 1 to 1024 (area averaging, nothing "
+                "cropped; IDX images keep their shape); auto: the IDX files' size, or a folder's most common "
+                "picture size with its longer side capped at 64")
       ->capture_default_str();
   c->add_option("--color", a->color, "grey, rgb, or auto: rgb when any training picture shows colour (IDX: grey)")
       ->check(CLI::IsMember({"auto", "grey", "gray", "rgb"}))

@@ -166,6 +166,14 @@ TrainTestData load_train_test(const std::string& dir, const DataOptions& opt) {
   if (is_image_folder(dir)) return load_image_folder(dir, opt);
   if (opt.color == DataColor::rgb)
     throw Error("--color rgb: " + dir + " holds IDX files, which are grey (use --color grey or auto)");
+  // predict fits a picture's object into the model's size keeping its aspect, as the IDX images
+  // were made: a stretched training set would not match it.
+  auto check_aspect = [&](const Dataset& d) {
+    if (opt.rows > 0 && static_cast<int64_t>(opt.rows) * d.cols != static_cast<int64_t>(opt.cols) * d.rows)
+      throw Error("--image-size " + image_size_name(opt.rows, opt.cols) + ": the IDX images in " + dir + " are " +
+                  image_size_name(d.rows, d.cols) + "; resize them keeping that shape (for example --image-size " +
+                  std::to_string(std::min(opt.rows, opt.cols)) + ")");
+  };
   TrainTestData out;
   const std::string class_file = (fs::path(dir) / "classes.txt").string();
   const bool named = fs::exists(class_file, ec);
@@ -197,6 +205,7 @@ TrainTestData load_train_test(const std::string& dir, const DataOptions& opt) {
     throw Error(data_file(dir, "t10k", "images", 3) + " holds " + std::to_string(out.test.rows) +
                 "x" + std::to_string(out.test.cols) + " images but the training set's are " +
                 std::to_string(out.train.rows) + "x" + std::to_string(out.train.cols));
+  check_aspect(out.train);
   resize_idx(out.train, opt.rows, opt.cols);
   resize_idx(out.test, opt.rows, opt.cols);
   return out;
@@ -269,7 +278,7 @@ Split stratified_split(const std::vector<uint8_t>& labels, int num_classes, size
 
 Normalization compute_normalization(const Dataset& d, const std::vector<uint32_t>& indices) {
   if (indices.empty()) throw Error("cannot compute normalization over zero images");
-  if (d.channels < 1 || d.channels > kMaxChannels)
+  if (d.channels != 1 && d.channels != 3)
     throw Error("a data set of " + std::to_string(d.channels) + " channels is not supported (1 or 3)");
   const size_t p = static_cast<size_t>(d.pixels()), plane = p / static_cast<size_t>(d.channels);
   // Exact integer sums: at most 2^32 images of 2^30 pixels would overflow, far beyond any input.

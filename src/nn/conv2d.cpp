@@ -31,7 +31,8 @@ int64_t Conv2d::forward_flops(const Shape& in) const {
 kernels::Conv2dKernel& Conv2d::kernel_for(const Shape& in, bool bf16) {
   for (auto& k : kernels_) {
     const auto& s = k->shape();
-    if (s.n == in[0] && s.h == in[2] && s.w == in[3] && s.channels_last == channels_last_ && s.bf16 == bf16)
+    if (s.n == in[0] && s.h == in[2] && s.w == in[3] && s.channels_last == channels_last_ &&
+        s.planar_input == (channels_last_ && planar_input_) && s.bf16 == bf16)
       return *k;
   }
   kernels::Conv2dShape s;

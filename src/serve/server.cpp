@@ -332,7 +332,9 @@ class HttpServer : public httplib::Server {
 struct Server::Impl {
   Options opt;
   std::vector<std::unique_ptr<RunState>> runs;
-  std::map<std::string, std::shared_ptr<const Dataset>> test_sets;  // by directory
+  // By directory and the input it is converted to (channels x height x width): runs of one folder
+  // at another size or colour get their own conversion.
+  std::map<std::string, std::shared_ptr<const Dataset>> test_sets;
   HttpServer http;
   std::unique_ptr<std::counting_semaphore<>> compute;
 
@@ -390,7 +392,9 @@ struct Server::Impl {
       }
     }
     const std::string dir = !opt.data_dir.empty() ? opt.data_dir : r->m.data_dir;
-    auto it = test_sets.find(dir);
+    const std::string key = dir + "\n" + std::to_string(r->m.spec.in_channels) + "x" +
+                            std::to_string(r->m.spec.height) + "x" + std::to_string(r->m.spec.width);
+    auto it = test_sets.find(key);
     if (it == test_sets.end()) {
       std::shared_ptr<const Dataset> d;
       try {
@@ -400,10 +404,11 @@ struct Server::Impl {
         std::fprintf(stderr, "tailor serve: warning: %s (confusion matrix and browsing are off for %s)\n", e.what(),
                      r->name.c_str());
       }
-      it = test_sets.emplace(dir, d).first;
+      it = test_sets.emplace(key, d).first;
     }
     r->test = it->second;
-    if (r->test && (r->test->rows != r->m.spec.height || r->test->cols != r->m.spec.width)) {
+    if (r->test && (r->test->rows != r->m.spec.height || r->test->cols != r->m.spec.width ||
+                    r->test->channels != r->m.spec.in_channels)) {
       r->test_error = "the test images in " + dir + " are not the model's size";
       r->test.reset();
     }

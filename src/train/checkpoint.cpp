@@ -117,7 +117,7 @@ nlohmann::json normalization_json(const Normalization& norm) {
 }
 
 Normalization normalization_from_json(const nlohmann::json& j, int channels) {
-  if (channels < 1 || channels > kMaxChannels)
+  if (channels != 1 && channels != 3)
     throw Error("its model takes " + std::to_string(channels) + " input channels (1 or 3 are supported)");
   Normalization norm;
   norm.channels = channels;

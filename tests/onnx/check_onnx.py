@@ -7,7 +7,9 @@
 2. OpenCV's dnn module (Debian python3-opencv) runs the model on every test image of DATA_DIR
    (raw pixels 0..255, as the contract says) at two batch sizes: the t10k IDX images, or for an
    image folder (DATA_DIR/test/<class>/*.png) its pictures decoded by OpenCV, classes and files
-   in sorted order as tailor reads them, at the model's size already; its predictions must equal
+   in sorted order as tailor reads them, at the model's size already (opaque pictures in the
+   model's own colour: OpenCV drops alpha and has its own grey conversion, tailor composites on
+   white and takes libpng's); its predictions must equal
    `tailor eval --predictions` for every image and its logits `tailor eval --logits` within TOL
    of the largest logit.
 
@@ -38,10 +40,10 @@ def read_folder_images(test_dir, channels):
         for name in sorted(f for f in os.listdir(os.path.join(test_dir, cls)) if not f.startswith(".")):
             path = os.path.join(test_dir, cls, name)
             if channels == 3:
-                bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+                bgr = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
                 planes.append(bgr[:, :, ::-1].transpose(2, 0, 1))  # (3, H, W), red first
             else:
-                planes.append(cv2.imread(path, cv2.IMREAD_GRAYSCALE)[None])
+                planes.append(cv2.imread(path, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)[None])
     if not planes:
         fail(f"no pictures in {test_dir}")
     return np.stack(planes)
