@@ -132,6 +132,8 @@ TEST_F(Sweep, KilledAndRestartedFinishesWithoutRedoingOrDuplicating) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3) << csv;  // header + 2 rows
   EXPECT_NE(csv.find("\"base lr=0.001\",fcn,\"fc "), std::string::npos) << csv;  // the widths column
   EXPECT_NE(csv.find("\"base lr=0.003\",fcn,"), std::string::npos) << csv;
+  // The tiny set's 8x8 grey pictures are not Fashion-MNIST's input: the widths say what it was.
+  EXPECT_NE(csv.find(" on 1x8x8\""), std::string::npos) << csv;
   for (const char* row : {"\"base lr=0.001\"", "\"base lr=0.003\""}) {
     const size_t at = csv.find(row);
     const std::string line = csv.substr(at, csv.find('\n', at) - at);

@@ -67,7 +67,8 @@ struct Stats {
   }
 };
 
-// "conv 16,32; fc 60", "conv 16,32 l2-pool; fc 60" or "fc 117,59", from a run's config.toml: rows of one budget can differ in
+// "conv 16,32; fc 60", "conv 16,32 l2-pool; fc 60", "fc 117,59" or "conv 8,16; fc 32 on 3x20x20" (an
+// input other than 1x28x28), from a run's config.toml: rows of one budget can differ in
 // architecture (experiments/best.toml), and the table says which. No '|', so it fits a Markdown cell.
 std::string widths_of(const toml::table& cfg) {
   auto list = [&](const char* key) {
@@ -84,12 +85,16 @@ std::string widths_of(const toml::table& cfg) {
   const std::string pool = cfg["model"]["pool"].value_or(std::string("max"));
   if (!conv.empty() && pool != "max") out += " " + pool + "-pool";
   if (!fc.empty()) out += (out.empty() ? "fc " : "; fc ") + fc;
-  return out.empty() ? "linear" : out;
+  if (out.empty()) out = "linear";
+  // The input, when it is not Fashion-MNIST's (an image folder at another size or in colour).
+  const std::string input = cfg["run"]["image"].value_or(std::string("1x28x28"));
+  if (input != "1x28x28") out += " on " + input;
+  return out;
 }
 
 struct Group {
   std::string row;
-  std::string model, widths, optimizer, init, schedule, stop, pool = "max";
+  std::string model, widths, optimizer, init, schedule, stop, pool = "max", input = "1x28x28";
   int64_t weights = 0, target = 0, epochs = 0;
   double lr = 0, dropout = 0;
   Stats val, test, seconds;
@@ -127,6 +132,7 @@ std::string write_results_table(const std::string& dir, const std::string& study
     g.model = cfg["model"]["family"].value_or(std::string("?"));
     g.widths = widths_of(cfg);
     g.pool = cfg["model"]["pool"].value_or(std::string("max"));
+    g.input = cfg["run"]["image"].value_or(std::string("1x28x28"));
     g.target = cfg["model"]["weights_target"].value_or(int64_t{0});
     g.dropout = cfg["model"]["dropout"].value_or(0.0);
     g.init = cfg["model"]["init"].value_or(std::string("?"));
@@ -156,7 +162,7 @@ std::string write_results_table(const std::string& dir, const std::string& study
     for (const auto& r : study)
       // The study max-pooled its CNNs: another pool is not its row.
       if (r.model == g.model && r.weights == g.target && r.epochs == g.epochs && std::abs(r.lr - g.lr) < 1e-12 &&
-          std::abs(r.dropout - g.dropout) < 1e-6 && g.pool == "max")
+          std::abs(r.dropout - g.dropout) < 1e-6 && g.pool == "max" && g.input == "1x28x28")
         match = &r;
     auto num = [](double v, int d) { return std::isnan(v) ? std::string() : fmt::format("{:.{}f}", v, d); };
     const std::string sv = match ? num(match->val, 2) : "", st = match ? num(match->test, 2) : "",
