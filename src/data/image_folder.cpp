@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -89,6 +90,8 @@ Image decode_file(const fs::path& f, ColorMode mode) {
 // never read.
 constexpr char kCacheMagic[8] = {'T', 'A', 'I', 'L', 'O', 'R', 'I', 'F'};
 constexpr uint32_t kCacheVersion = 2;  // 2: colour and the conversion options
+// A conversion of at least this many pictures is announced on stderr (it takes about a second).
+constexpr size_t kAnnounceConversion = 5000;
 
 uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
   const auto* p = static_cast<const unsigned char*>(data);
@@ -288,6 +291,12 @@ TrainTestData load_image_folder(const std::string& dir, const DataOptions& opt, 
   // picture counts towards the most common size (ties: the smaller); pictures of at most 64x64
   // samples stay decoded for the conversion (70,000 of them are under 300 MB); larger ones are
   // decoded again then, one at a time.
+  // Decoding tens of thousands of pictures takes seconds: say so (once per folder and options).
+  const bool tell = n_train + n_test >= kAnnounceConversion;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (tell)
+    std::fprintf(stderr, "tailor: converting the %zu pictures of %s (once: later runs read the cache)\n", n_train + n_test,
+                 dir.c_str());
   const ColorMode first = opt.color == DataColor::grey  ? ColorMode::grey
                           : opt.color == DataColor::rgb ? ColorMode::rgb
                                                         : ColorMode::keep;
@@ -329,6 +338,10 @@ TrainTestData load_image_folder(const std::string& dir, const DataOptions& opt, 
   out.train = convert_split(train, channels, rows, cols, &decoded);
   decoded = {};
   out.test = convert_split(test, channels, rows, cols);
+  if (tell)
+    std::fprintf(stderr, "tailor: converted to %s %s in %.1f s\n", channels == 3 ? "RGB" : "grey",
+                 image_size_name(rows, cols).c_str(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (!cached.empty()) {
     try {
       fs::create_directories(fs::path(cached).parent_path());
