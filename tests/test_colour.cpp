@@ -295,6 +295,32 @@ TEST_F(Colour, FolderColourAndSizeOptions) {
   EXPECT_EQ(load_train_test(plain, rgb).train.channels, 3);
 }
 
+// Two loads of a new folder at once (two trainings, or MPI ranks, on one machine) each write the
+// cache through a temporary file of their own: both get the set, and the cache left is whole.
+TEST_F(Colour, ConcurrentFirstLoadsLeaveAWholeCache) {
+  const std::string dir = root_ + "/race";
+  for (const char* split : {"train", "test"})
+    for (int k = 0; k < 2; ++k)
+      for (int i = 0; i < 150; ++i)
+        put(fmt::format("{}/{}/k{}/{:03d}.png", dir, split, k, i),
+            picture(16, 16, 3, [&](int c, int y, int x) { return static_cast<uint8_t>(k * 90 + c * 40 + y + x + i); }));
+  TrainTestData a, b;
+  ::testing::internal::CaptureStderr();
+  std::thread t([&] { a = load_image_folder(dir); });
+  b = load_image_folder(dir);
+  t.join();
+  const std::string said = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(said.find("cannot cache"), std::string::npos) << said;  // neither writer lost its file
+  EXPECT_EQ(a.train.images, b.train.images);
+  FolderLoad how;
+  const TrainTestData c = load_image_folder(dir, {}, &how);
+  EXPECT_TRUE(how.from_cache);
+  EXPECT_EQ(c.train.images, a.train.images);
+  EXPECT_EQ(c.test.images, a.test.images);
+  for (const auto& e : fs::directory_iterator(fs::path(how.cache_file).parent_path()))
+    EXPECT_EQ(e.path().extension(), ".bin") << "left behind: " << e.path();
+}
+
 TEST_F(Colour, OptionsAreCheckedAndIdxIsGrey) {
   int rows = 0, cols = 0;
   parse_image_size("32", &rows, &cols);

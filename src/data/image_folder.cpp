@@ -1,11 +1,13 @@
 #include "data/image_folder.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cerrno>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -345,7 +347,17 @@ TrainTestData load_image_folder(const std::string& dir, const DataOptions& opt, 
   if (!cached.empty()) {
     try {
       fs::create_directories(fs::path(cached).parent_path());
-      write_file_atomic(cached, cache_bytes(key, out));
+      // A name of this writer's own first (process and call): two trainings, MPI ranks or
+      // threads converting the same folder at once must not write into one temporary file.
+      // Then one rename into place.
+      static std::atomic<unsigned> calls{0};
+      const std::string mine = cached + "." + std::to_string(::getpid()) + "." + std::to_string(calls++);
+      write_file_atomic(mine, cache_bytes(key, out));
+      if (std::rename(mine.c_str(), cached.c_str()) != 0) {
+        const int err = errno;
+        std::remove(mine.c_str());
+        throw Error(std::strerror(err));
+      }
       if (how) how->cache_file = cached;
     } catch (const std::exception& e) {  // a cache that cannot be written only costs time
       std::fprintf(stderr, "tailor: warning: cannot cache the converted pictures of %s in %s (%s)\n", dir.c_str(),
