@@ -23,6 +23,7 @@
 #include "data/image_folder.hpp"
 #include "inspect/analysis.hpp"
 #include "inspect/render.hpp"
+#include "jpeg_encode.hpp"
 #include "kernels/kernels.hpp"
 #include "nn/init.hpp"
 #include "nn/model_spec.hpp"
@@ -36,9 +37,6 @@
 #include "util/rng.hpp"
 
 #include <httplib.h>
-// jpeglib.h needs size_t and FILE declared first.
-#include <cstdio>
-#include <jpeglib.h>
 
 namespace tailor {
 namespace {
@@ -55,39 +53,6 @@ Image picture(int width, int height, int channels, F f) {
     for (int y = 0; y < height; ++y)
       for (int x = 0; x < width; ++x) img.pixels[c * img.plane() + static_cast<size_t>(y) * width + x] = f(c, y, x);
   return img;
-}
-
-// A picture as JPEG bytes (libjpeg, quality 100, no chroma subsampling): planes in, RGB or grey out.
-std::string encode_jpeg(const Image& img) {
-  jpeg_compress_struct c;
-  jpeg_error_mgr err;
-  c.err = jpeg_std_error(&err);
-  jpeg_create_compress(&c);
-  unsigned char* out = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&c, &out, &size);
-  c.image_width = static_cast<JDIMENSION>(img.width);
-  c.image_height = static_cast<JDIMENSION>(img.height);
-  c.input_components = img.channels;
-  c.in_color_space = img.channels == 3 ? JCS_RGB : JCS_GRAYSCALE;
-  jpeg_set_defaults(&c);
-  jpeg_set_quality(&c, 100, TRUE);
-  for (int i = 0; i < c.num_components; ++i) c.comp_info[i].h_samp_factor = c.comp_info[i].v_samp_factor = 1;
-  jpeg_start_compress(&c, TRUE);
-  std::vector<uint8_t> row(static_cast<size_t>(img.width) * img.channels);
-  while (c.next_scanline < c.image_height) {
-    const size_t y = c.next_scanline;
-    for (int x = 0; x < img.width; ++x)
-      for (int ch = 0; ch < img.channels; ++ch)
-        row[static_cast<size_t>(x) * img.channels + ch] = img.pixels[ch * img.plane() + y * img.width + x];
-    JSAMPROW r = row.data();
-    jpeg_write_scanlines(&c, &r, 1);
-  }
-  jpeg_finish_compress(&c);
-  std::string bytes(reinterpret_cast<const char*>(out), size);
-  jpeg_destroy_compress(&c);
-  std::free(out);
-  return bytes;
 }
 
 class Colour : public ::testing::Test {
@@ -151,7 +116,7 @@ TEST_F(Colour, JpegDecodesInColourOrGrey) {
   const Image rgb = picture(16, 8, 3, [](int c, int y, int x) {
     return static_cast<uint8_t>(c == 0 ? 200 : c == 1 ? 40 + 8 * y : 20 + 10 * x);
   });
-  const std::string bytes = encode_jpeg(rgb);
+  const std::string bytes = testing::encode_jpeg(rgb, 100, true);
   const Image kept = decode_image(bytes, "rgb.jpg", kMaxImagePixels, ColorMode::keep);
   ASSERT_EQ(kept.channels, 3);
   ASSERT_EQ(kept.pixels.size(), rgb.pixels.size());
@@ -163,7 +128,7 @@ TEST_F(Colour, JpegDecodesInColourOrGrey) {
   EXPECT_EQ(grey.channels, 1);
   EXPECT_EQ(grey.pixels.size(), 128u);
   const Image g = picture(16, 8, 1, [](int, int y, int x) { return static_cast<uint8_t>(10 * y + 5 * x); });
-  const std::string gbytes = encode_jpeg(g);
+  const std::string gbytes = testing::encode_jpeg(g, 100, true);
   EXPECT_EQ(decode_image(gbytes, "grey.jpg", kMaxImagePixels, ColorMode::keep).channels, 1);
   const Image g3 = decode_image(gbytes, "grey.jpg", kMaxImagePixels, ColorMode::rgb);
   ASSERT_EQ(g3.channels, 3);

@@ -2,9 +2,6 @@
 // normalisation and batching, and the image files used by `tailor predict`.
 #include <gtest/gtest.h>
 #include <png.h>
-// jpeglib.h needs size_t and FILE declared first.
-#include <cstdio>
-#include <jpeglib.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -21,6 +18,7 @@
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
 #include "data/image.hpp"
+#include "jpeg_encode.hpp"
 #include "util/error.hpp"
 #include "util/rng.hpp"
 
@@ -665,35 +663,17 @@ TEST(Image, BadFilesNameThemselves) {
 
 // A JPEG made with libjpeg: colour (a red-to-blue gradient over green) at quality 95.
 std::string make_jpeg(int width, int height) {
-  jpeg_compress_struct c;
-  jpeg_error_mgr err;
-  c.err = jpeg_std_error(&err);
-  jpeg_create_compress(&c);
-  unsigned char* out = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&c, &out, &size);
-  c.image_width = static_cast<JDIMENSION>(width);
-  c.image_height = static_cast<JDIMENSION>(height);
-  c.input_components = 3;
-  c.in_color_space = JCS_RGB;
-  jpeg_set_defaults(&c);
-  jpeg_set_quality(&c, 95, TRUE);
-  jpeg_start_compress(&c, TRUE);
-  std::vector<unsigned char> row(static_cast<size_t>(width) * 3);
-  while (c.next_scanline < c.image_height) {
+  Image img;
+  img.width = width, img.height = height, img.channels = 3;
+  img.pixels.resize(img.plane() * 3);
+  for (int y = 0; y < height; ++y)
     for (int x = 0; x < width; ++x) {
-      row[x * 3] = static_cast<unsigned char>(255 * x / (width - 1));
-      row[x * 3 + 1] = 128;
-      row[x * 3 + 2] = static_cast<unsigned char>(255 - 255 * x / (width - 1));
+      const size_t i = static_cast<size_t>(y) * width + x;
+      img.pixels[i] = static_cast<uint8_t>(255 * x / (width - 1));
+      img.pixels[img.plane() + i] = 128;
+      img.pixels[2 * img.plane() + i] = static_cast<uint8_t>(255 - 255 * x / (width - 1));
     }
-    JSAMPROW r = row.data();
-    jpeg_write_scanlines(&c, &r, 1);
-  }
-  jpeg_finish_compress(&c);
-  jpeg_destroy_compress(&c);
-  std::string bytes(reinterpret_cast<char*>(out), size);
-  std::free(out);
-  return bytes;
+  return testing::encode_jpeg(img, 95);
 }
 
 TEST(Image, JpegColourBecomesLuminance) {

@@ -47,10 +47,7 @@ constexpr const char* kMetricsHeader =
 
 // One value as TOML, or a list of them for several channels.
 std::string toml_floats(const float* v, int n) {
-  if (n == 1) return fmt::format("{}", v[0]);
-  std::string out = "[";
-  for (int i = 0; i < n; ++i) out += fmt::format("{}{}", i ? ", " : "", v[i]);
-  return out + "]";
+  return n == 1 ? fmt::format("{}", v[0]) : fmt::format("[{}]", fmt::join(v, v + n, ", "));
 }
 
 void write_summary(const std::string& dir, const nlohmann::json& s) {

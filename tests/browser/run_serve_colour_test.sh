@@ -37,21 +37,9 @@ PY
 
 "$tailor" train --data "$work/set" --color rgb --model cnn --channels 8,16 --hidden 16 --epochs 3 --val 0 \
   --threads 1 --progress none --out "$work/rgb" > /dev/null
-"$tailor" serve "$work/rgb" --port 0 > "$work/serve.log" 2>&1 &
-server=$!
-
-url=
-for _ in $(seq 300); do
-  url=$(sed -n 's|^tailor serve: listening on \(http://[^ ]*\)$|\1|p' "$work/serve.log")
-  [[ -n $url ]] && break
-  if ! kill -0 "$server" 2> /dev/null; then break; fi
-  sleep 0.1
-done
-if [[ -z $url ]]; then
-  echo "FAIL: tailor serve did not say where it listens within 30 s; its log:"
-  cat "$work/serve.log"
-  exit 1
-fi
+# shellcheck source=tests/browser/serve_lib.sh
+source "$(dirname "$0")/serve_lib.sh"
+start_serve "$work/serve.log" "$tailor" serve "$work/rgb" --port 0
 line=$("$tailor" predict "$work/rgb" "$work/set/upload-red.png" --top 1)
 expected=${line#"$work/set/upload-red.png: "}
 expected=${expected% *}

@@ -21,21 +21,9 @@ train=(--epochs 1 --threads 1 --progress none)
 
 args=(serve "$work/fcn" "$work/cnn" --port 0)
 [[ -n $static ]] && args+=(--static-dir "$static")
-"$tailor" "${args[@]}" > "$work/serve.log" 2>&1 &
-server=$!
-
-url=
-for _ in $(seq 300); do
-  url=$(sed -n 's|^tailor serve: listening on \(http://[^ ]*\)$|\1|p' "$work/serve.log")
-  [[ -n $url ]] && break
-  if ! kill -0 "$server" 2> /dev/null; then break; fi
-  sleep 0.1
-done
-if [[ -z $url ]]; then
-  echo "FAIL: tailor serve did not say where it listens within 30 s; its log:"
-  cat "$work/serve.log"
-  exit 1
-fi
+# shellcheck source=tests/browser/serve_lib.sh
+source "$(dirname "$0")/serve_lib.sh"
+start_serve "$work/serve.log" "$tailor" "${args[@]}"
 echo "tailor serve is listening on $url"
 
 # A test image, enlarged so the upload goes through the same conversion as `tailor predict`.
