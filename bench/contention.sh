@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Training beside other work: the same CNN-100k training alone, then two at once, with 2 threads
-# each and with 1 thread each, and PyTorch 1.13 measured the same way beside it. Every epoch of
+# each (data-parallel steps, the default, and --data-parallel off) and with 1 thread each, and
+# PyTorch 1.13 measured the same way beside it. Every epoch of
 # every run is reported against the solo run's median epoch (sharing 2 cores between 2 jobs
 # should cost about 2x).
 #   bench/contention.sh [EPOCHS] [MODEL]     (default 2 epochs, cnn; MODEL fcn or cnn)
@@ -15,10 +16,12 @@ tailor=build/tailor
 work=$(mktemp -d /tmp/tailor_contention.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# One tailor training; prints its epoch seconds, space-separated.
+# One tailor training; prints its epoch seconds, space-separated. $extra: further train flags.
+extra=""
 tailor_run() {  # name threads
+  # shellcheck disable=SC2086
   "$tailor" train --model "$model" --weights 100k --epochs "$epochs" --val 0 --threads "$2" --progress none \
-    --out "$work/$1" > "$work/$1.log" 2>&1
+    $extra --out "$work/$1" > "$work/$1.log" 2>&1
   awk -F, 'NR > 1 { printf "%s ", $8 }' "$work/$1/metrics.csv"
 }
 
@@ -36,11 +39,11 @@ torch_run() {  # name threads
 # Runs `fn` alone, then two at once; prints one line per run: label, epochs, worst ratio to solo.
 measure() {  # label fn threads
   local label=$1 fn=$2 threads=$3
-  local solo a b
-  solo=$($fn "$label-solo" "$threads")
-  $fn "$label-a" "$threads" > "$work/a.out" &
+  local name=${label//[^a-z0-9]/_}$threads solo a b
+  solo=$($fn "$name-solo" "$threads")
+  $fn "$name-a" "$threads" > "$work/a.out" &
   local pa=$!
-  $fn "$label-b" "$threads" > "$work/b.out" &
+  $fn "$name-b" "$threads" > "$work/b.out" &
   local pb=$!
   wait $pa $pb
   a=$(cat "$work/a.out")
@@ -53,9 +56,10 @@ ref = statistics.median(solo)
 def row(name, ts):
     ts = [float(t) for t in ts.split()]
     ratios = ", ".join("%.2f" % (t / ref) for t in ts)
-    print("%-8s %-24s %s   (x solo: %s; worst %.2f)" % (label, name, " ".join("%7.2f" % t for t in ts), ratios,
-                                                         max(t / ref for t in ts)))
-print("%-8s %-24s %s" % (label, "alone, %s thread(s)" % threads, " ".join("%7.2f" % t for t in solo)))
+    print("  %-24s %s   (x solo: %s; worst %.2f)" % (name, " ".join("%7.2f" % t for t in ts), ratios,
+                                                    max(t / ref for t in ts)))
+print("%s" % label)
+print("  %-24s %s" % ("alone, %s thread(s)" % threads, " ".join("%7.2f" % t for t in solo)))
 row("two at once, run 1", a)
 row("two at once, run 2", b)
 EOF
@@ -63,6 +67,9 @@ EOF
 
 echo "contention: $model-100k, $epochs epochs of 60,000 images, batch 64; $(nproc) cores; seconds per epoch"
 measure tailor tailor_run 2
+extra="--data-parallel off"
+measure "tailor, --data-parallel off" tailor_run 2
+extra=""
 measure tailor tailor_run 1
 if [[ $have_torch == 1 ]]; then
   measure pytorch torch_run 2

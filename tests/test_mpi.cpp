@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -220,6 +221,45 @@ TEST_F(Mpi, DataParallelTrainingMatchesOneProcess) {
     ASSERT_EQ(again.code, 0) << again.err;
     EXPECT_EQ(slurp(dir("dp_again_" + name) + "/model.ckpt"), slurp(dir("dp_" + name + "2") + "/model.ckpt"));
   }
+}
+
+// Data-parallel steps in one process are mpirun's ranks in threads: 2 threads (2 replicas of 32
+// images a batch) give the weights, batch-norm statistics and training losses of 2 ranks of 1
+// thread each, bit for bit, with batch norm, dropout and augmentation drawing per replica.
+TEST_F(Mpi, DataParallelThreadsAreRanksBitForBit) {
+  const std::string args = "train --model cnn --channels 4,8 --hidden 16 --dropout 0.2 --shift 1 --batch-size 64 "
+                           "--epochs 2 --val 0 --seed 4 --progress none --data " + dir("data") + " --out ";
+  Ran threads = tailor(args + dir("dp_threads") + " --threads 2");
+  ASSERT_EQ(threads.code, 0) << threads.err;
+  ASSERT_NE(slurp(dir("dp_threads") + "/config.toml").find("replicas = 2\n"), std::string::npos);
+  Ran ranks = run(mpirun(2) + args + dir("dp_ranks") + " --threads 1");
+  ASSERT_EQ(ranks.code, 0) << ranks.err;
+  const Checkpoint a = read_checkpoint(dir("dp_threads") + "/model.ckpt");
+  const Checkpoint b = read_checkpoint(dir("dp_ranks") + "/model.ckpt");
+  ASSERT_EQ(a.weights.size(), b.weights.size());
+  EXPECT_EQ(std::memcmp(a.weights.data(), b.weights.data(), a.weights.size() * sizeof(float)), 0);
+  ASSERT_EQ(a.stats.size(), b.stats.size());
+  EXPECT_EQ(std::memcmp(a.stats.data(), b.stats.data(), a.stats.size() * sizeof(float)), 0);
+  // The training columns (loss and accuracy); evaluation runs on 2 threads against 1.
+  const auto train_columns = [](const std::string& metrics) {
+    std::istringstream in(metrics);
+    std::string line, out;
+    while (std::getline(in, line)) {
+      std::stringstream cols(line);
+      std::string epoch, loss, acc;
+      std::getline(cols, epoch, ',');
+      std::getline(cols, loss, ',');
+      std::getline(cols, acc, ',');
+      out += epoch + "," + loss + "," + acc + "\n";
+    }
+    return out;
+  };
+  EXPECT_EQ(train_columns(slurp(dir("dp_threads") + "/metrics.csv")), train_columns(slurp(dir("dp_ranks") + "/metrics.csv")));
+  // Off: the batch goes through the layers whole, and the weights differ.
+  Ran off = tailor(args + dir("dp_off") + " --threads 2 --data-parallel off");
+  ASSERT_EQ(off.code, 0) << off.err;
+  EXPECT_NE(slurp(dir("dp_off") + "/config.toml").find("replicas = 1\n"), std::string::npos);
+  EXPECT_NE(read_checkpoint(dir("dp_off") + "/model.ckpt").weights, a.weights);
 }
 
 // With batch norm (statistics per rank, averaged after each epoch) and dropout: the accuracy of

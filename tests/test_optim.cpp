@@ -1,5 +1,8 @@
 // Optimizer steps against values worked by hand, and the learning-rate schedules.
 #include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -58,6 +61,39 @@ TEST(Optimizer, RmspropFirstStepByHand) {
   float p = 0.0f, g = 4.0f;
   o.step(&p, &g, 0.001f);
   EXPECT_NEAR(p, -0.01f, 1e-7);
+}
+
+// A data-parallel step updates the weights in parts, one range a thread: begin_step() and
+// update() over ranges that cover the arena give step()'s weights and state bit for bit, for
+// every rule (with momentum, weight decay and Nesterov where they apply), over several steps.
+TEST(Optimizer, UpdateInPartsIsStepBitForBit) {
+  const size_t n = 70001;  // above the 32,768 at which step() splits over threads
+  std::mt19937 gen(7);
+  std::normal_distribution<float> normal;
+  std::vector<float> start(n), grads(3 * n);
+  for (float& v : start) v = normal(gen);
+  for (float& v : grads) v = normal(gen);
+  for (OptimKind kind : {OptimKind::sgd, OptimKind::adam, OptimKind::adamw, OptimKind::rmsprop}) {
+    OptimConfig c;
+    c.kind = kind;
+    c.momentum = 0.9f;
+    c.nesterov = kind == OptimKind::sgd;
+    c.weight_decay = 0.01f;
+    Optimizer whole(c, n), parts(c, n);
+    std::vector<float> a = start, b = start;
+    for (int s = 0; s < 3; ++s) {
+      const float* g = grads.data() + static_cast<size_t>(s) * n;
+      whole.step(a.data(), g, 0.01f);
+      parts.begin_step();
+      const size_t cuts[] = {0, 12345, 40000, n};
+      for (int k = 0; k < 3; ++k) parts.update(b.data(), g, 0.01f, cuts[k], cuts[k + 1]);
+    }
+    SCOPED_TRACE(optimizer_name(kind));
+    EXPECT_EQ(whole.steps(), parts.steps());
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), n * sizeof(float)), 0);
+    EXPECT_EQ(whole.state(), parts.state());
+    EXPECT_NE(a, start);
+  }
 }
 
 TEST(Optimizer, UnknownNameIsAnError) { EXPECT_THROW(parse_optimizer("adagrad"), Error); }

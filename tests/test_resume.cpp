@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -18,6 +19,9 @@
 
 #include "cli_runner.hpp"
 #include "tiny_data.hpp"
+#include "train/checkpoint.hpp"
+#include "train/config.hpp"
+#include "train/trainer.hpp"
 
 namespace tailor {
 namespace {
@@ -84,8 +88,13 @@ class Resume : public ::testing::Test {
   // killed (SIGKILL) just after an early finished epoch, resumed, killed again at a random moment
   // within the reference run's duration, and resumed until done; every result must equal the
   // reference's.
-  static void kill_and_resume(const std::string& name, const std::string& args, int kills, std::mt19937& gen) {
-    const std::string common = args + " --threads 1 --progress none --data " + dir("data");
+  // `resume_threads` (0: none) is given to every resume: a data-parallel run's result must not
+  // depend on it.
+  static void kill_and_resume(const std::string& name, const std::string& args, int kills, std::mt19937& gen,
+                              int threads = 1, int resume_threads = 0) {
+    const std::string common = args + " --threads " + std::to_string(threads) + " --progress none --data " + dir("data");
+    const std::string resume_flags =
+        " --progress none" + (resume_threads > 0 ? " --threads " + std::to_string(resume_threads) : std::string());
     const auto t0 = Clock::now();
     Ran ref = tailor("train " + common + " --out " + dir(name + "-ref"));
     ASSERT_EQ(ref.code, 0) << ref.err;
@@ -133,14 +142,22 @@ class Resume : public ::testing::Test {
           if (std::count(m.begin(), m.end(), '\n') >= 3) kept_rows = m.substr(0, last_row + 1);
         }
         // Killed before config.toml was written, there is no run yet: start it again, as a user would.
-        if (fs::exists(out + "/config.toml")) cmd = "train --resume " + out + " --progress none";
+        if (fs::exists(out + "/config.toml")) cmd = "train --resume " + out + resume_flags;
       }
       // Whatever state the kills left, one more resume (or the finished run's report) ends it.
-      Ran last = tailor("train --resume " + out + " --progress none");
+      Ran last = tailor("train --resume " + out + resume_flags);
       ASSERT_EQ(last.code, 0) << last.err;
-      EXPECT_EQ(slurp(out + "/model.ckpt"), slurp(dir(name + "-ref") + "/model.ckpt"));
+      if (resume_threads == 0) {
+        EXPECT_EQ(slurp(out + "/model.ckpt"), slurp(dir(name + "-ref") + "/model.ckpt"));
+      } else {  // the same arrays; the metadata names the threads of the session that finished
+        const Checkpoint got = read_checkpoint(out + "/model.ckpt"), want = read_checkpoint(dir(name + "-ref") + "/model.ckpt");
+        EXPECT_TRUE(got.weights == want.weights && got.stats == want.stats && got.optim_state == want.optim_state);
+        EXPECT_EQ(got.meta.at("threads"), resume_threads);
+      }
       EXPECT_EQ(metrics_without_times(out + "/metrics.csv"), metrics_without_times(dir(name + "-ref") + "/metrics.csv"));
-      EXPECT_EQ(summary_without_times(out + "/summary.json"), summary_without_times(dir(name + "-ref") + "/summary.json"));
+      nlohmann::json got = summary_without_times(out + "/summary.json"), want = summary_without_times(dir(name + "-ref") + "/summary.json");
+      if (resume_threads > 0) got.erase("threads"), want.erase("threads");
+      EXPECT_EQ(got, want);
       EXPECT_FALSE(fs::exists(out + "/resume.state"));
       if (!kept_rows.empty()) {
         EXPECT_EQ(slurp(out + "/metrics.csv").substr(0, kept_rows.size()), kept_rows) << "restarted, not resumed";
@@ -165,6 +182,40 @@ TEST_F(Resume, KilledFcnWithDropoutAndAugmentationResumesBitForBit) {
 TEST_F(Resume, KilledCnnWithDropoutAndAugmentationResumesBitForBit) {
   std::mt19937 gen(2);
   kill_and_resume("cnn", "--model cnn --channels 4,8 --hidden 16 --dropout 0.3 --shift 1 --epochs 6 --val 200", 3, gen);
+}
+
+// Data-parallel steps (2 threads, 32 images of each batch of 64 a replica): every replica's
+// dropout and augmentation streams continue, and a resume on 1 thread runs both replicas there
+// to the same bytes.
+TEST_F(Resume, KilledDataParallelCnnResumesBitForBit) {
+  const std::string args = "--model cnn --channels 4,8 --hidden 16 --dropout 0.3 --shift 1 --batch-size 64 --epochs 8 --val 200";
+  std::mt19937 gen(3);
+  kill_and_resume("dp", args, 2, gen, 2);
+  EXPECT_NE(slurp(dir("dp-ref") + "/config.toml").find("replicas = 2\n"), std::string::npos);
+  kill_and_resume("dp1", args, 1, gen, 2, 1);
+}
+
+// When a step is data-parallel, and what an older run's config.toml (without the keys) reads as:
+// the layers' threads, as it trained.
+TEST(DataParallel, ReplicasPerThreadWhenEachSliceHolds32Images) {
+  EXPECT_EQ(step_replicas(2, 64, true), 2);
+  EXPECT_EQ(step_replicas(2, 63, true), 1);
+  EXPECT_EQ(step_replicas(4, 128, true), 4);
+  EXPECT_EQ(step_replicas(4, 64, true), 1);
+  EXPECT_EQ(step_replicas(1, 256, true), 1);
+  EXPECT_EQ(step_replicas(2, 64, false), 1);
+  TrainConfig c;
+  c.replicas = 2;
+  std::string toml = config_to_toml(c, "");
+  EXPECT_EQ(config_from_toml(toml, "config.toml").replicas, 2);
+  for (const char* key : {"data_parallel = 'auto'\n", "replicas = 2\n"}) {
+    const size_t at = toml.find(key);
+    ASSERT_NE(at, std::string::npos) << key << " in\n" << toml;
+    toml.erase(at, std::strlen(key));
+  }
+  const TrainConfig old = config_from_toml(toml, "config.toml");
+  EXPECT_FALSE(old.data_parallel);
+  EXPECT_EQ(old.replicas, 1);
 }
 
 // With --patience the result is the best epoch's weights with that epoch's optimizer state.

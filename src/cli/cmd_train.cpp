@@ -16,7 +16,8 @@ namespace {
 struct TrainArgs {
   ModelOptions model;
   TrainConfig cfg;
-  std::string optimizer = "adam", schedule = "cosine", init = "kaiming", stop_on = "val", precision = "fp32";
+  std::string optimizer = "adam", schedule = "cosine", init = "kaiming", stop_on = "val", precision = "fp32",
+              data_parallel = "auto";
   std::string image_size = "auto", color = "auto";
   std::string resume;
 };
@@ -64,7 +65,8 @@ int resume_run(CLI::App& c, const std::string& dir) {
   const int saved_threads = cfg.threads;
   if (c.get_option("--threads")->count() > 0) cfg.threads = c.get_option("--threads")->as<int>();
   cfg.threads = resolve_threads(cfg.threads, "--threads");
-  if (cfg.threads != saved_threads)
+  // A data-parallel run's result does not depend on its threads (each replica runs on one).
+  if (cfg.threads != saved_threads && cfg.replicas <= 1)
     std::fprintf(stderr, "tailor: warning: --threads %d differs from the run's %d: the result will not be bit-identical "
                          "to an uninterrupted run\n", cfg.threads, saved_threads);
   TrainOutcome r = resume_training(cfg);
@@ -116,6 +118,13 @@ Run add_train(CLI::App& app) {
   c->add_option("--threads", g.threads, "Threads (0: all cores; more than the cores is capped, with a warning); results are bit-identical per "
                                  "seed and thread count")
       ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  c->add_option("--data-parallel", a->data_parallel,
+                "auto: with 2 or more threads and at least 32 images of each batch per thread, each thread "
+                "trains its own copy of the model on its slice of the batch and the gradients are summed (as "
+                "mpirun's ranks; batch norm normalises each slice by its own statistics), which keeps speed when "
+                "other programs share the cores; off: the whole batch goes through the layers on all threads")
+      ->check(CLI::IsMember({"auto", "off"}))
       ->capture_default_str();
   c->add_option("--precision", a->precision,
                 "fp32, or bf16: training products (matmuls, convolutions) in bfloat16 with float accumulation "
@@ -170,6 +179,7 @@ Run add_train(CLI::App& app) {
     cfg.init = parse_init(a->init);
     cfg.stop_on = a->stop_on == "test" ? StopOn::test : StopOn::val;
     cfg.bf16 = a->precision == "bf16";
+    cfg.data_parallel = a->data_parallel == "auto";
     parse_image_size(a->image_size, &cfg.data.rows, &cfg.data.cols);
     cfg.data.color = parse_data_color(a->color);
     if (cfg.optim.nesterov && (cfg.optim.kind != OptimKind::sgd || cfg.optim.momentum <= 0))

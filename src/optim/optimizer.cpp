@@ -37,8 +37,12 @@ void Optimizer::restore(const std::vector<float>& state, int64_t steps) {
   t_ = steps;
 }
 
-void Optimizer::step(float* __restrict p, const float* __restrict grad, float lr) {
-  ++t_;
+void Optimizer::step(float* params, const float* grads, float lr) {
+  begin_step();
+  update(params, grads, lr, 0, n_);
+}
+
+void Optimizer::update(float* __restrict p, const float* __restrict grad, float lr, size_t lo, size_t hi) {
   const float wd = cfg_.weight_decay;
   // The arrays never overlap; __restrict spares the loops below their run-time alias checks.
   // (They vectorise because the build has -fno-math-errno: an errno-setting sqrt kept the Adam
@@ -49,7 +53,7 @@ void Optimizer::step(float* __restrict p, const float* __restrict grad, float lr
     case OptimKind::sgd: {
       // buf = g on the first step, then momentum*buf + g; nesterov uses g + momentum*buf.
       const float mu = cfg_.momentum;
-      for (size_t i = 0; i < n_; ++i) {
+      for (size_t i = lo; i < hi; ++i) {
         float g = grad[i] + wd * p[i];
         if (mu != 0.0f) {
           s0[i] = t_ == 1 ? g : mu * s0[i] + g;
@@ -72,8 +76,8 @@ void Optimizer::step(float* __restrict p, const float* __restrict grad, float lr
       const float l2 = decoupled ? 0.0f : wd;
       const float eps = cfg_.eps;
       // Element by element, so the split over threads changes nothing in the results.
-#pragma omp parallel for schedule(static) if (n_ >= 32768)
-      for (size_t i = 0; i < n_; ++i) {
+#pragma omp parallel for schedule(static) if (hi - lo >= 32768)
+      for (size_t i = lo; i < hi; ++i) {
         const float g = grad[i] + l2 * p[i];
         p[i] *= decay;
         s0[i] = b1 * s0[i] + (1.0f - b1) * g;
@@ -85,7 +89,7 @@ void Optimizer::step(float* __restrict p, const float* __restrict grad, float lr
     case OptimKind::rmsprop: {
       // Hinton's RMSProp as PyTorch writes it: eps outside the square root.
       const float a = cfg_.alpha, mu = cfg_.momentum;
-      for (size_t i = 0; i < n_; ++i) {
+      for (size_t i = lo; i < hi; ++i) {
         const float g = grad[i] + wd * p[i];
         s0[i] = a * s0[i] + (1.0f - a) * g * g;
         const float u = g / (std::sqrt(s0[i]) + cfg_.eps);

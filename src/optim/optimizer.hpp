@@ -25,6 +25,11 @@ class Optimizer {
   Optimizer(const OptimConfig& cfg, size_t n);
   // One update of params (n) from grads (n) at learning rate lr (the schedule's value).
   void step(float* params, const float* grads, float lr);
+  // The same in parts, for threads that share one update: begin_step() once, then update() of
+  // disjoint ranges [lo, hi) that together cover all n (every rule is element by element, so
+  // the parts give step()'s result bit for bit).
+  void begin_step() { ++t_; }
+  void update(float* params, const float* grads, float lr, size_t lo, size_t hi);
   int64_t steps() const { return t_; }
   // State for checkpoints: [m..., v...] as the optimizer needs; the step count separately.
   const std::vector<float>& state() const { return state_; }

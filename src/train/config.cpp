@@ -95,6 +95,12 @@ TrainConfig config_from_toml(const std::string& text, const std::string& path) {
     c.seed = static_cast<uint64_t>(r.get<int64_t>("train", "seed"));
     c.threads = r.get<int>("train", "threads");
     c.bf16 = r.get<std::string>("train", "precision") == "bf16";
+    // Runs from before data-parallel steps trained on the layers' threads: they resume so.
+    const std::string dp = root["train"]["data_parallel"].value_or(std::string("off"));
+    if (dp != "auto" && dp != "off") throw Error("[train] data_parallel must be \"auto\" or \"off\", not \"" + dp + "\"");
+    c.data_parallel = dp == "auto";
+    c.replicas = static_cast<int>(root["train"]["replicas"].value_or(int64_t{1}));
+    if (c.replicas < 1 || c.replicas > 1024) throw Error("[train] replicas must be in [1, 1024], not " + std::to_string(c.replicas));
     c.stop_at = r.get<float>("train", "stop_at");
     c.stop_on = r.get<std::string>("train", "stop_on") == "test" ? StopOn::test : StopOn::val;
     c.patience = r.get<int64_t>("train", "patience");
@@ -142,6 +148,8 @@ std::string config_to_toml(const TrainConfig& c, const std::string& extra) {
                     {"seed", static_cast<int64_t>(c.seed)},
                     {"threads", static_cast<int64_t>(c.threads)},
                     {"precision", c.bf16 ? "bf16" : "fp32"},
+                    {"data_parallel", c.data_parallel ? "auto" : "off"},
+                    {"replicas", static_cast<int64_t>(std::max(c.replicas, 1))},
                     {"stop_at", shortest(c.stop_at)},
                     {"stop_on", c.stop_on == StopOn::val ? "val" : "test"},
                     {"patience", c.patience},

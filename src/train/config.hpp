@@ -28,6 +28,8 @@ struct TrainConfig {
   int64_t val_count = 5000;
   uint64_t seed = 1;
   int threads = 0;               // 0: all cores
+  bool data_parallel = true;     // --data-parallel auto|off: see step_replicas (trainer.hpp)
+  int replicas = 0;              // the run's data-parallel replicas; 0: decided when it starts
   bool bf16 = false;             // --precision bf16: training products in bfloat16, float master weights
   float stop_at = 0;             // stop once accuracy (percent) on stop_on reaches it; 0: off
   StopOn stop_on = StopOn::val;

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <omp.h>
 
 #include "data/image_folder.hpp"
 #include "dist/mpi.hpp"
@@ -65,6 +66,19 @@ struct Snapshot {
   bool empty() const { return values.empty(); }
 };
 
+// One model's share of a training step: its slice of each batch, with its own buffers and
+// augmentation stream. Replica 0 trains the run's model; the others (data-parallel steps, see
+// step_replicas) own copies of it that take its weights at the start of every step.
+struct Replica {
+  std::unique_ptr<Sequential> own;
+  Sequential* model = nullptr;
+  Rng augment_rng;
+  std::vector<float> x, dlogits, scratch;
+  std::vector<int32_t> y;
+  LossStats st;
+  std::exception_ptr error;
+};
+
 // Everything a run holds between epochs. setup() makes it; start_fresh() or resume() brings it
 // to the start of its next epoch; run_epoch() trains and evaluates one; finish() writes the result.
 struct Run {
@@ -75,7 +89,8 @@ struct Run {
   Normalization norm;
   std::unique_ptr<Sequential> model;
   std::unique_ptr<Optimizer> opt;
-  Rng shuffle_rng, augment_rng;
+  Rng shuffle_rng;
+  std::vector<Replica> reps;  // one, or one per thread for data-parallel steps
   std::vector<uint32_t> order;  // the training indices, as shuffled by the epochs so far
   std::vector<std::string> classes;
   int64_t weights = 0, n_train = 0, bs = 0, per_epoch = 0, total_steps = 0;
@@ -90,9 +105,6 @@ struct Run {
   double best_val_loss = INFINITY;
   int64_t best_epoch = 0, since_best = 0;
   Snapshot best;
-  // Allocated once, before the first batch.
-  std::vector<float> x, dlogits, scratch;
-  std::vector<int32_t> y;
   Clock::time_point wall_start = Clock::now();
   bool resuming = false;
   // Data-parallel training under mpirun: this process's rank of `world`; rank 0 writes the run.
@@ -158,35 +170,51 @@ void setup(Run& r) {
   Rng init_rng = master.split(1);
   r.shuffle_rng = master.split(2);
   uint64_t dropout_seed = master.split(3).next_u64();
-  r.augment_rng = master.split(4);  // drawn last: runs without augmentation are as before it
+  Rng augment_rng = master.split(4);  // drawn last: runs without augmentation are as before it
   // Under mpirun the shuffle is shared (every rank takes its slice of the same batches); dropout
-  // and augmentation draw per (seed, rank), rank 0 as a single process does.
-  if (r.rank > 0) {
-    dropout_seed = Rng(dropout_seed).split(static_cast<uint64_t>(r.rank)).next_u64();
-    r.augment_rng = r.augment_rng.split(static_cast<uint64_t>(r.rank));
-  }
+  // and augmentation draw per (seed, rank), rank 0 as a single process does. The replicas of a
+  // data-parallel step draw as ranks would: replica k as rank k.
+  const auto rank_seed = [&](int k) { return k > 0 ? Rng(dropout_seed).split(static_cast<uint64_t>(k)).next_u64() : dropout_seed; };
+  const auto rank_augment = [&](int k) { return k > 0 ? augment_rng.split(static_cast<uint64_t>(k)) : augment_rng; };
+  dropout_seed = rank_seed(r.rank);
+  augment_rng = rank_augment(r.rank);
   r.split = stratified_split(r.data.train.labels, r.data.train.num_classes, cfg.val_count, cfg.seed);
   r.norm = compute_normalization(r.data.train, r.split.train);
   r.model = build_model(cfg.model, dropout_seed);
+  r.n_train = static_cast<int64_t>(r.split.train.size());
+  r.bs = std::min(cfg.batch_size, r.n_train);
+  // A run's replicas are decided once, when it starts (config.toml keeps them): a resumed run
+  // has its own, on any number of threads.
+  if (r.world > 1) cfg.replicas = 1;
+  if (cfg.replicas < 1) cfg.replicas = step_replicas(cfg.threads, r.bs, cfg.data_parallel);
+  const int replicas = cfg.replicas;
+  r.reps.resize(static_cast<size_t>(replicas));
+  for (int k = 0; k < replicas; ++k) {
+    Replica& p = r.reps[static_cast<size_t>(k)];
+    if (k > 0) p.own = build_model(cfg.model, rank_seed(k));
+    p.model = k > 0 ? p.own.get() : r.model.get();
+    p.augment_rng = rank_augment(k);
+  }
   init_params(*r.model, cfg.init, cfg.model.activation, init_rng);
   // Every rank starts from rank 0's weights (the same seed gives the same ones; this makes sure).
   dist::broadcast(r.model->values(), r.model->num_values(), 0);
   dist::broadcast(r.model->state(), r.model->num_state(), 0);
-  r.model->set_bf16_training(cfg.bf16);
+  for (Replica& p : r.reps) p.model->set_bf16_training(cfg.bf16);
   r.opt = std::make_unique<Optimizer>(cfg.optim, r.model->num_values());
   r.weights = static_cast<int64_t>(r.model->num_values());
   r.classes = r.data.classes;
 
-  r.n_train = static_cast<int64_t>(r.split.train.size());
   const int64_t pixels = r.data.train.pixels();
-  r.bs = std::min(cfg.batch_size, r.n_train);
   r.per_epoch = (r.n_train + r.bs - 1) / r.bs;
   r.total_steps = r.per_epoch * cfg.epochs;
   r.order = r.split.train;
-  r.x.resize(r.bs * pixels);
-  r.dlogits.resize(r.bs * cfg.model.classes);
-  r.y.resize(r.bs);
-  r.scratch.resize(pixels);
+  for (Replica& p : r.reps) {  // a replica's slice is at most a batch's share, rounded up
+    const int64_t most = (r.bs + replicas - 1) / replicas;
+    p.x.resize(most * pixels);
+    p.dlogits.resize(most * cfg.model.classes);
+    p.y.resize(most);
+    p.scratch.resize(pixels);
+  }
 }
 
 nlohmann::json summary_head(const Run& r) {
@@ -215,15 +243,19 @@ void start_fresh(Run& r) {
 // epoch's (early stopping), and whose metadata holds the rest (epoch, streams, metrics rows).
 void save_state(const Run& r) {
   Checkpoint ck;
-  std::vector<uint64_t> dropout;
-  for (Rng* g : r.model->random_streams()) dropout.push_back(g->state());
+  std::vector<uint64_t> dropout, augment;
+  for (const Replica& p : r.reps) {
+    for (Rng* g : p.model->random_streams()) dropout.push_back(g->state());
+    augment.push_back(p.augment_rng.state());
+  }
   const auto eval_json = [](const EvalResult& e) { return nlohmann::json{{"loss", e.loss}, {"acc", e.acc}, {"count", e.count}}; };
   ck.meta = {{"format", "tailor resume state"},
              {"version", tailor_version()},
              {"epoch", r.epoch},
              {"steps", r.opt->steps()},
              {"shuffle_rng", r.shuffle_rng.state()},
-             {"augment_rng", r.augment_rng.state()},
+             {"augment_rng", augment[0]},
+             {"replica_augment_rngs", std::vector<uint64_t>(augment.begin() + 1, augment.end())},
              {"dropout_rngs", dropout},
              {"metrics", r.metrics},
              {"train_seconds", r.train_seconds},
@@ -269,6 +301,11 @@ ResumeState read_resume_state(const std::string& path, const ResumeShape& shape)
     st.shuffle_rng = m.at("shuffle_rng").get<uint64_t>();
     st.augment_rng = m.at("augment_rng").get<uint64_t>();
     st.dropout_rngs = m.at("dropout_rngs").get<std::vector<uint64_t>>();
+    if (m.contains("replica_augment_rngs"))  // states of older tailors have one replica
+      st.replica_augment_rngs = m.at("replica_augment_rngs").get<std::vector<uint64_t>>();
+    if (st.replica_augment_rngs.size() + 1 != shape.replicas)
+      throw Error(fmt::format("it holds the streams of {} data-parallel replicas, the run's config.toml says {}",
+                              st.replica_augment_rngs.size() + 1, shape.replicas));
     st.metrics = m.at("metrics").get<std::string>();
     st.train_seconds = m.at("train_seconds").get<double>();
     st.elapsed_seconds = m.at("elapsed_seconds").get<double>();
@@ -308,9 +345,11 @@ namespace {
 // not fit the run (another model, a damaged file) with one line, before changing anything.
 void resume(Run& r) {
   const std::string path = r.state_path();
-  std::vector<Rng*> dropout = r.model->random_streams();
-  ResumeState st = read_resume_state(
-      path, {r.model->num_values(), r.model->num_state(), r.opt->state().size(), dropout.size(), r.cfg.epochs});
+  std::vector<Rng*> dropout;
+  for (const Replica& p : r.reps)
+    for (Rng* g : p.model->random_streams()) dropout.push_back(g);
+  ResumeState st = read_resume_state(path, {r.model->num_values(), r.model->num_state(), r.opt->state().size(),
+                                            dropout.size(), r.reps.size(), r.cfg.epochs});
   // The shuffles of the finished epochs, replayed: the order and the stream, checked.
   for (int64_t e = 0; e < st.epoch; ++e) r.shuffle();
   if (r.shuffle_rng.state() != st.shuffle_rng)
@@ -318,7 +357,8 @@ void resume(Run& r) {
   std::copy(st.values.begin(), st.values.end(), r.model->values());
   std::copy(st.stats.begin(), st.stats.end(), r.model->state());
   r.opt->restore(st.optim, st.steps);
-  r.augment_rng = Rng(st.augment_rng);
+  r.reps[0].augment_rng = Rng(st.augment_rng);
+  for (size_t k = 1; k < r.reps.size(); ++k) r.reps[k].augment_rng = Rng(st.replica_augment_rngs[k - 1]);
   for (size_t i = 0; i < dropout.size(); ++i) *dropout[i] = Rng(st.dropout_rngs[i]);
   r.epoch = st.epoch;
   r.metrics = std::move(st.metrics);
@@ -353,44 +393,112 @@ void draw_curves(Run& r, bool last) {
   r.curves_cost = seconds_since(t0);
 }
 
+// Forward, loss and backward of the batch's images [lo, lo + mr) on one replica; the loss is the
+// mean over the whole batch of m images, so the replicas' (or ranks') gradients sum to the batch's.
+void slice_step(Run& r, Replica& p, int64_t lo, int64_t mr, int64_t m, const float* background) {
+  const TrainConfig& cfg = r.cfg;
+  const Dataset& d = r.data.train;
+  p.st = {};
+  if (mr == 0) {  // a last batch smaller than the replicas or ranks: this one adds nothing
+    std::fill(p.model->grads(), p.model->grads() + p.model->num_values(), 0.0f);
+    return;
+  }
+  gather_batch(d, r.order.data() + lo, mr, r.norm, p.x.data(), p.y.data());
+  augment_batch(p.x.data(), mr, d.channels, d.rows, d.cols, cfg.augment, background, p.augment_rng, p.scratch.data());
+  ConstView logits = p.model->forward(ConstView(p.x.data(), Shape{mr, d.pixels()}), Mode::train);
+  View dl{p.dlogits.data(), Shape{mr, cfg.model.classes}};
+  p.st = softmax_cross_entropy(logits, p.y.data(), dl, cfg.label_smoothing);
+  if (mr != m) {
+    const float share = static_cast<float>(mr) / static_cast<float>(m);
+    for (int64_t i = 0; i < mr * cfg.model.classes; ++i) p.dlogits[static_cast<size_t>(i)] *= share;
+  }
+  p.model->backward(dl);
+}
+
+// A data-parallel step: one parallel region in which each thread runs its replicas (one each
+// when there are as many threads; oneDNN and tailor's kernels run single-threaded inside a
+// parallel region) on their slices of the batch; after one barrier each thread sums the
+// replicas' gradients over its share of the weights, in replica order, and applies the
+// optimizer there. Waits per step: that barrier and the region's end, where a step on the
+// layers' threads waits some 28 times (docs/performance.md). The result does not depend on the
+// number of threads. Returns the batch's loss statistics; a non-finite loss changes no weight.
+LossStats replica_step(Run& r, int64_t start, int64_t m, float lr, const float* background) {
+  const int n_reps = static_cast<int>(r.reps.size());
+  const int n_threads = std::clamp(r.cfg.threads, 1, n_reps);
+  const size_t n = r.model->num_values();
+  float* values = r.model->values();
+  float* grads = r.model->grads();
+  LossStats total;
+  r.opt->begin_step();
+#pragma omp parallel num_threads(n_threads)
+  {
+    omp_set_num_threads(1);  // primitives made in here are made for one thread
+    const int t = omp_get_thread_num();
+    for (int k = t; k < n_reps; k += n_threads) {
+      Replica& p = r.reps[static_cast<size_t>(k)];
+      try {
+        if (k > 0) std::copy(values, values + n, p.model->values());
+        const int64_t lo = start + m * k / n_reps, hi = start + m * (k + 1) / n_reps;
+        slice_step(r, p, lo, hi - lo, m, background);
+      } catch (...) {
+        p.error = std::current_exception();
+      }
+    }
+#pragma omp barrier
+    LossStats sum;  // every thread adds them up in the same order
+    bool failed = false;
+    for (const Replica& q : r.reps) {
+      sum.loss_sum += q.st.loss_sum;
+      sum.correct += q.st.correct;
+      failed = failed || q.error;
+    }
+    if (!failed && std::isfinite(sum.loss_sum)) {
+      const size_t lo = n * static_cast<size_t>(t) / static_cast<size_t>(n_threads);
+      const size_t hi = n * static_cast<size_t>(t + 1) / static_cast<size_t>(n_threads);
+      for (int q = 1; q < n_reps; ++q) {
+        const float* g = r.reps[static_cast<size_t>(q)].model->grads();
+        for (size_t i = lo; i < hi; ++i) grads[i] += g[i];
+      }
+      r.opt->update(values, grads, lr, lo, hi);
+    }
+    if (t == 0) total = sum;
+  }
+  for (Replica& p : r.reps)
+    if (p.error) std::rethrow_exception(std::exchange(p.error, nullptr));
+  return total;
+}
+
 // One epoch: the training pass, evaluation, the metrics row, early stopping, the resume state.
 void run_epoch(Run& r, Progress& progress) {
   TrainConfig& cfg = r.cfg;
-  const int64_t epoch = r.epoch + 1, pixels = r.data.train.pixels();
+  const int64_t epoch = r.epoch + 1;
   std::array<float, kMaxChannels> background{};  // a black pixel, normalised
   for (int c = 0; c < r.norm.channels; ++c) background[c] = -r.norm.mean[c] / r.norm.std[c];
+  // The replicas' batch-norm statistics start every epoch from the model's (see below).
+  for (size_t k = 1; k < r.reps.size(); ++k)
+    std::copy(r.model->state(), r.model->state() + r.model->num_state(), r.reps[k].model->state());
   r.shuffle();
   const auto t0 = Clock::now();
   double loss_sum = 0, lr = cfg.optim.lr;
   int64_t correct = 0, seen = 0;
   for (int64_t b = 0; b < r.per_epoch; ++b) {
     const int64_t start = b * r.bs, m = std::min(r.bs, r.n_train - start);
-    // Data-parallel: this rank's contiguous slice of the global batch (all of it in a world of one).
-    const int64_t lo = start + m * r.rank / r.world, mr = start + m * (r.rank + 1) / r.world - lo;
+    lr = lr_at(cfg.schedule, cfg.optim.lr, r.opt->steps(), r.total_steps, r.per_epoch);
     LossStats st;
-    if (mr > 0) {
-      gather_batch(r.data.train, r.order.data() + lo, mr, r.norm, r.x.data(), r.y.data());
-      augment_batch(r.x.data(), mr, r.data.train.channels, r.data.train.rows, r.data.train.cols, cfg.augment,
-                    background.data(), r.augment_rng, r.scratch.data());
-      ConstView logits = r.model->forward(ConstView(r.x.data(), Shape{mr, pixels}), Mode::train);
-      View dl{r.dlogits.data(), Shape{mr, cfg.model.classes}};
-      st = softmax_cross_entropy(logits, r.y.data(), dl, cfg.label_smoothing);
-      if (r.world > 1) {
-        // The loss is a mean over the slice; weighted by the slice's share, the ranks' gradients
-        // sum to the global batch's.
-        const float share = static_cast<float>(mr) / static_cast<float>(m);
-        for (int64_t i = 0; i < mr * cfg.model.classes; ++i) r.dlogits[static_cast<size_t>(i)] *= share;
-      }
-      r.model->backward(dl);
+    if (r.reps.size() > 1) {
+      st = replica_step(r, start, m, static_cast<float>(lr), background.data());
     } else {
-      std::fill(r.model->grads(), r.model->grads() + r.model->num_values(), 0.0f);
-    }
-    if (r.world > 1) {
-      dist::allreduce_sum(r.model->grads(), r.model->num_values());  // the flat gradient arena, once
-      double sums[2] = {st.loss_sum, static_cast<double>(st.correct)};
-      dist::allreduce_sum(sums, 2);
-      st.loss_sum = sums[0];
-      st.correct = static_cast<int64_t>(sums[1]);
+      // Data-parallel over ranks: this rank's contiguous slice of the global batch (all of it in a world of one).
+      const int64_t lo = start + m * r.rank / r.world, hi = start + m * (r.rank + 1) / r.world;
+      slice_step(r, r.reps[0], lo, hi - lo, m, background.data());
+      st = r.reps[0].st;
+      if (r.world > 1) {
+        dist::allreduce_sum(r.model->grads(), r.model->num_values());  // the flat gradient arena, once
+        double sums[2] = {st.loss_sum, static_cast<double>(st.correct)};
+        dist::allreduce_sum(sums, 2);
+        st.loss_sum = sums[0];
+        st.correct = static_cast<int64_t>(sums[1]);
+      }
     }
     if (!std::isfinite(st.loss_sum)) {
       if (r.writes()) {
@@ -406,8 +514,7 @@ void run_epoch(Run& r, Progress& progress) {
                               "{} keeps the {} finished epochs",
                               st.loss_sum, epoch, b + 1, r.dir + "/metrics.csv", epoch - 1));
     }
-    lr = lr_at(cfg.schedule, cfg.optim.lr, r.opt->steps(), r.total_steps, r.per_epoch);
-    r.opt->step(r.model->values(), r.model->grads(), static_cast<float>(lr));
+    if (r.reps.size() == 1) r.opt->step(r.model->values(), r.model->grads(), static_cast<float>(lr));
     loss_sum += st.loss_sum;
     correct += st.correct;
     seen += m;
@@ -416,11 +523,16 @@ void run_epoch(Run& r, Progress& progress) {
   const double epoch_seconds = seconds_since(t0);
   r.train_seconds += epoch_seconds;
   r.epoch_seconds.push_back(epoch_seconds);
-  if (r.world > 1 && r.model->num_state() > 0) {
-    // Batch-norm statistics were kept per rank, on its slices; their mean evaluates everywhere.
-    dist::allreduce_sum(r.model->state(), r.model->num_state());
-    const float inv = 1.0f / static_cast<float>(r.world);
-    for (size_t i = 0; i < r.model->num_state(); ++i) r.model->state()[i] *= inv;
+  if (r.model->num_state() > 0 && (r.world > 1 || r.reps.size() > 1)) {
+    // Batch-norm statistics were kept per rank or replica, on its slices; their mean evaluates.
+    float* state = r.model->state();
+    for (size_t k = 1; k < r.reps.size(); ++k) {
+      const float* other = r.reps[k].model->state();
+      for (size_t i = 0; i < r.model->num_state(); ++i) state[i] += other[i];
+    }
+    dist::allreduce_sum(state, r.model->num_state());
+    const float inv = 1.0f / static_cast<float>(r.world * static_cast<int>(r.reps.size()));
+    for (size_t i = 0; i < r.model->num_state(); ++i) state[i] *= inv;
   }
   r.evaluate_both();
   const double train_loss = loss_sum / seen, train_acc = 100.0 * correct / seen, ips = seen / epoch_seconds;
@@ -520,10 +632,13 @@ TrainOutcome finish(Run& r) {
 TrainOutcome run_to_end(Run& r) {
   if (!r.writes()) r.cfg.progress = "none";  // rank 0 reports for all
   if (r.cfg.progress != "none")
-    std::printf("tailor %s: %s %s, %lld weights, %zu train / %zu val / %zu test images, %d threads%s%s\n",
+    std::printf("tailor %s: %s %s, %lld weights, %zu train / %zu val / %zu test images, %d threads%s%s%s\n",
                 tailor_version().c_str(), family_name(r.cfg.model.family).c_str(), r.cfg.model.widths_str().c_str(),
                 static_cast<long long>(r.weights), r.split.train.size(), r.split.val.size(), r.data.test.size(),
                 r.cfg.threads, r.world > 1 ? fmt::format(" per rank, {} ranks (data-parallel)", r.world).c_str() : "",
+                r.reps.size() > 1 ? fmt::format(" (data-parallel: {} replicas of {} images a batch)", r.reps.size(),
+                                                r.bs / static_cast<int64_t>(r.reps.size())).c_str()
+                                  : "",
                 r.epoch ? fmt::format("; resumed after epoch {}", r.epoch).c_str() : "");
   Progress progress(r.cfg.progress, r.cfg.epochs, r.per_epoch);
   while (r.epoch < r.cfg.epochs && r.stop_reason.empty()) run_epoch(r, progress);
@@ -532,6 +647,11 @@ TrainOutcome run_to_end(Run& r) {
 }
 
 }  // namespace
+
+int step_replicas(int threads, int64_t batch, bool data_parallel) {
+  if (!data_parallel || threads < 2 || batch < kMinReplicaSlice * threads) return 1;
+  return threads;
+}
 
 std::string run_title(const TrainConfig& cfg) {
   return family_name(cfg.model.family) + " " + cfg.model.widths_str() + ", seed " + std::to_string(cfg.seed);

@@ -30,13 +30,15 @@ TrainOutcome resume_training(TrainConfig cfg);
 
 // A resume state file's contents, read and checked against the sizes of the run it must fit.
 struct ResumeShape {
-  size_t values = 0, stats = 0, optim = 0, dropout_streams = 0;
+  size_t values = 0, stats = 0, optim = 0, dropout_streams = 0;  // dropout: every replica's
+  size_t replicas = 1;  // models of a data-parallel step (step_replicas)
   int64_t epochs = 0;  // the run's --epochs: the state's epoch must lie in [1, epochs]
 };
 struct ResumeState {
   int64_t epoch = 0, steps = 0, best_epoch = 0, since_best = 0, best_steps = 0;
   uint64_t shuffle_rng = 0, augment_rng = 0;
   std::vector<uint64_t> dropout_rngs;
+  std::vector<uint64_t> replica_augment_rngs;  // replicas 1.. of a data-parallel step
   std::string metrics, stop_reason;
   double train_seconds = 0, elapsed_seconds = 0, best_val_loss = 0;  // best_val_loss: inf when none
   std::vector<double> epoch_seconds;
@@ -47,6 +49,14 @@ struct ResumeState {
 };
 // Throws tailor::Error naming the file on anything damaged or not fitting `shape`.
 ResumeState read_resume_state(const std::string& path, const ResumeShape& shape);
+
+// The models a training step runs at once. With data_parallel on (--data-parallel auto) and
+// every thread's slice of a batch at least kMinReplicaSlice images, one replica per thread: each
+// thread trains its own copy of the model on its slice, single-threaded, as a rank of mpirun
+// would (batch norm normalises each slice by its own statistics), and the gradients are summed.
+// Otherwise 1: the whole batch goes through the layers, which share the threads.
+inline constexpr int64_t kMinReplicaSlice = 32;
+int step_replicas(int threads, int64_t batch, bool data_parallel);
 
 std::string tailor_version();
 
