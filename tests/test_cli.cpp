@@ -243,6 +243,11 @@ TEST_F(Cli, SummaryCountsWeights) {
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["weights"], 784 * 120 + 120 + 240 + 120 * 60 + 60 + 120 + 60 * 10 + 10);
+  // The input as numbers (channels, height, width): bench/torch_train.py reshapes by it.
+  EXPECT_EQ(j["input"], nlohmann::json::parse("[1, 28, 28]"));
+  Ran rgb = tailor("summary --model cnn --channels 4,8 --hidden 16 --image-size 24x32 --color rgb --json");
+  ASSERT_EQ(rgb.code, 0) << rgb.err;
+  EXPECT_EQ(nlohmann::json::parse(rgb.out)["input"], nlohmann::json::parse("[3, 24, 32]"));
   Ran t = tailor("summary --model cnn --weights 20k");
   ASSERT_EQ(t.code, 0);
   EXPECT_NE(t.out.find("total weights"), std::string::npos);

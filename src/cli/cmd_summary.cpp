@@ -53,7 +53,7 @@ Run add_summary(CLI::App& app) {
       nlohmann::json j{{"model", spec_to_json(spec)},
                        {"layers", layers},
                        {"weights", model->num_values()},
-                       {"input", {1, a->size, a->size}},
+                       {"input", {spec.in_channels, rows, cols}},
                        {"forward_flops_per_image", model->forward_flops(1)}};
       std::printf("%s\n", j.dump(2).c_str());
       return 0;
