@@ -10,7 +10,6 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <omp.h>
 
 #include "data/image_folder.hpp"
 #include "dist/mpi.hpp"
@@ -20,6 +19,7 @@
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
 #include "train/progress.hpp"
+#include "train/step_team.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
 #include "util/memory.hpp"
@@ -91,6 +91,7 @@ struct Run {
   std::unique_ptr<Optimizer> opt;
   Rng shuffle_rng;
   std::vector<Replica> reps;  // one, or one per thread for data-parallel steps
+  std::unique_ptr<StepTeam> team;  // the threads of a data-parallel step
   std::vector<uint32_t> order;  // the training indices, as shuffled by the epochs so far
   std::vector<std::string> classes;
   int64_t weights = 0, n_train = 0, bs = 0, per_epoch = 0, total_steps = 0;
@@ -195,6 +196,7 @@ void setup(Run& r) {
     p.model = k > 0 ? p.own.get() : r.model.get();
     p.augment_rng = rank_augment(k);
   }
+  if (replicas > 1) r.team = std::make_unique<StepTeam>(std::clamp(cfg.threads, 1, replicas) - 1);
   init_params(*r.model, cfg.init, cfg.model.activation, init_rng);
   // Every rank starts from rank 0's weights (the same seed gives the same ones; this makes sure).
   dist::broadcast(r.model->values(), r.model->num_values(), 0);
@@ -415,57 +417,55 @@ void slice_step(Run& r, Replica& p, int64_t lo, int64_t mr, int64_t m, const flo
   p.model->backward(dl);
 }
 
-// A data-parallel step: one parallel region in which each thread runs its replicas (one each
-// when there are as many threads; oneDNN and tailor's kernels run single-threaded inside a
-// parallel region) on their slices of the batch; after one barrier each thread sums the
-// replicas' gradients over its share of the weights, in replica order, and applies the
-// optimizer there. Waits per step: that barrier and the region's end, where a step on the
-// layers' threads waits some 28 times (docs/performance.md). The result does not depend on the
-// number of threads. Returns the batch's loss statistics; a non-finite loss changes no weight.
+// Weights a data-parallel step sums and updates as one item: 64 KiB of each array.
+constexpr size_t kUpdateChunk = 16384;
+
+// A data-parallel step on the run's StepTeam: the replicas, one item each, copy the weights and
+// run forward, loss and backward on their slices of the batch; then, in chunks of the weight
+// arena, the replicas' gradients are summed in replica order and the optimizer applied. Every
+// item runs on one thread (oneDNN and tailor's kernels single-threaded), so the result does not
+// depend on which thread took it, nor on the number of threads. Returns the batch's loss
+// statistics; a non-finite loss changes no weight.
 LossStats replica_step(Run& r, int64_t start, int64_t m, float lr, const float* background) {
   const int n_reps = static_cast<int>(r.reps.size());
-  const int n_threads = std::clamp(r.cfg.threads, 1, n_reps);
   const size_t n = r.model->num_values();
   float* values = r.model->values();
   float* grads = r.model->grads();
-  LossStats total;
-  r.opt->begin_step();
-#pragma omp parallel num_threads(n_threads)
-  {
-    omp_set_num_threads(1);  // primitives made in here are made for one thread
-    const int t = omp_get_thread_num();
-    for (int k = t; k < n_reps; k += n_threads) {
-      Replica& p = r.reps[static_cast<size_t>(k)];
-      try {
-        if (k > 0) std::copy(values, values + n, p.model->values());
-        const int64_t lo = start + m * k / n_reps, hi = start + m * (k + 1) / n_reps;
-        slice_step(r, p, lo, hi - lo, m, background);
-      } catch (...) {
-        p.error = std::current_exception();
-      }
+  kernels::set_threads(1);  // this thread's share runs single-threaded too (and makes its primitives so)
+  auto replica = [&](int k) {
+    Replica& p = r.reps[static_cast<size_t>(k)];
+    try {
+      if (k > 0) std::copy(values, values + n, p.model->values());
+      const int64_t lo = start + m * k / n_reps, hi = start + m * (k + 1) / n_reps;
+      slice_step(r, p, lo, hi - lo, m, background);
+    } catch (...) {
+      p.error = std::current_exception();
     }
-#pragma omp barrier
-    LossStats sum;  // every thread adds them up in the same order
-    bool failed = false;
-    for (const Replica& q : r.reps) {
-      sum.loss_sum += q.st.loss_sum;
-      sum.correct += q.st.correct;
-      failed = failed || q.error;
-    }
-    if (!failed && std::isfinite(sum.loss_sum)) {
-      const size_t lo = n * static_cast<size_t>(t) / static_cast<size_t>(n_threads);
-      const size_t hi = n * static_cast<size_t>(t + 1) / static_cast<size_t>(n_threads);
+  };
+  r.team->run(n_reps, replica);
+  LossStats sum;
+  bool failed = false;
+  for (const Replica& q : r.reps) {
+    sum.loss_sum += q.st.loss_sum;
+    sum.correct += q.st.correct;
+    failed = failed || q.error;
+  }
+  if (!failed && std::isfinite(sum.loss_sum)) {
+    r.opt->begin_step();
+    auto update = [&](int c) {
+      const size_t lo = static_cast<size_t>(c) * kUpdateChunk, hi = std::min(n, lo + kUpdateChunk);
       for (int q = 1; q < n_reps; ++q) {
         const float* g = r.reps[static_cast<size_t>(q)].model->grads();
         for (size_t i = lo; i < hi; ++i) grads[i] += g[i];
       }
       r.opt->update(values, grads, lr, lo, hi);
-    }
-    if (t == 0) total = sum;
+    };
+    r.team->run(static_cast<int>((n + kUpdateChunk - 1) / kUpdateChunk), update);
   }
+  kernels::set_threads(r.cfg.threads);
   for (Replica& p : r.reps)
     if (p.error) std::rethrow_exception(std::exchange(p.error, nullptr));
-  return total;
+  return sum;
 }
 
 // One epoch: the training pass, evaluation, the metrics row, early stopping, the resume state.
