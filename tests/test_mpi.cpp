@@ -123,14 +123,18 @@ TEST_F(Mpi, DistributedSweepEqualsTheSingleHostSweep) {
   }
 }
 
-// The pid of the tailor process that is MPI rank `rank` of a running job (from /proc), or -1.
-pid_t rank_pid(int rank) {
+// The pid of the tailor sweep process that is MPI rank `rank` of a running job writing to `out`
+// (from /proc), or -1. `out` keeps it to this test's job: under ctest -j2 another test's sweep
+// ran beside it, and killing that one's rank 1 failed both tests.
+pid_t rank_pid(int rank, const std::string& out) {
   const std::string want = "OMPI_COMM_WORLD_RANK=" + std::to_string(rank);
   for (const auto& e : fs::directory_iterator("/proc")) {
     const std::string name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     const std::string cmdline = slurp(e.path().string() + "/cmdline");
-    if (cmdline.find(TAILOR_BINARY) != 0 || cmdline.find("sweep") == std::string::npos) continue;
+    if (cmdline.find(TAILOR_BINARY) != 0 || cmdline.find("sweep") == std::string::npos ||
+        cmdline.find(std::string(1, '\0') + out + '\0') == std::string::npos)
+      continue;
     const std::string env = slurp(e.path().string() + "/environ");
     for (size_t at = 0; at < env.size();) {
       const size_t end = env.find('\0', at);
@@ -171,7 +175,7 @@ TEST_F(Mpi, AKilledRankLosesOnlyWhatWasRunning) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while ((finished().size() < 2 || states() < 1) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  const pid_t victim = rank_pid(1);
+  const pid_t victim = rank_pid(1, out);
   ASSERT_GT(victim, 0) << "rank 1 not found";
   ASSERT_EQ(::kill(victim, SIGKILL), 0);
   int status = 0;
