@@ -32,6 +32,10 @@ struct Conv2dShape {
   // seam stays float. Only where has_bf16(); a convolution of fewer than 8 input channels stays
   // float (measured slower in bf16).
   bool bf16 = false;
+  // The calling thread's thread setting (threads()) when the primitives were made: oneDNN sizes
+  // them for it, so a layer keeps one kernel per setting (a data-parallel step's one-thread
+  // replicas, evaluation on all threads).
+  int threads = 1;
   int ho() const { return h + 2 * pad - k + 1; }
   int wo() const { return w + 2 * pad - k + 1; }
 };
@@ -73,6 +77,7 @@ class Conv2dKernel {
 struct LinearShape {
   int n = 1, in = 1, out = 1;
   bool bf16 = false;
+  int threads = 1;  // as Conv2dShape::threads
 };
 
 class LinearKernel {

@@ -32,7 +32,7 @@ kernels::Conv2dKernel& Conv2d::kernel_for(const Shape& in, bool bf16) {
   for (auto& k : kernels_) {
     const auto& s = k->shape();
     if (s.n == in[0] && s.h == in[2] && s.w == in[3] && s.channels_last == channels_last_ &&
-        s.planar_input == (channels_last_ && planar_input_) && s.bf16 == bf16)
+        s.planar_input == (channels_last_ && planar_input_) && s.bf16 == bf16 && s.threads == kernels::threads())
       return *k;
   }
   kernels::Conv2dShape s;
@@ -46,6 +46,7 @@ kernels::Conv2dKernel& Conv2d::kernel_for(const Shape& in, bool bf16) {
   s.channels_last = channels_last_;
   s.planar_input = channels_last_ && planar_input_;
   s.bf16 = bf16;
+  s.threads = kernels::threads();
   kernels_.push_back(std::make_unique<kernels::Conv2dKernel>(s));
   return *kernels_.back();
 }

@@ -22,12 +22,13 @@ Shape Linear::output_shape(const Shape& in) const {
 
 kernels::LinearKernel& Linear::kernel_for(int64_t n, bool bf16) {
   for (auto& k : kernels_)
-    if (k->shape().n == n && k->shape().bf16 == bf16) return *k;
+    if (k->shape().n == n && k->shape().bf16 == bf16 && k->shape().threads == kernels::threads()) return *k;
   kernels::LinearShape s;
   s.n = static_cast<int>(n);
   s.in = static_cast<int>(in_);
   s.out = static_cast<int>(out_);
   s.bf16 = bf16;
+  s.threads = kernels::threads();
   kernels_.push_back(std::make_unique<kernels::LinearKernel>(s));
   return *kernels_.back();
 }

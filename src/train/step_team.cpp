@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 
@@ -64,10 +65,18 @@ void StepTeam::wake(std::atomic<uint32_t>& a) {
 }
 
 StepTeam::StepTeam(int helpers) {
-  for (int h = 0; h < helpers; ++h) helpers_.emplace_back([this] { helper_loop(); });
+  helpers_.reserve(static_cast<size_t>(std::max(helpers, 0)));
+  try {
+    for (int h = 0; h < helpers; ++h) helpers_.emplace_back([this] { helper_loop(); });
+  } catch (...) {  // a thread that could not start: stop the ones that did, then report it
+    stop_helpers();
+    throw;
+  }
 }
 
-StepTeam::~StepTeam() {
+StepTeam::~StepTeam() { stop_helpers(); }
+
+void StepTeam::stop_helpers() {
   stop_.store(true);
   posted_.fetch_add(1);  // a new "job" wakes every helper
   wake(posted_);
@@ -84,8 +93,7 @@ void StepTeam::work(uint64_t job) {
     if (!cursor_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
     // The claim succeeded within `gen`, so the job is not over and fn, ctx are its own.
     fn(ctx, static_cast<int>(cur & 0xffffffffu));
-    done_.fetch_add(1);
-    wake(done_);
+    if (done_.fetch_add(1) + 1 == count) wake(done_);  // the caller waits for the last one only
     cur = cursor_.load(std::memory_order_acquire);
   }
 }

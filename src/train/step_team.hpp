@@ -24,19 +24,20 @@ class StepTeam {
   StepTeam(const StepTeam&) = delete;
   StepTeam& operator=(const StepTeam&) = delete;
 
-  // Runs fn(ctx, i) for every i in [0, count) and returns when all have returned. fn must not
-  // throw. Called from one thread at a time (the training loop's). Allocates nothing.
-  using Item = void (*)(void* ctx, int i);
+  // Runs fn(ctx, i) for every i in [0, count) and returns when all have returned. fn is
+  // noexcept (an exception would leave the job half done): items catch their own. Called from one thread at a time (the training loop's). Allocates nothing.
+  using Item = void (*)(void* ctx, int i) noexcept;
   void run(int count, Item fn, void* ctx);
   // The same for a callable f(i), kept by reference.
   template <typename F>
   void run(int count, F& f) {
-    run(count, [](void* c, int i) { (*static_cast<F*>(c))(i); }, &f);
+    run(count, [](void* c, int i) noexcept { (*static_cast<F*>(c))(i); }, &f);
   }
   int threads() const { return static_cast<int>(helpers_.size()) + 1; }
 
  private:
   void helper_loop();
+  void stop_helpers();
   uint32_t wait_change(std::atomic<uint32_t>& a, uint32_t old);
   void wake(std::atomic<uint32_t>& a);
   // Claims and runs items of `job` until none is left or the job has moved on.
