@@ -14,6 +14,8 @@ packages=(
   cmake g++ make pkg-config
   # oneDNN, and the OpenCL headers and loader its dnnl-config.cmake looks for
   libdnnl-dev ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1
+  # Google Highway: tailor's own kernels for the baseline, AVX2 and AVX-512, chosen at run time
+  libhwy-dev
   # libraries linked into tailor
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libpng-dev libjpeg-dev
   libcpp-httplib-dev libssl-dev libbrotli-dev libplplot-dev plplot-driver-cairo fonts-dejavu-core
@@ -21,8 +23,8 @@ packages=(
   libonnx-dev libprotobuf-dev python3 python3-onnx python3-opencv python3-numpy
   # scale-out: Open MPI (mpirun, and the library tailor links)
   openmpi-bin libopenmpi-dev
-  # tests and benchmarks
-  libgtest-dev libbenchmark-dev
+  # tests and benchmarks; qemu-user runs the binary as an AVX2-only CPU would (tests/test_qemu.cpp)
+  libgtest-dev libbenchmark-dev qemu-user
   # the default data set
   dataset-fashion-mnist
   # the web front end (npm packages of web/) and the browser tests

@@ -13,6 +13,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_options.hpp"
+#include "kernels/isa.hpp"
 #include "kernels/kernels.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
@@ -105,13 +106,13 @@ Run add_bench(CLI::App& app) {
     const double peak = sgemm_peak_gflops();
     const std::string tmp = (std::filesystem::temp_directory_path() / ("tailor_bench_" + std::to_string(::getpid()))).string();
     nlohmann::json rows = nlohmann::json::array();
-    const std::string cpu = cpu_model(), isa = kernels::cpu_isa();
+    const std::string cpu = cpu_model(), isa = kernels::cpu_isa(), path = kernels::isa_name(kernels::current_isa());
     if (!a->json)
-      std::printf("CPU: %s, %u cores; oneDNN %s runs its %s kernels; tailor %s\n"
+      std::printf("CPU: %s, %u cores; tailor %s runs its %s kernels, oneDNN %s its %s kernels\n"
                   "sgemm 1024^3 on one core: %.0f GFLOP/s; %d threads, so the peak used is %.0f GFLOP/s\n\n"
                   "%-12s %5s %8s %10s %10s %8s %12s %9s\n",
-                  cpu.c_str(), std::thread::hardware_concurrency(), kernels::onednn_version().c_str(), isa.c_str(),
-                  tailor_version().c_str(), peak, threads, peak * threads, "model", "batch", "weights", "s/epoch", "GFLOP/s", "of peak", "eval img/s",
+                  cpu.c_str(), std::thread::hardware_concurrency(), tailor_version().c_str(), path.c_str(),
+                  kernels::onednn_version().c_str(), isa.c_str(), peak, threads, peak * threads, "model", "batch", "weights", "s/epoch", "GFLOP/s", "of peak", "eval img/s",
                   "RSS MiB");
     for (const std::string& family : a->models)
       for (int64_t batch : a->batches)
@@ -120,7 +121,7 @@ Run add_bench(CLI::App& app) {
           if (family == "fcn" && pool != a->pools.front()) continue;
           TrainConfig cfg;
           cfg.model = default_spec(parse_family(family));
-          cfg.model.pool = kernels::parse_pool(pool);
+          cfg.model.pool = parse_pool(pool);
           const std::string label = family + "-" + a->weights + (family == "cnn" && pool != "max" ? "-" + pool : "");
           cfg.weights_target = parse_weight_count(a->weights);
           cfg.data_dir = a->data;
@@ -148,7 +149,7 @@ Run add_bench(CLI::App& app) {
                              {"epoch_seconds", sec},  {"gflops", gflops},        {"peak_share", gflops / (peak * threads)},
                              {"eval_images_per_second", median(eval_ips)},       {"peak_rss_mb", peak_rss_mb()},
                              {"threads", threads},    {"sgemm_peak_gflops_per_core", peak},
-                             {"precision", a->precision}, {"cpu", cpu},   {"isa", isa},
+                             {"precision", a->precision}, {"cpu", cpu},   {"isa", isa},  {"kernels", path},
                              {"onednn_version", kernels::onednn_version()},   {"tailor_version", tailor_version()}};
           rows.push_back(row);
           if (!a->json)

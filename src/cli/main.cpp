@@ -8,6 +8,7 @@
 
 #include "cli/commands.hpp"
 #include "dist/mpi.hpp"
+#include "kernels/isa.hpp"
 #include "train/trainer.hpp"
 #include "util/error.hpp"
 
@@ -49,6 +50,13 @@ int failed(int code) {
 
 int main(int argc, char** argv) {
   bound_openmp_spinning(argv);
+  // The kernels' instruction set, before anything runs one (kernels/isa.hpp).
+  try {
+    tailor::kernels::choose_isa(std::getenv("TAILOR_ISA"));
+  } catch (const tailor::Error& e) {
+    std::fprintf(stderr, "tailor: error: %s\n", e.what());
+    return 2;
+  }
   const MpiSession mpi;
   CLI::App app{"tailor " + tailor::tailor_version() +
                ": train, compare and inspect small FCN and CNN image classifiers (Fashion-MNIST by default)"};

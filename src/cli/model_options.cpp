@@ -80,7 +80,7 @@ ResolvedModel resolve_model(const ModelOptions& o) {
   r.spec.batchnorm = o.batchnorm;
   r.spec.dropout = o.dropout;
   r.spec.activation = parse_activation(o.activation);
-  r.spec.pool = kernels::parse_pool(o.pool);
+  r.spec.pool = parse_pool(o.pool);
   if (!o.weights.empty()) r.target = parse_weight_count(o.weights);
   else if (o.hidden.empty() && o.channels.empty()) r.target = 100000;
   return r;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/elementwise.hpp"
+
 namespace tailor {
 
 // Images stay resident as bytes: images (n, channels*rows*cols) uint8, each image its planes in
@@ -92,16 +94,15 @@ struct Normalization {
 Normalization compute_normalization(const Dataset& d, const std::vector<uint32_t>& indices);
 
 // The one conversion of pixels to a model's input, (v/255 - mean)/std of the pixel's channel,
-// computed as one multiply-add per pixel (which vectorises): training, evaluation, predict, serve
+// computed as one multiply, then add per pixel (kernels::bytes_to_floats): training, evaluation, predict, serve
 // and inspect all call it, so one picture gives the same floats, and the same logits, on every
 // path. `pixels` is one image of n bytes: norm.channels planes of n / channels each.
 inline void to_model_input(const uint8_t* pixels, size_t n, const Normalization& norm, float* out) {
   const size_t plane = n / static_cast<size_t>(norm.channels);
   for (int c = 0; c < norm.channels; ++c) {
     const float scale = 1.0f / (255.0f * norm.std[c]), shift = -norm.mean[c] / norm.std[c];
-    const uint8_t* in = pixels + static_cast<size_t>(c) * plane;
-    float* o = out + static_cast<size_t>(c) * plane;
-    for (size_t j = 0; j < plane; ++j) o[j] = static_cast<float>(in[j]) * scale + shift;
+    kernels::bytes_to_floats(pixels + static_cast<size_t>(c) * plane, scale, shift, out + static_cast<size_t>(c) * plane,
+                             plane);
   }
 }
 

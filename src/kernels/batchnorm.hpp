@@ -1,10 +1,10 @@
 #pragma once
 // Batch normalisation over rows (Ioffe & Szegedy 2015): x (R, C) with the C channels innermost,
 // R = N for (N, C) inputs and N*H*W for channels-last (N, C, H, W) ones. The loops run over rows
-// and vectorise across the contiguous channels, 16 at a time (AVX-512, masked for a last partial
-// group). Sums are taken per chunk of kBatchNormChunk rows in float (the same chunks for any
-// thread count, so results do not depend on it); the caller adds the chunks in double.
-// Each kernel has a plain-loop twin in kernels::ref.
+// and vectorise across the contiguous channels (kernels/batchnorm.cpp, one body per instruction
+// set of kernels/isa.hpp). Sums are taken per chunk of kBatchNormChunk rows in float (the same
+// chunks for any thread count, so results do not depend on it); the caller adds the chunks in
+// double. Each kernel has a plain-loop twin in kernels::ref (kernels/ref.hpp).
 #include <cstdint>
 
 namespace tailor::kernels {
@@ -25,16 +25,5 @@ void batchnorm_rows_backward_sums(const float* dy, const float* x, const float* 
 void batchnorm_rows_backward_dx(const float* dy, const float* x, const float* relu_y, const float* mean,
                                 const float* k1, const float* k2, const float* k3, bool eval, int64_t rows, int64_t c,
                                 float* dx);
-
-namespace ref {
-void batchnorm_rows_sums(const float* x, int64_t rows, int64_t c, const float* centre, float* part);
-void batchnorm_rows_affine(const float* x, const float* scale, const float* shift, float* y, int64_t rows, int64_t c,
-                           bool relu);
-void batchnorm_rows_backward_sums(const float* dy, const float* x, const float* relu_y, const float* mean,
-                                  int64_t rows, int64_t c, float* part);
-void batchnorm_rows_backward_dx(const float* dy, const float* x, const float* relu_y, const float* mean,
-                                const float* k1, const float* k2, const float* k3, bool eval, int64_t rows, int64_t c,
-                                float* dx);
-}  // namespace ref
 
 }  // namespace tailor::kernels

@@ -9,11 +9,8 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__AVX512BF16__)
-#include <immintrin.h>
-#endif
-
 #include "kernels/dnnl_exec.hpp"
+#include "kernels/elementwise.hpp"
 #include "kernels/kernels.hpp"
 
 namespace tailor::kernels {
@@ -137,14 +134,7 @@ void LinearKernel::backward_weights(const float* x, const float* dy, float* dwei
                                    {DNNL_ARG_DST, m.dw.get()},
                                    {DNNL_ARG_SCRATCHPAD, m.wgrad.scratch.get()}}});
   m.stream.wait();
-  // dbias: column sums of dy, rows in order (vectorises across the columns).
-  const int n = shape_.n, out = shape_.out;
-  float* __restrict db = dbias;
-  std::fill_n(db, out, 0.0f);
-  for (int i = 0; i < n; ++i) {
-    const float* __restrict row = dy + static_cast<size_t>(i) * out;
-    for (int o = 0; o < out; ++o) db[o] += row[o];
-  }
+  column_sums(dy, static_cast<size_t>(shape_.n), static_cast<size_t>(shape_.out), dbias);  // rows in order
 }
 
 void LinearKernel::backward_data(const float* dy, const float* weight, float* dx) {
@@ -159,27 +149,6 @@ void LinearKernel::backward_data(const float* dy, const float* weight, float* dx
                                    {DNNL_ARG_DST, m.dx.get()},
                                    {DNNL_ARG_SCRATCHPAD, m.dgrad.scratch.get()}}});
   m.stream.wait();
-}
-
-void to_bf16(const float* x, uint16_t* y, size_t n) {
-  // Round to nearest even, as the hardware conversion does; NaN stays NaN (quiet).
-  auto one = [](float f) -> uint16_t {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
-    return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-  };
-  size_t i = 0;
-#if defined(__AVX512BF16__)
-  const size_t blocks = n / 32;
-#pragma omp parallel for schedule(static) if (n >= 65536)
-  for (size_t b = 0; b < blocks; ++b) {
-    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + 32 * b + 16), _mm512_loadu_ps(x + 32 * b));
-    _mm512_storeu_si512(y + 32 * b, reinterpret_cast<__m512i>(v));
-  }
-  i = blocks * 32;
-#endif
-  for (; i < n; ++i) y[i] = one(x[i]);
 }
 
 std::string cpu_isa() {

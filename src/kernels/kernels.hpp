@@ -1,6 +1,9 @@
 #pragma once
-// The one seam to the maths libraries. Nothing outside src/kernels/ includes oneDNN or BLAS.
-// Every fast kernel here has a naive twin in kernels::ref (kernels/ref.hpp), the test oracle.
+// The one seam to the maths libraries. Nothing outside src/kernels/ includes oneDNN, Highway or
+// intrinsics. This header: the products through oneDNN; pools (pool.hpp), batch norm
+// (batchnorm.hpp), update rules (update.hpp), element-wise kernels (elementwise.hpp) and layout
+// copies (layout.hpp) have their own, and the instruction set they run (isa.hpp). Every fast
+// kernel has a naive twin in kernels::ref (kernels/ref.hpp), the test oracle.
 // All matrices are row-major.
 #include <cstddef>
 #include <cstdint>
@@ -110,7 +113,5 @@ bool has_bf16();
 // "avx512_core_amx", ...), and oneDNN's version ("2.6.3"): the headers of speed figures.
 std::string cpu_isa();
 std::string onednn_version();
-// y = x rounded to bfloat16 (nearest even; bits as uint16), AVX-512 BF16 where the build has it.
-void to_bf16(const float* x, uint16_t* y, size_t n);
 
 }  // namespace tailor::kernels

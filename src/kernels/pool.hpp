@@ -6,20 +6,18 @@
 //   l2:  y = sqrt(((a^2 + b^2) + c^2) + d^2), no division by the window size (LPPool2d(2, 2));
 //        gradient dy * x / y, and 0 where y == 0 (a window of zeros), as PyTorch: no NaN.
 // Inputs in no window (a last odd row or column) get a zero gradient; every element of dx is
-// written. Every kernel has a twin in kernels::ref (plain loops, any layout via transposes) that
-// the tests hold it to. Intrinsics live here and nowhere else.
+// written. Every kernel has a twin in kernels::ref (kernels/ref.hpp: plain loops, any layout via
+// transposes) that the kernel harness holds it to on every instruction set (kernels/isa.hpp).
+// Planar pools: kernels/pool_planar.cpp; channels last and the fused tail: kernels/pool_nhwc.cpp.
 #include <cstdint>
-#include <string>
 
 namespace tailor::kernels {
 
 enum class PoolKind : uint8_t { max, avg, l2 };
-PoolKind parse_pool(const std::string& name);  // "max", "avg", "l2"; throws tailor::Error naming --pool
-const char* pool_name(PoolKind kind);
-
-// Whether the pool kernels below have a hand-vectorised (AVX-512 F/BW/VL) body in this build;
-// without it the channels-last kernels are plain loops over C and the planar max the reference.
-bool pool_kernels_vectorised();
+// "max", "avg", "l2": the names the options, config files and checkpoints use (nn/pool.hpp parses them).
+inline const char* pool_name(PoolKind kind) {
+  return kind == PoolKind::avg ? "avg" : kind == PoolKind::l2 ? "l2" : "max";
+}
 
 // Planes of (H, W): x (P, H, W) -> y (P, H/2, W/2).
 void pool2x2_forward(PoolKind kind, const float* x, float* y, int64_t planes, int64_t h, int64_t w);
@@ -27,7 +25,7 @@ void pool2x2_backward(PoolKind kind, const float* x, const float* y, const float
                       int64_t h, int64_t w);
 
 // Channels last: x (N, H, W, C) -> y (N, H/2, W/2, C); a window's four inputs are four runs of
-// C contiguous floats, pooled 16 channels at a time. winner (max only, optional): which input of
+// C contiguous floats, pooled a vector of channels at a time. winner (max only, optional): which input of
 // its window each output came from, 0..3 in the order above.
 void pool2x2_forward_nhwc(PoolKind kind, const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c,
                           uint8_t* winner = nullptr);
@@ -61,26 +59,5 @@ struct TailBackward {
 void affine_relu_pool2x2_backward_sums_nhwc(const TailBackward& b, float* part);
 void affine_relu_pool2x2_backward_dx_nhwc(const TailBackward& b, const float* k1, const float* k2, const float* k3,
                                           float* dx);
-
-// (N, C, H, W) <-> (N, H, W, C) copies.
-void nchw_to_nhwc(const float* x, float* y, int64_t n, int64_t c, int64_t h, int64_t w);
-void nhwc_to_nchw(const float* x, float* y, int64_t n, int64_t c, int64_t h, int64_t w);
-
-namespace ref {
-// Any kernel size k, stride k, floor mode (the layer's general case, and the oracle for k = 2).
-void pool_forward(PoolKind kind, const float* x, float* y, int64_t planes, int64_t h, int64_t w, int64_t k);
-void pool_backward(PoolKind kind, const float* x, const float* y, const float* dy, float* dx, int64_t planes,
-                   int64_t h, int64_t w, int64_t k);
-// Channels last: transpose to planes, the planar reference above, transpose back.
-void pool2x2_forward_nhwc(PoolKind kind, const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c);
-void pool2x2_backward_nhwc(PoolKind kind, const float* x, const float* y, const float* dy, float* dx, int64_t n,
-                           int64_t h, int64_t w, int64_t c);
-void affine_relu_pool2x2_nhwc(PoolKind kind, const float* x, const float* scale, const float* shift, float* y,
-                              int64_t n, int64_t h, int64_t w, int64_t c);
-// The unfused steps: a = relu(x * scale + shift), the planar pool backward, m = da where t > 0.
-void affine_relu_pool2x2_backward_sums_nhwc(const TailBackward& b, float* part);
-void affine_relu_pool2x2_backward_dx_nhwc(const TailBackward& b, const float* k1, const float* k2, const float* k3,
-                                          float* dx);
-}  // namespace ref
 
 }  // namespace tailor::kernels

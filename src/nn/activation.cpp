@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/elementwise.hpp"
 #include "util/error.hpp"
 
 namespace tailor {
@@ -81,11 +82,9 @@ void Dropout::forward(ConstView x, View y, Mode mode) {
     // bits of the hash are at or above p * 2^32.
     const uint64_t base = rng_.next_u64() * 0x9E3779B97F4A7C15ull;
     const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(p_) * 4294967296.0);
-    float* sc = scale_.data();
-    for (int64_t i = 0; i < n; ++i)
-      sc[i] = (Rng::mix(base + static_cast<uint64_t>(i)) >> 32) >= threshold ? keep_scale : 0.0f;
+    kernels::dropout_mask(base, threshold, keep_scale, scale_.data(), static_cast<size_t>(n));
   }
-  for (int64_t i = 0; i < n; ++i) y.data[i] = x.data[i] * scale_[i];
+  kernels::multiply(x.data, scale_.data(), y.data, static_cast<size_t>(n));
 }
 
 void Dropout::backward(ConstView dy, View dx) {
@@ -95,7 +94,7 @@ void Dropout::backward(ConstView dy, View dx) {
     std::copy_n(dy.data, n, dx.data);
     return;
   }
-  for (int64_t i = 0; i < n; ++i) dx.data[i] = dy.data[i] * scale_[i];
+  kernels::multiply(dy.data, scale_.data(), dx.data, static_cast<size_t>(n));
 }
 
 }  // namespace tailor

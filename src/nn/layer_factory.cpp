@@ -26,7 +26,7 @@ LayerPtr layer_from_json(const nlohmann::json& j, uint64_t seed) {
     if (t == "block_tail")
       return std::make_unique<BlockTail>(j.at("channels").get<int64_t>(), j.at("batchnorm").get<bool>(),
                                          parse_activation(j.at("activation").get<std::string>()),
-                                         kernels::parse_pool(j.at("pool").get<std::string>()));
+                                         parse_pool(j.at("pool").get<std::string>()));
     if (t == "batchnorm1d") return std::make_unique<BatchNorm>(j.at("features").get<int64_t>(), false);
     if (t == "batchnorm2d")
       return std::make_unique<BatchNorm>(j.at("channels").get<int64_t>(), true, j.value("relu", false));

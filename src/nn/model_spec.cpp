@@ -265,7 +265,7 @@ ModelSpec spec_from_json(const nlohmann::json& j) {
     const std::string pool = j.value("pool", std::string("max"));
     if (pool != "max" && pool != "avg" && pool != "l2")
       throw Error("model description has an unknown pool '" + pool + "' (expected max, avg or l2)");
-    s.pool = kernels::parse_pool(pool);
+    s.pool = parse_pool(pool);
     auto positive = [](int64_t v) { return v >= 1 && v <= 1000000; };
     // Images up to 4096 pixels a side and 64 channels: a damaged file cannot ask for more.
     bool ok = s.in_channels >= 1 && s.in_channels <= 64 && s.height >= 1 && s.height <= 4096 && s.width >= 1 &&

@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "kernels/pool.hpp"
+#include "nn/pool.hpp"
 #include "nn/activation.hpp"
 #include "nn/sequential.hpp"
 

@@ -3,10 +3,18 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/layout.hpp"
 #include "kernels/pool.hpp"
+#include "kernels/ref.hpp"
 #include "util/error.hpp"
 
 namespace tailor {
+
+kernels::PoolKind parse_pool(const std::string& name) {
+  for (auto kind : {kernels::PoolKind::max, kernels::PoolKind::avg, kernels::PoolKind::l2})
+    if (name == kernels::pool_name(kind)) return kind;
+  throw Error("unknown pool '" + name + "' (expected max, avg or l2)");
+}
 
 std::string Pool2d::type() const {
   if (kind_ == kernels::PoolKind::avg) return "avgpool2d";

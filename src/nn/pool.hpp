@@ -1,10 +1,14 @@
 #pragma once
+#include <string>
 #include <vector>
 
 #include "kernels/pool.hpp"
 #include "nn/layer.hpp"
 
 namespace tailor {
+
+// "max", "avg" or "l2" (kernels::pool_name's names); throws tailor::Error naming the value.
+kernels::PoolKind parse_pool(const std::string& name);
 
 // Pool2d: y (N, C, H/k, W/k) = pool over each k x k window of x (N, C, H, W), stride k, floor
 // mode, as PyTorch's MaxPool2d(k), AvgPool2d(k) and LPPool2d(2, k) (kernels/pool.hpp has the

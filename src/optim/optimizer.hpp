@@ -1,5 +1,6 @@
 #pragma once
-// Optimizers over the model's flat parameter arena: one loop each, PyTorch 1.13's update rules.
+// Optimizers over the model's flat parameter arena: PyTorch 1.13's update rules, one kernel each
+// (kernels/update.hpp); this class keeps the state and the step count and computes each step's constants.
 #include <cstdint>
 #include <string>
 #include <vector>

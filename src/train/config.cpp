@@ -74,7 +74,7 @@ TrainConfig config_from_toml(const std::string& text, const std::string& path) {
     c.model.dropout = r.get<float>("model", "dropout");
     c.model.activation = parse_activation(r.get<std::string>("model", "activation"));
     // Runs from before pooling was a choice have no key: they were max-pooled.
-    c.model.pool = kernels::parse_pool(root["model"]["pool"].value_or(std::string("max")));
+    c.model.pool = parse_pool(root["model"]["pool"].value_or(std::string("max")));
     c.init = parse_init(r.get<std::string>("model", "init"));
     c.weights_target = r.get<int64_t>("model", "weights_target");
     c.optim.kind = parse_optimizer(r.get<std::string>("optim", "optimizer"));

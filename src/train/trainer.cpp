@@ -13,6 +13,7 @@
 
 #include "data/image_folder.hpp"
 #include "dist/mpi.hpp"
+#include "kernels/isa.hpp"
 #include "kernels/kernels.hpp"
 #include "nn/loss.hpp"
 #include "report/figures.hpp"
@@ -632,8 +633,9 @@ TrainOutcome finish(Run& r) {
 TrainOutcome run_to_end(Run& r) {
   if (!r.writes()) r.cfg.progress = "none";  // rank 0 reports for all
   if (r.cfg.progress != "none")
-    std::printf("tailor %s: %s %s, %lld weights, %zu train / %zu val / %zu test images, %d threads%s%s%s\n",
-                tailor_version().c_str(), family_name(r.cfg.model.family).c_str(), r.cfg.model.widths_str().c_str(),
+    std::printf("tailor %s (%s): %s %s, %lld weights, %zu train / %zu val / %zu test images, %d threads%s%s%s\n",
+                tailor_version().c_str(), kernels::isa_summary().c_str(), family_name(r.cfg.model.family).c_str(),
+                r.cfg.model.widths_str().c_str(),
                 static_cast<long long>(r.weights), r.split.train.size(), r.split.val.size(), r.data.test.size(),
                 r.cfg.threads, r.world > 1 ? fmt::format(" per rank, {} ranks (data-parallel)", r.world).c_str() : "",
                 r.reps.size() > 1 ? fmt::format(" (data-parallel: {} replicas of {} images a batch)", r.reps.size(),

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "kernels/batchnorm.hpp"
+#include "kernels/ref.hpp"
 
 namespace tailor::kernels::ref {
 

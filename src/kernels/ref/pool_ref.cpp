@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/pool.hpp"
+#include "kernels/ref.hpp"
 
 namespace tailor::kernels::ref {
 
@@ -53,22 +53,30 @@ void pool_backward(PoolKind kind, const float* x, const float* y, const float* d
       }
 }
 
+void nchw_to_nhwc(const float* x, float* y, int64_t n, int64_t c, int64_t h, int64_t w) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t r = 0; r < h; ++r)
+      for (int64_t q = 0; q < w; ++q)
+        for (int64_t k = 0; k < c; ++k) y[((i * h + r) * w + q) * c + k] = x[((i * c + k) * h + r) * w + q];
+}
+
+void nhwc_to_nchw(const float* x, float* y, int64_t n, int64_t c, int64_t h, int64_t w) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < c; ++k)
+      for (int64_t r = 0; r < h; ++r)
+        for (int64_t q = 0; q < w; ++q) y[((i * c + k) * h + r) * w + q] = x[((i * h + r) * w + q) * c + k];
+}
+
 namespace {
 
 std::vector<float> planar(const float* x, int64_t n, int64_t h, int64_t w, int64_t c) {
   std::vector<float> p(n * c * h * w);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t y = 0; y < h; ++y)
-      for (int64_t z = 0; z < w; ++z)
-        for (int64_t k = 0; k < c; ++k) p[((i * c + k) * h + y) * w + z] = x[((i * h + y) * w + z) * c + k];
+  nhwc_to_nchw(x, p.data(), n, c, h, w);
   return p;
 }
 
 void to_channels_last(const std::vector<float>& p, float* x, int64_t n, int64_t h, int64_t w, int64_t c) {
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t y = 0; y < h; ++y)
-      for (int64_t z = 0; z < w; ++z)
-        for (int64_t k = 0; k < c; ++k) x[((i * h + y) * w + z) * c + k] = p[((i * c + k) * h + y) * w + z];
+  nchw_to_nhwc(p.data(), x, n, c, h, w);
 }
 
 // The tail's two unfused steps: t = x * scale + shift (channels last), a = max(t, 0).

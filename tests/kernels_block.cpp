@@ -1,26 +1,18 @@
-// One harness for the kernels of a CNN block's tail (pooling, the fused batch norm + relu + pool
-// pair, batch norm over rows), in the manner of ggml's test-backend-ops: every kernel is
-// registered once below, as a fast and a reference implementation behind one signature, and
-// checked over one grid of shapes (size 1, odd sizes, a row of no windows, channel counts below,
-// at and above a vector of 16) and inputs (random, ties, all zeros). Where this build has no
-// fast body for a kernel (its entry point is then the reference itself), the kernel's test is
-// reported as skipped, never run as a comparison of the reference with itself. At the end the
-// suite prints which kernels ran.
+// The harness's entries for the kernels of a CNN block's tail: the pools (planar and channels
+// last), the fused batch norm + relu + pool pair, and batch norm over rows. One grid for all:
+// size 1, 1x1 images, a row with no windows, odd sizes, channels 1/2/3/16/17/20/32 (below, at and
+// above a vector of every path); random inputs, ties and all zeros.
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <functional>
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-
+#include "kernel_harness.hpp"
 #include "kernels/batchnorm.hpp"
-#include "kernels/kernels.hpp"
 #include "kernels/pool.hpp"
-#include "util/rng.hpp"
+#include "kernels/ref.hpp"
 
-namespace tailor {
+namespace tailor::harness {
 namespace {
 
 using kernels::PoolKind;
@@ -63,12 +55,12 @@ Inputs make_inputs(const Case& cs, uint64_t seed) {
   return in;
 }
 
+// A block kernel's outputs, concatenated, from the fast (true) or the reference (false) version;
+// exact: the same operations in the same order, so bit for bit, else within rounding.
 struct Kernel {
   std::string name;
-  bool fast_available;
-  // The kernel's outputs, concatenated, from the fast (true) or the reference (false) version.
   std::function<std::vector<float>(bool fast, const Inputs&)> run;
-  bool exact;  // the same operations in the same order: bit for bit; else within rounding
+  bool exact;
 };
 
 // Which input of each window holds its first maximum (0..3: a, b, c, d), channels last: what
@@ -115,19 +107,17 @@ kernels::TailBackward tail(PoolKind kind, const Inputs& in, const std::vector<fl
 
 std::vector<Kernel> registry() {
   std::vector<Kernel> r;
-  const bool vec = kernels::pool_kernels_vectorised();
   for (PoolKind kind : {PoolKind::max, PoolKind::avg, PoolKind::l2}) {
     const std::string k = kernels::pool_name(kind);
     const bool max = kind == PoolKind::max;
-    // Planar max without AVX-512 is the reference; avg and l2 have loops of their own.
-    r.push_back({"pool2x2_forward/" + k, vec || !max, [kind](bool fast, const Inputs& in) {
+    r.push_back({"pool2x2_forward/" + k, [kind](bool fast, const Inputs& in) {
                    const Case& s = in.cs;
                    std::vector<float> y(s.out_size(), NAN);
                    if (fast) kernels::pool2x2_forward(kind, in.x.data(), y.data(), s.n * s.c, s.h, s.w);
                    else kernels::ref::pool_forward(kind, in.x.data(), y.data(), s.n * s.c, s.h, s.w, 2);
                    return y;
                  }, max});
-    r.push_back({"pool2x2_backward/" + k, vec || !max, [kind](bool fast, const Inputs& in) {
+    r.push_back({"pool2x2_backward/" + k, [kind](bool fast, const Inputs& in) {
                    const Case& s = in.cs;
                    std::vector<float> y(s.out_size()), dx(s.in_size(), NAN);
                    kernels::ref::pool_forward(kind, in.x.data(), y.data(), s.n * s.c, s.h, s.w, 2);
@@ -135,7 +125,7 @@ std::vector<Kernel> registry() {
                    else kernels::ref::pool_backward(kind, in.x.data(), y.data(), in.dy.data(), dx.data(), s.n * s.c, s.h, s.w, 2);
                    return dx;
                  }, max});
-    r.push_back({"pool2x2_forward_nhwc/" + k, true, [kind, max](bool fast, const Inputs& in) {
+    r.push_back({"pool2x2_forward_nhwc/" + k, [kind, max](bool fast, const Inputs& in) {
                    const Case& s = in.cs;
                    std::vector<float> y(s.out_size(), NAN);
                    std::vector<uint8_t> win(s.out_size(), 9);
@@ -146,7 +136,7 @@ std::vector<Kernel> registry() {
                    kernels::pool2x2_forward_nhwc(kind, in.x.data(), y.data(), s.n, s.h, s.w, s.c, win.data());
                    return max ? joined(y, std::vector<float>(win.begin(), win.end())) : y;
                  }, max});
-    r.push_back({"pool2x2_backward_nhwc/" + k, true, [kind](bool fast, const Inputs& in) {
+    r.push_back({"pool2x2_backward_nhwc/" + k, [kind](bool fast, const Inputs& in) {
                    const Case& s = in.cs;
                    const std::vector<float> y = pooled_nhwc(kind, in, false);
                    std::vector<float> dx(s.in_size(), NAN);
@@ -154,7 +144,7 @@ std::vector<Kernel> registry() {
                        kind, in.x.data(), y.data(), in.dy.data(), dx.data(), s.n, s.h, s.w, s.c);
                    return dx;
                  }, max});
-    r.push_back({"affine_relu_pool2x2_nhwc/" + k, true, [kind, max](bool fast, const Inputs& in) {
+    r.push_back({"affine_relu_pool2x2_nhwc/" + k, [kind, max](bool fast, const Inputs& in) {
                    const Case& s = in.cs;
                    if (!fast) {
                      const std::vector<float> y = pooled_nhwc(kind, in, true);
@@ -175,7 +165,7 @@ std::vector<Kernel> registry() {
       kernels::affine_relu_pool2x2_nhwc(kind, in.x.data(), in.scale.data(), in.shift.data(), y.data(), s.n, s.h, s.w,
                                         s.c, win.data());
     };
-    r.push_back({"affine_relu_pool2x2_backward_sums_nhwc/" + k, true, [kind, forward](bool fast, const Inputs& in) {
+    r.push_back({"affine_relu_pool2x2_backward_sums_nhwc/" + k, [kind, forward](bool fast, const Inputs& in) {
                    std::vector<float> y;
                    std::vector<uint8_t> win;
                    forward(in, y, win);
@@ -185,7 +175,7 @@ std::vector<Kernel> registry() {
                          : kernels::ref::affine_relu_pool2x2_backward_sums_nhwc)(tb, part.data());
                    return part;
                  }, false});
-    r.push_back({"affine_relu_pool2x2_backward_dx_nhwc/" + k, true, [kind, forward](bool fast, const Inputs& in) {
+    r.push_back({"affine_relu_pool2x2_backward_dx_nhwc/" + k, [kind, forward](bool fast, const Inputs& in) {
                    std::vector<float> y;
                    std::vector<uint8_t> win;
                    forward(in, y, win);
@@ -198,7 +188,7 @@ std::vector<Kernel> registry() {
   }
   // Batch norm over rows: x as (N*H*W, C).
   for (bool centred : {false, true})
-    r.push_back({std::string("batchnorm_rows_sums") + (centred ? "/centred" : ""), true,
+    r.push_back({std::string("batchnorm_rows_sums") + (centred ? "/centred" : ""),
                  [centred](bool fast, const Inputs& in) {
                    const int64_t rows = in.cs.in_size() / in.cs.c;
                    std::vector<float> part(kernels::batchnorm_chunks(rows) * in.cs.c, NAN);
@@ -208,7 +198,7 @@ std::vector<Kernel> registry() {
                  }, false});
   for (bool relu : {false, true}) {
     const std::string suffix = relu ? "/relu" : "";
-    r.push_back({"batchnorm_rows_affine" + suffix, true, [relu](bool fast, const Inputs& in) {
+    r.push_back({"batchnorm_rows_affine" + suffix, [relu](bool fast, const Inputs& in) {
                    const int64_t rows = in.cs.in_size() / in.cs.c;
                    std::vector<float> y(in.x.size(), NAN);
                    (fast ? kernels::batchnorm_rows_affine : kernels::ref::batchnorm_rows_affine)(
@@ -227,7 +217,7 @@ std::vector<Kernel> registry() {
       for (size_t i = 0; i < d.size(); ++i) d[i] = std::sin(static_cast<float>(i) * 0.37f);
       return d;
     };
-    r.push_back({"batchnorm_rows_backward_sums" + suffix, true, [relu_y, big_dy](bool fast, const Inputs& in) {
+    r.push_back({"batchnorm_rows_backward_sums" + suffix, [relu_y, big_dy](bool fast, const Inputs& in) {
                    const int64_t rows = in.cs.in_size() / in.cs.c;
                    const std::vector<float> y = relu_y(in), dy = big_dy(in);
                    std::vector<float> part(kernels::batchnorm_chunks(rows) * 2 * in.cs.c, NAN);
@@ -236,7 +226,7 @@ std::vector<Kernel> registry() {
                    return part;
                  }, false});
     for (bool eval : {false, true})
-      r.push_back({"batchnorm_rows_backward_dx" + suffix + (eval ? "/eval" : ""), true,
+      r.push_back({"batchnorm_rows_backward_dx" + suffix + (eval ? "/eval" : ""),
                    [relu_y, big_dy, eval](bool fast, const Inputs& in) {
                      const int64_t rows = in.cs.in_size() / in.cs.c;
                      const std::vector<float> y = relu_y(in), dy = big_dy(in);
@@ -250,11 +240,6 @@ std::vector<Kernel> registry() {
   return r;
 }
 
-const std::vector<Kernel>& kernels_under_test() {
-  static const std::vector<Kernel> r = registry();
-  return r;
-}
-
 std::vector<Case> grid() {
   std::vector<Case> g;
   const int64_t shapes[][4] = {{1, 1, 2, 2}, {1, 1, 1, 1}, {2, 3, 1, 4}, {2, 3, 5, 7}, {1, 16, 4, 4},
@@ -264,61 +249,26 @@ std::vector<Case> grid() {
   return g;
 }
 
-std::vector<std::string> ran, skipped;
+}  // namespace
 
-class BlockKernel : public ::testing::TestWithParam<size_t> {};
-
-// |fast - ref| <= 1e-5 * max |ref| + 1e-6 over each output (sums in another order), or bit for
-// bit for the kernels that do the same operations in the same order. NaN fails either way.
-TEST_P(BlockKernel, MatchesReferenceOverTheGrid) {
-  kernels::set_threads(2);
-  const Kernel& k = kernels_under_test()[GetParam()];
-  if (!k.fast_available) {
-    skipped.push_back(k.name);
-    GTEST_SKIP() << k.name << ": no fast body in this build (AVX-512 F/BW/VL): the entry point is the reference";
-  }
-  int cases = 0;
-  for (const Case& cs : grid()) {
-    SCOPED_TRACE(::testing::Message() << k.name << " " << cs.n << "x" << cs.c << "x" << cs.h << "x" << cs.w << " "
-                                      << fill_name(cs.fill));
-    const Inputs in = make_inputs(cs, 1000 + cases);
-    const std::vector<float> fast = k.run(true, in), ref = k.run(false, in);
-    ASSERT_EQ(fast.size(), ref.size());
-    float scale = 0;
-    for (float v : ref) scale = std::max(scale, std::abs(v));
-    int bad = 0;
-    for (size_t i = 0; i < ref.size(); ++i) {
-      const bool ok = k.exact ? (fast[i] == ref[i] || (std::isnan(fast[i]) && std::isnan(ref[i])))
-                              : std::abs(fast[i] - ref[i]) <= 1e-5f * scale + 1e-6f;
-      if (!ok && ++bad <= 3) ADD_FAILURE() << "[" << i << "]: fast " << fast[i] << ", reference " << ref[i];
-    }
-    EXPECT_EQ(bad, 0) << bad << " of " << ref.size() << " differ";
-    ++cases;
-  }
-  ran.push_back(k.name);
-  RecordProperty("cases", cases);
+// Each fast kernel against its reference on the same inputs, drawn per grid point:
+// |fast - ref| <= 1e-5 * max |ref| + 1e-6 (sums in another order), or bit for bit.
+std::vector<KernelEntry> block_kernels() {
+  std::vector<KernelEntry> out;
+  std::vector<std::string> labels;
+  for (const Case& cs : grid())
+    labels.push_back(std::to_string(cs.n) + "x" + std::to_string(cs.c) + "x" + std::to_string(cs.h) + "x" +
+                     std::to_string(cs.w) + " " + fill_name(cs.fill));
+  for (const Kernel& k : registry())
+    out.push_back({k.name, labels, [k](size_t i) {
+                     const Inputs in = make_inputs(grid()[i], 1000 + i);
+                     Comparison c;
+                     c.fast = k.run(true, in);
+                     c.ref = k.run(false, in);
+                     if (!k.exact) c.bound = bounds_of_scale(c.ref, 1e-5, 1e-6);
+                     return c;
+                   }});
+  return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Registry, BlockKernel, ::testing::Range<size_t>(0, kernels_under_test().size()),
-                         [](const auto& info) {
-                           std::string n = kernels_under_test()[info.param].name;
-                           std::replace(n.begin(), n.end(), '/', '_');
-                           return n;
-                         });
-
-// The suite's last word: which kernels were checked and which this CPU could not run.
-class Report : public ::testing::Environment {
- public:
-  void TearDown() override {
-    if (ran.empty() && skipped.empty()) return;
-    std::printf("[ kernels ] %zu checked against their reference over %zu grid points:", ran.size(), grid().size());
-    for (const auto& n : ran) std::printf(" %s", n.c_str());
-    std::printf("\n[ kernels ] %zu skipped (no fast body in this build):", skipped.size());
-    for (const auto& n : skipped) std::printf(" %s", n.c_str());
-    std::printf("\n");
-  }
-};
-const auto* const report = ::testing::AddGlobalTestEnvironment(new Report);
-
-}  // namespace
-}  // namespace tailor
+}  // namespace tailor::harness
