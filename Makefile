@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: all build setup run test bench clean reference clean-room fuzz
+.PHONY: all build setup run test bench clean reference clean-room fuzz install deb
 
 all: build
 
@@ -19,6 +19,16 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The program and its MPI plugin under PREFIX (default /usr/local).
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The Debian package, $(BUILD)/tailor_<version>_amd64.deb (CPack; dependencies from dpkg-shlibdeps).
+deb: build
+	@cd $(BUILD) && cpack -G DEB > cpack.log 2>&1 || { tail -20 cpack.log; exit 1; }
+	@ls $(BUILD)/tailor_*_amd64.deb
 
 # Side-by-side speed comparison with PyTorch (installs python3-torch if missing).
 bench: build

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The honest test of the set-up: a bare Debian 12 root (debootstrap, minbase variant), a fresh clone
 # of the committed tree in it, and the README's two commands run there as a newcomer runs them.
+# Then the package: `make deb` in that root, and the .deb installed with apt-get into a second bare
+# root that has no compiler, where `tailor train --epochs 1` and `tailor predict` must run.
 #
 #   scripts/clean_room.sh [--bench] [--keep]     (`make clean-room`; must run as root)
 #     --bench   also run `make bench` in the root (the PyTorch peer exactly as the set-up installs it)
@@ -77,32 +79,41 @@ if [[ -z $mirror ]]; then
   exit 1
 fi
 
-root=$(realpath "$(mktemp -d "${TMPDIR:-/var/tmp}/tailor-clean-room.XXXXXX")")
-chmod 755 "$root"  # it becomes /: mktemp's 0700 would lock out every user but root (apt's _apt too)
+new_root() {  # a fresh empty folder to unpack a root into
+  local r
+  r=$(realpath "$(mktemp -d "${TMPDIR:-/var/tmp}/tailor-clean-room.XXXXXX")")
+  chmod 755 "$r"  # it becomes /: mktemp's 0700 would lock out every user but root (apt's _apt too)
+  echo "$r"
+}
+root=$(new_root)
+roots=("$root")
 mounts=(proc sys dev dev/pts dev/shm var/cache/apt/archives root/.npm)
 cleanup() {
   local status=$?
   trap - EXIT
   trap '' INT TERM  # a second Ctrl-C must not stop the unmounting half-way
-  # Processes left in the root (a server of a test that was interrupted) hold its mounts.
-  for p in /proc/[0-9]*; do
-    [[ $(readlink "$p/root" 2>/dev/null) == "$root" ]] && kill -9 "${p#/proc/}" 2>/dev/null || true
-  done
-  local i busy=0
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
-    if mountpoint -q "$root/${mounts[i]}"; then
-      umount "$root/${mounts[i]}" 2>/dev/null || umount -l "$root/${mounts[i]}" 2>/dev/null || busy=1
+  local r p i busy
+  for r in "${roots[@]}"; do
+    # Processes left in the root (a server of a test that was interrupted) hold its mounts.
+    for p in /proc/[0-9]*; do
+      [[ $(readlink "$p/root" 2>/dev/null) == "$r" ]] && kill -9 "${p#/proc/}" 2>/dev/null || true
+    done
+    busy=0
+    for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
+      if mountpoint -q "$r/${mounts[i]}"; then
+        umount "$r/${mounts[i]}" 2>/dev/null || umount -l "$r/${mounts[i]}" 2>/dev/null || busy=1
+      fi
+    done
+    if ((keep)); then
+      log "root kept at $r (mounts released)"
+    elif ((busy)) || grep -q " $r/" /proc/mounts; then
+      # Never delete through a mount: with /dev bound in, that would delete the host's /dev.
+      echo "clean-room: could not unmount everything under $r; left it in place" >&2
+      status=1
+    else
+      rm -rf --one-file-system "$r"
     fi
   done
-  if ((keep)); then
-    log "root kept at $root (mounts released)"
-  elif ((busy)) || grep -q " $root/" /proc/mounts; then
-    # Never delete through a mount: with /dev bound in, that would delete the host's /dev.
-    echo "clean-room: could not unmount everything under $root; left it in place" >&2
-    status=1
-  else
-    rm -rf --one-file-system "$root"
-  fi
   exit "$status"
 }
 trap cleanup EXIT
@@ -118,31 +129,36 @@ if [[ ! -f $tarball ]]; then
   mv "$tarball.tmp" "$tarball"
   rm -rf "$root/tarball"
 fi
-log "unpacking a minbase $suite root in $root"
-debootstrap --variant=minbase --unpack-tarball="$tarball" "$suite" "$root" "$mirror" > "$cache/debootstrap.log" 2>&1 ||
-  { tail -5 "$cache/debootstrap.log" >&2; echo "clean-room: debootstrap failed (log: $cache/debootstrap.log)" >&2; exit 1; }
+# prepare_root DIR: a minbase root unpacked in DIR, with this machine's Debian apt sources, its DNS,
+# and the mounts a newcomer's machine has (proc, sys, dev) plus the caches.
+prepare_root() {
+  local r=$1 f
+  log "unpacking a minbase $suite root in $r"
+  debootstrap --variant=minbase --unpack-tarball="$tarball" "$suite" "$r" "$mirror" > "$cache/debootstrap.log" 2>&1 ||
+    { tail -5 "$cache/debootstrap.log" >&2; echo "clean-room: debootstrap failed (log: $cache/debootstrap.log)" >&2; exit 1; }
+  # The host's apt sources for Debian (not third-party ones: a bare machine has none), and its DNS.
+  rm -f "$r/etc/apt/sources.list"
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [[ -f $f ]] || continue
+    if grep -q 'debian-archive-keyring' "$f" ||
+       ! grep -vE '^[[:space:]]*(#|$)' "$f" | grep -E '^(deb|URIs:)' | grep -qvE '//(deb|security)\.debian\.org/'; then
+      cp "$f" "$r$f"  # signed by Debian's keyring, or naming only Debian's own hosts
+    fi
+  done
+  cp -L /etc/resolv.conf "$r/etc/resolv.conf"
+  mkdir -p "$r/root/.npm" "$r/dev/pts" "$r/dev/shm"
+  mount -t proc proc "$r/proc"
+  mount -t sysfs -o ro sysfs "$r/sys"
+  mount --bind /dev "$r/dev"
+  mount --make-rslave "$r/dev"  # on a shared / the mounts below would show over the host's /dev too
+  mount --bind /dev/pts "$r/dev/pts"
+  mount -t tmpfs -o mode=1777 tmpfs "$r/dev/shm"
+  mount --bind "$cache/apt-archives" "$r/var/cache/apt/archives"
+  mount --bind "$cache/npm" "$r/root/.npm"
+  chroot "$r" chown _apt:root /var/cache/apt/archives/partial  # apt downloads as _apt
+}
+prepare_root "$root"
 log "root ready in $(( $(date +%s) - start )) s"
-
-# The host's apt sources for Debian (not third-party ones: a bare machine has none), and its DNS.
-rm -f "$root/etc/apt/sources.list"
-for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-  [[ -f $f ]] || continue
-  if grep -q 'debian-archive-keyring' "$f" ||
-     ! grep -vE '^[[:space:]]*(#|$)' "$f" | grep -E '^(deb|URIs:)' | grep -qvE '//(deb|security)\.debian\.org/'; then
-    cp "$f" "$root$f"  # signed by Debian's keyring, or naming only Debian's own hosts
-  fi
-done
-cp -L /etc/resolv.conf "$root/etc/resolv.conf"
-mkdir -p "$root/root/.npm" "$root/dev/pts" "$root/dev/shm"
-mount -t proc proc "$root/proc"
-mount -t sysfs -o ro sysfs "$root/sys"
-mount --bind /dev "$root/dev"
-mount --make-rslave "$root/dev"  # on a shared / the mounts below would show over the host's /dev too
-mount --bind /dev/pts "$root/dev/pts"
-mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
-mount --bind "$cache/apt-archives" "$root/var/cache/apt/archives"
-mount --bind "$cache/npm" "$root/root/.npm"
-chroot "$root" chown _apt:root /var/cache/apt/archives/partial  # apt downloads as _apt
 
 # The environment a newcomer's login shell has, plus this network's proxy settings if any.
 env_vars=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 TERM=dumb)
@@ -151,8 +167,8 @@ for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
 done
 # In the background and waited for, so that a TERM or Ctrl-C reaches the trap at once (bash runs a
 # trap only after a foreground child ends) and the root is unmounted and removed.
-in_root() {
-  chroot "$root" /usr/bin/env -i "${env_vars[@]}" /bin/bash -c "$1" &
+in_root() {  # in_root COMMAND [ROOT]
+  chroot "${2:-$root}" /usr/bin/env -i "${env_vars[@]}" /bin/bash -c "$1" &
   wait $!
 }
 
@@ -203,10 +219,39 @@ if ((bench)); then
   run_step bench "make bench"
 fi
 
+# The package, built in the root, installed into a second bare root that has no compiler.
+run_step deb "make deb"
+deb=$(cd "$root/root/tailor/build" && ls tailor_*_amd64.deb)
+pkg_root=$(new_root)
+roots+=("$pkg_root")
+prepare_root "$pkg_root"
+cp "$root/root/tailor/build/$deb" "$pkg_root/root/"
+pkg_log=$logs/package.log
+log "installing $deb with apt-get into a second bare root (log: $pkg_log)"
+t0=$(date +%s)
+{
+  in_root "command -v cc c++ gcc g++ clang > /dev/null && { echo 'the root has a compiler'; exit 1; }
+    cd /root && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ./$deb > /dev/null &&
+    echo \"installed: \$(dpkg-query -W -f='\${Package} \${Version}' tailor); compiler: \$(command -v cc gcc g++ || echo none)\" &&
+    tailor train --epochs 1 --out /root/run &&
+    { echo P2; echo 28 28; echo 255; zcat /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz |
+      tail -c +17 | head -c 784 | od -An -v -tu1; } > /root/first-test-image.pgm &&
+    tailor predict /root/run /root/first-test-image.pgm" "$pkg_root"
+} > "$pkg_log" 2>&1 || {
+  tail -40 "$pkg_log" >&2
+  echo "clean-room: the package failed in the second root (log: $pkg_log)" >&2
+  exit 1
+}
+time_package=$(( $(date +%s) - t0 ))
+package_lines=$(grep -E '^installed: |^tailor [0-9.]+ \(|test accuracy: |first-test-image.pgm|^ +[0-9.]+% ' "$pkg_log" || true)
+
 echo
 echo "clean room ($suite minbase, commit $commit):"
 printf '  make run    %5d s   %s\n' "$time_run" "$accuracy"
 printf '  make test   %5d s   %s\n' "$time_test" "$ctest_line"
+printf '  make deb    %5d s   %s\n' "$time_deb" "$deb"
+printf '  package     %5d s   apt-get install ./%s in a bare root, then train --epochs 1 and predict:\n' "$time_package" "$deb"
+printf '%s\n' "$package_lines" | sed 's/^/    /'
 if ((bench)); then
   printf '  make bench  %5d s   its output:\n' "$time_bench"
   # The comparison's own lines: everything after make echoes its command (the build is above it).

@@ -25,6 +25,8 @@ packages=(
   openmpi-bin libopenmpi-dev
   # tests and benchmarks; qemu-user runs the binary as an AVX2-only CPU would (tests/test_qemu.cpp)
   libgtest-dev libbenchmark-dev qemu-user
+  # `make deb`: CPack's DEB generator runs dpkg-shlibdeps (dpkg-dev) and `file`
+  dpkg-dev file
   # the default data set
   dataset-fashion-mnist
   # the web front end (npm packages of web/) and the browser tests

@@ -72,6 +72,17 @@ TEST_F(Cli, BadFlagsAreOneClearLine) {
   expect_one_line_error(tailor("frobnicate"), "frobnicate");
 }
 
+// TAILOR_ISA forces a path (kernels/isa.hpp): an unknown one is refused in one line before anything
+// runs, and a path the CPU runs is named on the run's first line.
+TEST_F(Cli, TailorIsaChoosesThePathOrIsOneLine) {
+  const std::string bin = std::string(TAILOR_BINARY);
+  expect_one_line_error(testing::run_command("TAILOR_ISA=avx3 " + bin + " summary", root_), "TAILOR_ISA='avx3'");
+  const Ran r = testing::run_command("TAILOR_ISA=baseline " + bin + " train --model fcn --hidden 8 --epochs 1 --val 0 "
+                                     "--progress lines --data " + root_ + "/data --out " + root_ + "/isa", root_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("(kernels baseline, oneDNN sse41)"), std::string::npos) << r.out;
+}
+
 TEST_F(Cli, MissingDataDirectorySaysWhichPackage) {
   Ran r = tailor("train --data " + root_ + "/no_such_dir --out " + root_ + "/r_missing");
   expect_one_line_error(r, "dataset-fashion-mnist");

@@ -58,11 +58,11 @@ TEST(Qemu, AHaswellRunsTheAvx2PathBitForBit) {
                              " --epochs 1 --val 0 --batch-size 32 --threads 2 --progress lines --out ";
     const auto native = run_command(env + "TAILOR_ISA=avx2 " + std::string(TAILOR_BINARY) + args + dir + "/native", dir);
     ASSERT_EQ(native.code, 0) << native.err;
-    EXPECT_NE(native.out.find("(avx2 (oneDNN avx2))"), std::string::npos) << native.out;
+    EXPECT_NE(native.out.find("(kernels avx2, oneDNN avx2)"), std::string::npos) << native.out;
     const auto emulated = run_command(env + "qemu-x86_64 -cpu Haswell " + std::string(TAILOR_BINARY) + args + dir + "/emulated", dir);
     ASSERT_EQ(emulated.code, 0) << "under qemu-x86_64 -cpu Haswell: " << emulated.err.substr(0, 2000);
     // Nothing forced: the emulated CPU itself gets the avx2 path.
-    EXPECT_NE(emulated.out.find("(avx2 (oneDNN avx2))"), std::string::npos) << emulated.out;
+    EXPECT_NE(emulated.out.find("(kernels avx2, oneDNN avx2)"), std::string::npos) << emulated.out;
     const std::string line = accuracy_line(native.out);
     ASSERT_FALSE(line.empty()) << native.out;
     EXPECT_EQ(accuracy_line(emulated.out), line);

@@ -38,15 +38,16 @@ bool env(const char* name) {
   return v != nullptr && *v != '\0';
 }
 
-// Next to the running binary first (a moved or installed build), then where the build put it.
+// Found from the running binary, never by a path into the build tree: next to it (the build
+// tree, or a copied build), in the installed layout's lib/tailor beside its bin/ (make install,
+// the .deb), and one folder up (the build tree's bench/ programs).
 void* open_plugin(std::string& tried) {
   std::error_code ec;
   const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   std::vector<std::string> paths;
-  if (!ec) paths.push_back((exe.parent_path() / "libtailor_mpi.so").string());
-#ifdef TAILOR_MPI_PLUGIN
-  paths.emplace_back(TAILOR_MPI_PLUGIN);
-#endif
+  if (!ec)
+    for (const char* dir : {".", TAILOR_MPI_PLUGIN_FROM_BIN, ".."})
+      paths.push_back((exe.parent_path() / dir / "libtailor_mpi.so").lexically_normal().string());
   for (const std::string& p : paths) {
     if (void* h = dlopen(p.c_str(), RTLD_NOW | RTLD_GLOBAL)) return h;
     const char* why = dlerror();

@@ -92,6 +92,6 @@ Isa current_isa() {
   return Isa::baseline;
 }
 
-std::string isa_summary() { return std::string(isa_name(current_isa())) + " (oneDNN " + cpu_isa() + ")"; }
+std::string isa_summary() { return std::string("kernels ") + isa_name(current_isa()) + ", oneDNN " + cpu_isa(); }
 
 }  // namespace tailor::kernels

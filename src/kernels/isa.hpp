@@ -31,7 +31,7 @@ void choose_isa(const char* forced);
 
 // The path tailor's own kernels take now.
 Isa current_isa();
-// One line for the headers of runs and speed figures: "avx512 (oneDNN avx512_core_amx)".
+// For the headers of runs and speed figures: "kernels avx512, oneDNN avx512_core_amx".
 std::string isa_summary();
 
 }  // namespace tailor::kernels
