@@ -20,31 +20,29 @@ namespace tailor::kernels::HWY_NAMESPACE {
 inline MF all_lanes() { return hn::FirstN(DF(), lanes()); }
 inline MF no_lanes() { return hn::FirstN(DF(), 0); }
 
-// The pool of a window's four (transformed) inputs; max also says which input won:
-// a, then b, c, d; a later input wins only when greater.
+// The pool of a window's four (transformed) inputs: avg and l2.
 template <PoolKind K>
-inline VF combine(VF a, VF b, VF c, VF d, VI* winner) {
-  if constexpr (K == PoolKind::avg) {
-    return hn::Mul(hn::Add(hn::Add(hn::Add(a, b), c), d), hn::Set(DF(), 0.25f));
-  } else if constexpr (K == PoolKind::l2) {
-    return hn::Sqrt(hn::Add(hn::Add(hn::Add(hn::Mul(a, a), hn::Mul(b, b)), hn::Mul(c, c)), hn::Mul(d, d)));
-  } else {
-    const MF ab = hn::Gt(b, a), cd = hn::Gt(d, c);
-    const VF t = hn::IfThenElse(ab, b, a), u = hn::IfThenElse(cd, d, c);
-    const MF ut = hn::Gt(u, t);
-    if (winner) {  // (ut ? 2 : 0) + (ut ? cd : ab)
-      const DI di;
-      const MF low = hn::Or(hn::And(ut, cd), hn::AndNot(ut, ab));
-      *winner = hn::Add(hn::IfThenElseZero(hn::RebindMask(di, ut), hn::Set(di, 2)),
-                        hn::IfThenElseZero(hn::RebindMask(di, low), hn::Set(di, 1)));
-    }
-    return hn::IfThenElse(ut, u, t);
-  }
+inline VF combine(VF a, VF b, VF c, VF d) {
+  if constexpr (K == PoolKind::avg) return hn::Mul(hn::Add(hn::Add(hn::Add(a, b), c), d), hn::Set(DF(), 0.25f));
+  return hn::Sqrt(hn::Add(hn::Add(hn::Add(hn::Mul(a, a), hn::Mul(b, b)), hn::Mul(c, c)), hn::Mul(d, d)));
 }
 
-// Forward: y = pool(f(x)), f the identity or the tail's affine + relu, t = x * scale + shift
-// (multiply, then add), max(t, 0).
-template <PoolKind K>
+// Max: a, then b, c, d; a later input wins only when greater. winner = which (0..3):
+// (ut ? 2 : 0) + (ut ? cd : ab).
+inline VF max_of(VF a, VF b, VF c, VF d, VI& winner) {
+  const DI di;
+  const MF ab = hn::Gt(b, a), cd = hn::Gt(d, c);
+  const VF t = hn::IfThenElse(ab, b, a), u = hn::IfThenElse(cd, d, c);
+  const MF ut = hn::Gt(u, t);
+  const MF low = hn::Or(hn::And(ut, cd), hn::AndNot(ut, ab));
+  winner = hn::Add(hn::IfThenElseZero(hn::RebindMask(di, ut), hn::Set(di, 2)),
+                   hn::IfThenElseZero(hn::RebindMask(di, low), hn::Set(di, 1)));
+  return hn::IfThenElse(ut, u, t);
+}
+
+// Forward: y = pool(f(x)), f the identity or (Affine) the tail's affine + relu,
+// t = x * scale + shift (multiply, then add), max(t, 0). Pool and affine are template arguments.
+template <PoolKind K, bool Affine>
 void forward(const float* x, const float* scale, const float* shift, float* y, int64_t n, int64_t h, int64_t w,
              int64_t c, uint8_t* winner) {
   const int64_t ho = h / 2, wo = w / 2, step = static_cast<int64_t>(lanes());
@@ -54,22 +52,25 @@ void forward(const float* x, const float* scale, const float* shift, float* y, i
     const float* top = x + ((b * h + 2 * i) * w) * c;
     const float* bot = top + w * c;
     float* out = y + r * wo * c;
-    for (int64_t j = 0; j < wo; ++j)
-      for (int64_t k = 0; k < c; k += step) {
-        const Group g = group(c - k);
-        VF sa = hn::Zero(DF()), sb = sa;
-        if (scale) sa = load(g, scale + k), sb = load(g, shift + k);
-        auto f = [&](const float* p) {
-          const VF v = load(g, p + k);
-          return scale ? relu(hn::Add(hn::Mul(v, sa), sb)) : v;
-        };
-        const int64_t o = 2 * j * c;
-        VI win;
-        const bool record = K == PoolKind::max && winner;
-        store(g, combine<K>(f(top + o), f(top + o + c), f(bot + o), f(bot + o + c), record ? &win : nullptr),
-              out + j * c + k);
-        if (record) store_bytes(g, win, winner + r * wo * c + j * c + k);
+    uint8_t* win = winner ? winner + r * wo * c : nullptr;
+    for (int64_t k = 0; k < c; k += step) {
+      const Group g = group(c - k);
+      VF sa = hn::Zero(DF()), sb = sa;
+      if constexpr (Affine) sa = load(g, scale + k), sb = load(g, shift + k);
+      for (int64_t j = 0; j < wo; ++j) {
+        const int64_t o = 2 * j * c + k;
+        VF in[4] = {load(g, top + o), load(g, top + o + c), load(g, bot + o), load(g, bot + o + c)};
+        if constexpr (Affine)
+          for (VF& v : in) v = relu(hn::Add(hn::Mul(v, sa), sb));
+        if constexpr (K == PoolKind::max) {
+          VI which;
+          store(g, max_of(in[0], in[1], in[2], in[3], which), out + j * c + k);
+          if (win) store_bytes(g, which, win + j * c + k);
+        } else {
+          store(g, combine<K>(in[0], in[1], in[2], in[3]), out + j * c + k);
+        }
       }
+    }
   }
 }
 
@@ -157,6 +158,7 @@ void backward(const float* x, const float* y, const float* dy, float* dx, int64_
 template <PoolKind K>
 void tail_sums(const TailBackward& tb, float* part) {
   const int64_t C = tb.c, h = tb.h, w = tb.w, ho = h / 2, wo = w / 2, step = static_cast<int64_t>(lanes());
+  const float *x = tb.x, *mean = tb.mean;
   const Router<K, true> route{tb.x, tb.scale, tb.shift, tb.y, tb.dy, tb.winner};
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tb.tasks(); ++t) {
@@ -164,7 +166,7 @@ void tail_sums(const TailBackward& tb, float* part) {
     const int64_t top = ((b * h + 2 * i) * w) * C, out = t * wo * C;
     for (int64_t k = 0; k < C; k += step) {
       const Group g = group(C - k);
-      const VF mu = load(g, tb.mean + k);
+      const VF mu = load(g, mean + k);
       VF as = hn::Zero(DF()), ad = hn::Zero(DF()), m[4];
       for (int64_t j = 0; j < wo; ++j) {
         const int64_t in = top + 2 * j * C;
@@ -172,7 +174,7 @@ void tail_sums(const TailBackward& tb, float* part) {
         route(at, out + j * C, k, g, m);
         for (int q = 0; q < 4; ++q) {
           as = hn::Add(as, m[q]);
-          ad = hn::Add(ad, hn::Mul(m[q], hn::Sub(load(g, tb.x + at[q] + k), mu)));
+          ad = hn::Add(ad, hn::Mul(m[q], hn::Sub(load(g, x + at[q] + k), mu)));
         }
       }
       store(g, as, part + t * 2 * C + k);
@@ -181,25 +183,28 @@ void tail_sums(const TailBackward& tb, float* part) {
   }
 }
 
-// Pass 2: dx = k1 * ((m - k2) - (x - mean) * k3) at every input; inputs in no window have m = 0.
+// dx at one input from its m: k1 * ((m - k2) - (x - mean) * k3).
+inline VF tail_input_gradient(VF m, VF x, VF s1, VF s2, VF s3, VF mu) {
+  return hn::Mul(s1, hn::Sub(hn::Sub(m, s2), hn::Mul(hn::Sub(x, mu), s3)));
+}
+
+// Pass 2: dx at every input; inputs in no window have m = 0.
 template <PoolKind K>
 void tail_dx(const TailBackward& tb, const float* k1, const float* k2, const float* k3, float* dx) {
   const int64_t n = tb.n, C = tb.c, h = tb.h, w = tb.w, ho = h / 2, wo = w / 2, tasks = tb.tasks();
   const int64_t step = static_cast<int64_t>(lanes());
+  const float *x = tb.x, *mean = tb.mean;
   const Router<K, true> route{tb.x, tb.scale, tb.shift, tb.y, tb.dy, tb.winner};
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tasks + (h & 1 ? n : 0); ++t) {
     for (int64_t k = 0; k < C; k += step) {
       const Group g = group(C - k);
       const VF zero = hn::Zero(DF());
-      const VF s1 = load(g, k1 + k), s2 = load(g, k2 + k), s3 = load(g, k3 + k), mu = load(g, tb.mean + k);
-      auto put = [&](int64_t at, VF m) {
-        const VF centred = hn::Sub(load(g, tb.x + at + k), mu);
-        store(g, hn::Mul(s1, hn::Sub(hn::Sub(m, s2), hn::Mul(centred, s3))), dx + at + k);
-      };
+      const VF s1 = load(g, k1 + k), s2 = load(g, k2 + k), s3 = load(g, k3 + k), mu = load(g, mean + k);
       if (t >= tasks) {  // the last row of image t - tasks, in no window (odd h)
-        const int64_t row = ((t - tasks) * h + h - 1) * w * C;
-        for (int64_t j = 0; j < w; ++j) put(row + j * C, zero);
+        const int64_t row = ((t - tasks) * h + h - 1) * w * C + k;
+        for (int64_t j = 0; j < w; ++j)
+          store(g, tail_input_gradient(zero, load(g, x + row + j * C), s1, s2, s3, mu), dx + row + j * C);
         continue;
       }
       const int64_t b = t / ho, i = t % ho;
@@ -209,22 +214,33 @@ void tail_dx(const TailBackward& tb, const float* k1, const float* k2, const flo
         const int64_t in = top + 2 * j * C;
         const int64_t at[4] = {in, in + C, in + w * C, in + w * C + C};
         route(at, out + j * C, k, g, m);
-        for (int q = 0; q < 4; ++q) put(at[q], m[q]);
+        for (int q = 0; q < 4; ++q)
+          store(g, tail_input_gradient(m[q], load(g, x + at[q] + k), s1, s2, s3, mu), dx + at[q] + k);
       }
       if (w & 1)  // the last column, in no window
-        for (int64_t row : {top, top + w * C}) put(row + (w - 1) * C, zero);
+        for (int64_t row : {top, top + w * C}) {
+          const int64_t at = row + (w - 1) * C + k;
+          store(g, tail_input_gradient(zero, load(g, x + at), s1, s2, s3, mu), dx + at);
+        }
     }
   }
 }
 
-void forward_any(PoolKind kind, const float* x, const float* scale, const float* shift, float* y, int64_t n, int64_t h,
-                 int64_t w, int64_t c, uint8_t* winner) {
+template <bool Affine>
+void forward_affine(PoolKind kind, const float* x, const float* scale, const float* shift, float* y, int64_t n,
+                    int64_t h, int64_t w, int64_t c, uint8_t* winner) {
   switch (kind) {
-    case PoolKind::avg: return forward<PoolKind::avg>(x, scale, shift, y, n, h, w, c, nullptr);
-    case PoolKind::l2: return forward<PoolKind::l2>(x, scale, shift, y, n, h, w, c, nullptr);
+    case PoolKind::avg: return forward<PoolKind::avg, Affine>(x, scale, shift, y, n, h, w, c, nullptr);
+    case PoolKind::l2: return forward<PoolKind::l2, Affine>(x, scale, shift, y, n, h, w, c, nullptr);
     case PoolKind::max: break;
   }
-  forward<PoolKind::max>(x, scale, shift, y, n, h, w, c, winner);
+  forward<PoolKind::max, Affine>(x, scale, shift, y, n, h, w, c, winner);
+}
+
+void forward_any(PoolKind kind, const float* x, const float* scale, const float* shift, float* y, int64_t n, int64_t h,
+                 int64_t w, int64_t c, uint8_t* winner) {
+  if (scale) return forward_affine<true>(kind, x, scale, shift, y, n, h, w, c, winner);
+  forward_affine<false>(kind, x, scale, shift, y, n, h, w, c, winner);
 }
 
 void backward_any(PoolKind kind, const float* x, const float* y, const float* dy, float* dx, int64_t n, int64_t h,
