@@ -23,7 +23,7 @@ scripts/setup.sh --fuzz
 build=build-fuzz
 start=$(date +%s)
 cmake -S . -B $build -DTAILOR_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g -march=native" > /dev/null
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" > /dev/null
 cmake --build $build -j "$(nproc)" --target "${targets[@]/#/fuzz_}" > $build/build.log 2>&1 ||
   { tail -30 $build/build.log; echo "fuzz: build failed (log: $build/build.log)" >&2; exit 1; }
 mkdir -p $build/logs

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "kernels/elementwise.hpp"
+#include "kernels/parallel.hpp"
 #include "util/rng.hpp"
 
 HWY_BEFORE_NAMESPACE();
@@ -40,7 +41,6 @@ void bf16(const float* __restrict x, uint16_t* __restrict y, size_t n) {
   // What AVX-512 BF16's conversion instruction gives (Intel SDM, convert_fp32_to_bfloat16): round
   // to nearest even on the bits; zeros and denormals become zeros of their sign; a NaN keeps its
   // sign and top bits and is made quiet.
-#pragma omp parallel for schedule(static) if (n >= 65536)
   for (size_t i = 0; i < n; ++i) {
     uint32_t u;
     std::memcpy(&u, x + i, 4);
@@ -78,7 +78,12 @@ void column_sums(const float* x, size_t rows, size_t cols, float* out) {
   HWY_DYNAMIC_DISPATCH(columns)(x, rows, cols, out);
 }
 
-void to_bf16(const float* x, uint16_t* y, size_t n) { HWY_DYNAMIC_DISPATCH(bf16)(x, y, n); }
+// Over both threads from 65,536 values.
+void to_bf16(const float* x, uint16_t* y, size_t n) {
+  in_parallel(static_cast<int64_t>(n), n >= 65536, [&](int64_t lo, int64_t hi) {
+    HWY_DYNAMIC_DISPATCH(bf16)(x + lo, y + lo, static_cast<size_t>(hi - lo));
+  });
+}
 
 }  // namespace tailor::kernels
 #endif  // HWY_ONCE

@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "kernels/lanes-inl.h"
+#include "kernels/parallel.hpp"
 #include "kernels/pool.hpp"
 
 HWY_BEFORE_NAMESPACE();
@@ -42,12 +43,12 @@ inline VF max_of(VF a, VF b, VF c, VF d, VI& winner) {
 
 // Forward: y = pool(f(x)), f the identity or (Affine) the tail's affine + relu,
 // t = x * scale + shift (multiply, then add), max(t, 0). Pool and affine are template arguments.
+// Output rows [lo, hi) of the n * h/2.
 template <PoolKind K, bool Affine>
-void forward(const float* x, const float* scale, const float* shift, float* y, int64_t n, int64_t h, int64_t w,
-             int64_t c, uint8_t* winner) {
+void forward(const float* x, const float* scale, const float* shift, float* y, int64_t h, int64_t w, int64_t c,
+             uint8_t* winner, int64_t lo, int64_t hi) {
   const int64_t ho = h / 2, wo = w / 2, step = static_cast<int64_t>(lanes());
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < n * ho; ++r) {
+  for (int64_t r = lo; r < hi; ++r) {
     const int64_t b = r / ho, i = r % ho;
     const float* top = x + ((b * h + 2 * i) * w) * c;
     const float* bot = top + w * c;
@@ -128,12 +129,18 @@ struct Router {
   }
 };
 
+// Output rows [lo, hi) of the n * h/2; the last input row of each image is in no window when h is
+// odd, and each of those rows is a task of its own after them ([n * h/2, n * h/2 + n)).
 template <PoolKind K>
-void backward(const float* x, const float* y, const float* dy, float* dx, int64_t n, int64_t h, int64_t w, int64_t c) {
+void backward(const float* x, const float* y, const float* dy, float* dx, int64_t n, int64_t h, int64_t w, int64_t c,
+              int64_t lo, int64_t hi) {
   const int64_t ho = h / 2, wo = w / 2, step = static_cast<int64_t>(lanes());
   const Router<K, false> route{x, nullptr, nullptr, y, dy, nullptr};
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < n * ho; ++r) {
+  for (int64_t r = lo; r < hi; ++r) {
+    if (r >= n * ho) {  // the last row of image r - n * ho, in no window
+      std::fill_n(dx + (((r - n * ho) * h + h - 1) * w) * c, w * c, 0.0f);
+      continue;
+    }
     const int64_t b = r / ho, i = r % ho;
     const int64_t top = ((b * h + 2 * i) * w) * c, bot = top + w * c;
     for (int64_t j = 0; j < wo; ++j)
@@ -149,19 +156,16 @@ void backward(const float* x, const float* y, const float* dy, float* dx, int64_
       std::fill_n(dx + bot + (w - 1) * c, c, 0.0f);
     }
   }
-  if (h & 1)  // the last row of each image is in no window
-    for (int64_t b = 0; b < n; ++b) std::fill_n(dx + ((b * h + h - 1) * w) * c, w * c, 0.0f);
 }
 
 // The tail's backward, pass 1: one task per row of windows (n, i) sums m and m * (x - mean) per
 // channel. The pool's full-size input gradient is never written.
 template <PoolKind K>
-void tail_sums(const TailBackward& tb, float* part) {
+void tail_sums(const TailBackward& tb, float* part, int64_t lo, int64_t hi) {
   const int64_t C = tb.c, h = tb.h, w = tb.w, ho = h / 2, wo = w / 2, step = static_cast<int64_t>(lanes());
   const float *x = tb.x, *mean = tb.mean;
   const Router<K, true> route{tb.x, tb.scale, tb.shift, tb.y, tb.dy, tb.winner};
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < tb.tasks(); ++t) {
+  for (int64_t t = lo; t < hi; ++t) {
     const int64_t b = t / ho, i = t % ho;
     const int64_t top = ((b * h + 2 * i) * w) * C, out = t * wo * C;
     for (int64_t k = 0; k < C; k += step) {
@@ -188,15 +192,16 @@ inline VF tail_input_gradient(VF m, VF x, VF s1, VF s2, VF s3, VF mu) {
   return hn::Mul(s1, hn::Sub(hn::Sub(m, s2), hn::Mul(hn::Sub(x, mu), s3)));
 }
 
-// Pass 2: dx at every input; inputs in no window have m = 0.
+// Pass 2: dx at every input; inputs in no window have m = 0. Tasks [lo, hi) of the rows of
+// windows, then (odd h) each image's last row.
 template <PoolKind K>
-void tail_dx(const TailBackward& tb, const float* k1, const float* k2, const float* k3, float* dx) {
-  const int64_t n = tb.n, C = tb.c, h = tb.h, w = tb.w, ho = h / 2, wo = w / 2, tasks = tb.tasks();
+void tail_dx(const TailBackward& tb, const float* k1, const float* k2, const float* k3, float* dx, int64_t lo,
+             int64_t hi) {
+  const int64_t C = tb.c, h = tb.h, w = tb.w, ho = h / 2, wo = w / 2, tasks = tb.tasks();
   const int64_t step = static_cast<int64_t>(lanes());
   const float *x = tb.x, *mean = tb.mean;
   const Router<K, true> route{tb.x, tb.scale, tb.shift, tb.y, tb.dy, tb.winner};
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < tasks + (h & 1 ? n : 0); ++t) {
+  for (int64_t t = lo; t < hi; ++t) {
     for (int64_t k = 0; k < C; k += step) {
       const Group g = group(C - k);
       const VF zero = hn::Zero(DF());
@@ -227,48 +232,49 @@ void tail_dx(const TailBackward& tb, const float* k1, const float* k2, const flo
 }
 
 template <bool Affine>
-void forward_affine(PoolKind kind, const float* x, const float* scale, const float* shift, float* y, int64_t n,
-                    int64_t h, int64_t w, int64_t c, uint8_t* winner) {
+void forward_affine(PoolKind kind, const float* x, const float* scale, const float* shift, float* y, int64_t h,
+                    int64_t w, int64_t c, uint8_t* winner, int64_t lo, int64_t hi) {
   switch (kind) {
-    case PoolKind::avg: return forward<PoolKind::avg, Affine>(x, scale, shift, y, n, h, w, c, nullptr);
-    case PoolKind::l2: return forward<PoolKind::l2, Affine>(x, scale, shift, y, n, h, w, c, nullptr);
+    case PoolKind::avg: return forward<PoolKind::avg, Affine>(x, scale, shift, y, h, w, c, nullptr, lo, hi);
+    case PoolKind::l2: return forward<PoolKind::l2, Affine>(x, scale, shift, y, h, w, c, nullptr, lo, hi);
     case PoolKind::max: break;
   }
-  forward<PoolKind::max, Affine>(x, scale, shift, y, n, h, w, c, winner);
+  forward<PoolKind::max, Affine>(x, scale, shift, y, h, w, c, winner, lo, hi);
 }
 
-void forward_any(PoolKind kind, const float* x, const float* scale, const float* shift, float* y, int64_t n, int64_t h,
-                 int64_t w, int64_t c, uint8_t* winner) {
-  if (scale) return forward_affine<true>(kind, x, scale, shift, y, n, h, w, c, winner);
-  forward_affine<false>(kind, x, scale, shift, y, n, h, w, c, winner);
+void forward_any(PoolKind kind, const float* x, const float* scale, const float* shift, float* y, int64_t h, int64_t w,
+                 int64_t c, uint8_t* winner, int64_t lo, int64_t hi) {
+  if (scale) return forward_affine<true>(kind, x, scale, shift, y, h, w, c, winner, lo, hi);
+  forward_affine<false>(kind, x, scale, shift, y, h, w, c, winner, lo, hi);
 }
 
 void backward_any(PoolKind kind, const float* x, const float* y, const float* dy, float* dx, int64_t n, int64_t h,
-                  int64_t w, int64_t c) {
+                  int64_t w, int64_t c, int64_t lo, int64_t hi) {
   switch (kind) {
-    case PoolKind::avg: return backward<PoolKind::avg>(x, y, dy, dx, n, h, w, c);
-    case PoolKind::l2: return backward<PoolKind::l2>(x, y, dy, dx, n, h, w, c);
+    case PoolKind::avg: return backward<PoolKind::avg>(x, y, dy, dx, n, h, w, c, lo, hi);
+    case PoolKind::l2: return backward<PoolKind::l2>(x, y, dy, dx, n, h, w, c, lo, hi);
     case PoolKind::max: break;
   }
-  backward<PoolKind::max>(x, y, dy, dx, n, h, w, c);
+  backward<PoolKind::max>(x, y, dy, dx, n, h, w, c, lo, hi);
 }
 
-void tail_sums_any(const TailBackward& tb, float* part) {
+void tail_sums_any(const TailBackward& tb, float* part, int64_t lo, int64_t hi) {
   switch (tb.kind) {
-    case PoolKind::avg: return tail_sums<PoolKind::avg>(tb, part);
-    case PoolKind::l2: return tail_sums<PoolKind::l2>(tb, part);
+    case PoolKind::avg: return tail_sums<PoolKind::avg>(tb, part, lo, hi);
+    case PoolKind::l2: return tail_sums<PoolKind::l2>(tb, part, lo, hi);
     case PoolKind::max: break;
   }
-  tail_sums<PoolKind::max>(tb, part);
+  tail_sums<PoolKind::max>(tb, part, lo, hi);
 }
 
-void tail_dx_any(const TailBackward& tb, const float* k1, const float* k2, const float* k3, float* dx) {
+void tail_dx_any(const TailBackward& tb, const float* k1, const float* k2, const float* k3, float* dx, int64_t lo,
+                 int64_t hi) {
   switch (tb.kind) {
-    case PoolKind::avg: return tail_dx<PoolKind::avg>(tb, k1, k2, k3, dx);
-    case PoolKind::l2: return tail_dx<PoolKind::l2>(tb, k1, k2, k3, dx);
+    case PoolKind::avg: return tail_dx<PoolKind::avg>(tb, k1, k2, k3, dx, lo, hi);
+    case PoolKind::l2: return tail_dx<PoolKind::l2>(tb, k1, k2, k3, dx, lo, hi);
     case PoolKind::max: break;
   }
-  tail_dx<PoolKind::max>(tb, k1, k2, k3, dx);
+  tail_dx<PoolKind::max>(tb, k1, k2, k3, dx, lo, hi);
 }
 
 }  // namespace tailor::kernels::HWY_NAMESPACE
@@ -282,28 +288,38 @@ HWY_EXPORT(backward_any);
 HWY_EXPORT(tail_sums_any);
 HWY_EXPORT(tail_dx_any);
 
+// Each over its tasks (rows of windows; the backward's also each image's last row when h is odd),
+// a range of them per thread.
 void pool2x2_forward_nhwc(PoolKind kind, const float* x, float* y, int64_t n, int64_t h, int64_t w, int64_t c,
                           uint8_t* winner) {
-  HWY_DYNAMIC_DISPATCH(forward_any)(kind, x, nullptr, nullptr, y, n, h, w, c, winner);
+  in_parallel(n * (h / 2), true, [&](int64_t lo, int64_t hi) {
+    HWY_DYNAMIC_DISPATCH(forward_any)(kind, x, nullptr, nullptr, y, h, w, c, winner, lo, hi);
+  });
 }
 
 void pool2x2_backward_nhwc(PoolKind kind, const float* x, const float* y, const float* dy, float* dx, int64_t n,
                            int64_t h, int64_t w, int64_t c) {
-  HWY_DYNAMIC_DISPATCH(backward_any)(kind, x, y, dy, dx, n, h, w, c);
+  in_parallel(n * (h / 2) + (h & 1 ? n : 0), true, [&](int64_t lo, int64_t hi) {
+    HWY_DYNAMIC_DISPATCH(backward_any)(kind, x, y, dy, dx, n, h, w, c, lo, hi);
+  });
 }
 
 void affine_relu_pool2x2_nhwc(PoolKind kind, const float* x, const float* scale, const float* shift, float* y,
                               int64_t n, int64_t h, int64_t w, int64_t c, uint8_t* winner) {
-  HWY_DYNAMIC_DISPATCH(forward_any)(kind, x, scale, shift, y, n, h, w, c, winner);
+  in_parallel(n * (h / 2), true, [&](int64_t lo, int64_t hi) {
+    HWY_DYNAMIC_DISPATCH(forward_any)(kind, x, scale, shift, y, h, w, c, winner, lo, hi);
+  });
 }
 
 void affine_relu_pool2x2_backward_sums_nhwc(const TailBackward& tb, float* part) {
-  HWY_DYNAMIC_DISPATCH(tail_sums_any)(tb, part);
+  in_parallel(tb.tasks(), true,
+              [&](int64_t lo, int64_t hi) { HWY_DYNAMIC_DISPATCH(tail_sums_any)(tb, part, lo, hi); });
 }
 
 void affine_relu_pool2x2_backward_dx_nhwc(const TailBackward& tb, const float* k1, const float* k2, const float* k3,
                                           float* dx) {
-  HWY_DYNAMIC_DISPATCH(tail_dx_any)(tb, k1, k2, k3, dx);
+  in_parallel(tb.tasks() + (tb.h & 1 ? tb.n : 0), true,
+              [&](int64_t lo, int64_t hi) { HWY_DYNAMIC_DISPATCH(tail_dx_any)(tb, k1, k2, k3, dx, lo, hi); });
 }
 
 }  // namespace tailor::kernels

@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "kernels/lanes-inl.h"
+#include "kernels/parallel.hpp"
 #include "kernels/pool.hpp"
 
 HWY_BEFORE_NAMESPACE();
@@ -32,11 +33,11 @@ inline VF combine(PoolKind kind, VF a, VF b, VF c, VF d) {
   return hn::IfThenElse(hn::Gt(u, t), u, t);
 }
 
-void forward(PoolKind kind, const float* x, float* y, int64_t planes, int64_t h, int64_t w) {
+// Planes [lo, hi).
+void forward(PoolKind kind, const float* x, float* y, int64_t h, int64_t w, int64_t lo, int64_t hi) {
   const DF d;
   const int64_t ho = h / 2, wo = w / 2, step = static_cast<int64_t>(lanes());
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < planes; ++p)
+  for (int64_t p = lo; p < hi; ++p)
     for (int64_t i = 0; i < ho; ++i) {
       const float* r0 = x + (p * h + 2 * i) * w;
       const float* r1 = r0 + w;
@@ -86,12 +87,11 @@ inline void route(PoolKind kind, const VF in[4], VF y, VF g, VF m[4]) {
   }
 }
 
-void backward(PoolKind kind, const float* x, const float* y, const float* dy, float* dx, int64_t planes, int64_t h,
-              int64_t w) {
+void backward(PoolKind kind, const float* x, const float* y, const float* dy, float* dx, int64_t h, int64_t w,
+              int64_t lo, int64_t hi) {
   const DF d;
   const int64_t ho = h / 2, wo = w / 2, step = static_cast<int64_t>(lanes());
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < planes; ++p) {
+  for (int64_t p = lo; p < hi; ++p) {
     float* base = dx + p * h * w;
     for (int64_t i = 0; i < ho; ++i) {
       const float* r0 = x + (p * h + 2 * i) * w;
@@ -130,13 +130,15 @@ namespace tailor::kernels {
 HWY_EXPORT(forward);
 HWY_EXPORT(backward);
 
+// A range of planes per thread.
 void pool2x2_forward(PoolKind kind, const float* x, float* y, int64_t planes, int64_t h, int64_t w) {
-  HWY_DYNAMIC_DISPATCH(forward)(kind, x, y, planes, h, w);
+  in_parallel(planes, true, [&](int64_t lo, int64_t hi) { HWY_DYNAMIC_DISPATCH(forward)(kind, x, y, h, w, lo, hi); });
 }
 
 void pool2x2_backward(PoolKind kind, const float* x, const float* y, const float* dy, float* dx, int64_t planes,
                       int64_t h, int64_t w) {
-  HWY_DYNAMIC_DISPATCH(backward)(kind, x, y, dy, dx, planes, h, w);
+  in_parallel(planes, true,
+              [&](int64_t lo, int64_t hi) { HWY_DYNAMIC_DISPATCH(backward)(kind, x, y, dy, dx, h, w, lo, hi); });
 }
 
 }  // namespace tailor::kernels

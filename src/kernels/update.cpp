@@ -9,6 +9,7 @@
 
 #include <cmath>
 
+#include "kernels/parallel.hpp"
 #include "kernels/update.hpp"
 
 HWY_BEFORE_NAMESPACE();
@@ -32,8 +33,6 @@ void sgd(const SgdRule& r, float* __restrict p, const float* __restrict grad, fl
 void adam(const AdamRule& r, float* __restrict p, const float* __restrict grad, float* __restrict m,
           float* __restrict v, size_t lo, size_t hi) {
   const float b1 = r.b1, b2 = r.b2, step = r.step_size, ib = r.inv_sqrt_bc2, eps = r.eps, decay = r.decay, l2 = r.l2;
-  // Element by element, so the split over threads changes nothing in the results.
-#pragma omp parallel for schedule(static) if (hi - lo >= 32768)
   for (size_t i = lo; i < hi; ++i) {
     const float g = grad[i] + l2 * p[i];
     p[i] *= decay;
@@ -73,8 +72,12 @@ void sgd_update(const SgdRule& r, float* p, const float* grad, float* buf, size_
   HWY_DYNAMIC_DISPATCH(sgd)(r, p, grad, buf, lo, hi);
 }
 
+// Over both threads from 32,768 weights (element by element: the split changes no result).
 void adam_update(const AdamRule& r, float* p, const float* grad, float* m, float* v, size_t lo, size_t hi) {
-  HWY_DYNAMIC_DISPATCH(adam)(r, p, grad, m, v, lo, hi);
+  const auto n = static_cast<int64_t>(hi - lo);
+  in_parallel(n, n >= 32768, [&](int64_t a, int64_t b) {
+    HWY_DYNAMIC_DISPATCH(adam)(r, p, grad, m, v, lo + static_cast<size_t>(a), lo + static_cast<size_t>(b));
+  });
 }
 
 void rmsprop_update(const RmspropRule& r, float* p, const float* grad, float* sq, float* buf, size_t lo, size_t hi) {
