@@ -11,7 +11,8 @@ Writes one small JSON file per test case into OUTDIR:
   * loss cases    (cross_entropy.json, cross_entropy_large.json): mean
     cross-entropy loss and its gradient with respect to the logits;
   * model cases   (model_cnn.json, and model_cnn_avgpool.json and
-    model_cnn_lppool.json with the other pools): a tiny CNN in train mode, with its
+    model_cnn_lppool.json with the other pools; model_staged.json, a CNN of
+    residual stages and a global-average-pool head): a tiny CNN in train mode, with its
     initial parameters, logits, loss, parameter gradients and batch-norm
     running statistics after the forward pass;
   * optimizer cases (optim_<name>.json): three steps of torch.optim
@@ -140,13 +141,33 @@ def write_json(outdir, name, obj):
 # ---------------------------------------------------------------------------
 # layer cases
 
+class Residual(nn.Module):
+    """tailor's residual block: act(body(x) + skip(x)), skip the identity
+    when empty (nn.Sequential() returns its input)."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.body = nn.Sequential(*[module_for(l) for l in layer["body"]])
+        self.skip = nn.Sequential(*[module_for(l) for l in layer["skip"]])
+        self.act = module_for({"type": layer.get("activation", "relu")})
+
+    def forward(self, x):
+        return self.act(self.body(x) + self.skip(x))
+
+
 def module_for(layer):
     t = layer["type"]
     if t == "linear":
         return nn.Linear(layer["in"], layer["out"])
     if t == "conv2d":
         return nn.Conv2d(layer["in"], layer["out"], layer["kernel"],
-                         stride=1, padding=layer["padding"], bias=True)
+                         stride=layer.get("stride", 1),
+                         padding=layer["padding"],
+                         groups=layer.get("groups", 1), bias=True)
+    if t == "global_avg_pool":
+        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    if t == "residual":
+        return Residual(layer)
     if t == "maxpool2d":
         return nn.MaxPool2d(layer["kernel"], stride=layer["kernel"],
                             ceil_mode=False)
@@ -185,22 +206,26 @@ def layer_case(outdir, seed, case, layer, mode, input_shape, make_input=None,
     torch.manual_seed(seed)
     mod = module_for(layer)
 
-    # parameters: random float32, non-trivial
+    # parameters: random float32, non-trivial; a batch norm's scale in [0.5, 1.5]
+    def is_batchnorm(name):
+        owner = name.rsplit(".", 1)[0] if "." in name else ""
+        m = mod.get_submodule(owner) if owner else mod
+        return isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))
+
     pvals = {}
     for name, p in mod.named_parameters():
         if params is not None and name in params:
             pvals[name] = params[name].float()
-        elif name == "weight" and layer["type"].startswith("batchnorm"):
+        elif name.endswith("weight") and is_batchnorm(name):
             pvals[name] = f32_uniform(0.5, 1.5, *p.shape)
         else:
             pvals[name] = f32_uniform(-0.6, 0.6, *p.shape)
     bvals = {}
-    if layer["type"].startswith("batchnorm"):
-        c = pvals["weight"].numel()
-        bvals["running_mean"] = (buffers or {}).get(
-            "running_mean", f32_randn(c, scale=0.5))
-        bvals["running_var"] = (buffers or {}).get(
-            "running_var", f32_uniform(0.5, 2.0, c))
+    for name, b in mod.named_buffers():  # every batch norm's, nested ones too
+        if name.endswith("running_mean"):
+            bvals[name] = (buffers or {}).get(name, f32_randn(b.numel(), scale=0.5))
+        elif name.endswith("running_var"):
+            bvals[name] = (buffers or {}).get(name, f32_uniform(0.5, 2.0, b.numel()))
 
     x32 = make_input(*input_shape) if make_input else f32_randn(*input_shape)
     x32 = x32.float()
@@ -210,7 +235,7 @@ def layer_case(outdir, seed, case, layer, mode, input_shape, make_input=None,
         for name, p in mod.named_parameters():
             p.copy_(pvals[name].double())
         for name, b in bvals.items():
-            getattr(mod, name).copy_(b.double())
+            mod.get_buffer(name).copy_(b.double())
     mod.train(mode == "train")
 
     x = x32.double().requires_grad_(True)
@@ -241,7 +266,7 @@ def layer_case(outdir, seed, case, layer, mode, input_shape, make_input=None,
     out["grad_params"] = {n: flat(g) for (n, _), g in
                           zip(mod.named_parameters(), gps)}
     if bvals:
-        out["buffers_after"] = {n: flat(getattr(mod, n)) for n in bvals}
+        out["buffers_after"] = {n: flat(mod.get_buffer(n)) for n in bvals}
     return write_json(outdir, case, out)
 
 
@@ -313,6 +338,32 @@ def layer_cases(outdir):
                    [2, 3, 2, 4]))
     files.append(L(outdir, 118, "dropout", {"type": "dropout", "p": 0.3},
                    "train", [4, 3, 2, 5], make_input=nonzero_input))
+    # The layers of CNNs built from stages (--arch): strided, grouped and
+    # depthwise convolutions, 5x5 kernels, global average pooling, residual
+    # blocks (identity and projected skips, relu and tanh, train and eval).
+    conv = lambda i, o, k, s=1, g=1: {"type": "conv2d", "in": i, "out": o, "kernel": k,
+                                      "padding": k // 2, "stride": s, "groups": g}
+    bn = lambda c: {"type": "batchnorm2d", "channels": c}
+    relu = {"type": "relu"}
+    files.append(L(outdir, 130, "conv2d_stride2", conv(3, 4, 3, 2), "train", [2, 3, 7, 8]))
+    files.append(L(outdir, 131, "conv2d_k5_stride2", conv(2, 3, 5, 2), "train", [2, 2, 9, 6]))
+    files.append(L(outdir, 132, "conv2d_grouped", conv(4, 6, 3, 1, 2), "train", [2, 4, 5, 6]))
+    files.append(L(outdir, 133, "conv2d_depthwise", conv(4, 4, 3, 1, 4), "train", [2, 4, 5, 6]))
+    files.append(L(outdir, 134, "conv2d_depthwise_k5_stride2", conv(3, 3, 5, 2, 3), "train", [2, 3, 7, 7]))
+    files.append(L(outdir, 135, "global_avg_pool", {"type": "global_avg_pool"}, "train", [3, 4, 5, 6]))
+    identity = {"type": "residual", "body": [conv(4, 4, 3), bn(4), relu, conv(4, 4, 3), bn(4)], "skip": [],
+                "activation": "relu"}
+    projected = {"type": "residual", "body": [conv(3, 5, 3, 2), bn(5), relu, conv(5, 5, 3), bn(5)],
+                 "skip": [conv(3, 5, 1, 2), bn(5)], "activation": "relu"}
+    separable = {"type": "residual",
+                 "body": [conv(4, 4, 3, 1, 4), bn(4), relu, conv(4, 6, 1), bn(6), relu,
+                          conv(6, 6, 3, 1, 6), bn(6), relu, conv(6, 6, 1), bn(6)],
+                 "skip": [conv(4, 6, 1), bn(6)], "activation": "relu"}
+    files.append(L(outdir, 136, "residual_identity", identity, "train", [2, 4, 6, 6]))
+    files.append(L(outdir, 137, "residual_projected_stride2", projected, "train", [2, 3, 7, 7]))
+    files.append(L(outdir, 138, "residual_eval", projected, "eval", [2, 3, 6, 6]))
+    files.append(L(outdir, 139, "residual_tanh", dict(identity, activation="tanh"), "train", [2, 4, 5, 5]))
+    files.append(L(outdir, 140, "residual_separable", separable, "train", [2, 4, 6, 5]))
     return files
 
 
@@ -353,6 +404,31 @@ MODEL_LAYERS = [
     {"type": "linear", "in": 16, "out": 6},
     {"type": "batchnorm1d", "features": 6},
     {"type": "relu"},
+    {"type": "linear", "in": 6, "out": 3},
+]
+
+
+# A CNN of stages, as `--arch "4,max | 6x2,res,s2 | 6x2,res | gap"` builds it,
+# in PyTorch's modules (tailor fuses each batch norm with its relu).
+STAGED_LAYERS = [
+    {"type": "conv2d", "in": 1, "out": 4, "kernel": 3, "padding": 1},
+    {"type": "batchnorm2d", "channels": 4},
+    {"type": "relu"},
+    {"type": "maxpool2d", "kernel": 2},
+    {"type": "residual", "activation": "relu",
+     "body": [{"type": "conv2d", "in": 4, "out": 6, "kernel": 3, "padding": 1, "stride": 2},
+              {"type": "batchnorm2d", "channels": 6}, {"type": "relu"},
+              {"type": "conv2d", "in": 6, "out": 6, "kernel": 3, "padding": 1},
+              {"type": "batchnorm2d", "channels": 6}],
+     "skip": [{"type": "conv2d", "in": 4, "out": 6, "kernel": 1, "padding": 0, "stride": 2},
+              {"type": "batchnorm2d", "channels": 6}]},
+    {"type": "residual", "activation": "relu",
+     "body": [{"type": "conv2d", "in": 6, "out": 6, "kernel": 3, "padding": 1},
+              {"type": "batchnorm2d", "channels": 6}, {"type": "relu"},
+              {"type": "conv2d", "in": 6, "out": 6, "kernel": 3, "padding": 1},
+              {"type": "batchnorm2d", "channels": 6}],
+     "skip": []},
+    {"type": "global_avg_pool"},
     {"type": "linear", "in": 6, "out": 3},
 ]
 
@@ -480,7 +556,7 @@ def summarize(path):
             d["output_shape"], ",".join(d["params"]))
     elif d["case"].startswith("cross_entropy"):
         info = "logits%s loss=%.6g" % (d["logits_shape"], d["loss"])
-    elif d["case"].startswith("model_cnn"):
+    elif d["case"].startswith("model_"):
         info = "%d layers, %d params, loss=%.6g" % (
             len(d["layers"]), sum(len(p["value"]) for p in d["params"]),
             d["loss"])
@@ -509,6 +585,7 @@ def main(argv):
         MODEL_LAYERS, {"type": "avgpool2d", "kernel": 2})))
     files.append(model_case(outdir, 252, "model_cnn_lppool", with_pool(
         MODEL_LAYERS, {"type": "lppool2d", "p": 2, "kernel": 2})))
+    files.append(model_case(outdir, 253, "model_staged", STAGED_LAYERS))
     files += optim_cases(outdir)
     total = sum(summarize(p) for p in files)
     print("%d files, %d bytes in %s" % (len(files), total, outdir))

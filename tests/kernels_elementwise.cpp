@@ -9,6 +9,7 @@
 
 #include "kernel_harness.hpp"
 #include "kernels/elementwise.hpp"
+#include "kernels/gap.hpp"
 #include "kernels/layout.hpp"
 #include "kernels/ref.hpp"
 #include "kernels/update.hpp"
@@ -142,6 +143,58 @@ std::vector<KernelEntry> elementwise_kernels() {
                    ref::to_bf16(x.data(), ref.data(), n);
                    return Comparison{as_floats(fast), as_floats(ref), {}};
                  }});
+  // A residual block's end and its backward, and the EMA of the weights.
+  for (bool relu : {false, true})
+    out.push_back({relu ? "add/relu" : "add", size_labels(), [relu](size_t i) {
+                     const size_t n = kSizes[i];
+                     Rng rng(1000 + i);
+                     const std::vector<float> a = random_vector(n, rng), b = random_vector(n, rng);
+                     Comparison c{std::vector<float>(n, kNaN), std::vector<float>(n, kNaN), {}};
+                     add(a.data(), b.data(), c.fast.data(), n, relu);
+                     ref::add(a.data(), b.data(), c.ref.data(), n, relu);
+                     return c;
+                   }});
+  out.push_back({"relu_backward", size_labels(), [](size_t i) {
+                   const size_t n = kSizes[i];
+                   Rng rng(1100 + i);
+                   std::vector<float> dy = random_vector(n, rng), y = random_vector(n, rng);
+                   for (size_t j = 0; j < n; j += 3) y[j] = 0.0f;  // relu's zeros
+                   Comparison c{std::vector<float>(n, kNaN), std::vector<float>(n, kNaN), {}};
+                   relu_backward(dy.data(), y.data(), c.fast.data(), n);
+                   ref::relu_backward(dy.data(), y.data(), c.ref.data(), n);
+                   return c;
+                 }});
+  out.push_back({"accumulate", size_labels(), [](size_t i) {
+                   const size_t n = kSizes[i];
+                   Rng rng(1200 + i);
+                   const std::vector<float> x = random_vector(n, rng);
+                   Comparison c{random_vector(n, rng), {}, {}};
+                   c.ref = c.fast;
+                   accumulate(x.data(), c.fast.data(), n);
+                   ref::accumulate(x.data(), c.ref.data(), n);
+                   return c;
+                 }});
+  out.push_back(update_entry("ema_update", [](bool fast, float* p, const float*, float* s0, float*, size_t lo, size_t hi) {
+    (fast ? ema_update : ref::ema_update)(0.999f, p, s0, lo, hi);
+  }));
+  // Global average pooling, planar and channels last, and its backward: (n, c, h*w).
+  const int64_t maps[][3] = {{1, 1, 1}, {3, 4, 30}, {2, 17, 49}, {64, 96, 49}, {5, 32, 1}};
+  std::vector<std::string> map_labels;
+  for (const auto& m : maps) map_labels.push_back(std::to_string(m[0]) + "x" + std::to_string(m[1]) + "x" + std::to_string(m[2]));
+  for (bool last : {false, true})
+    for (bool backward : {false, true})
+      out.push_back({std::string(backward ? "global_avg_pool_backward" : "global_avg_pool") + (last ? "/channels_last" : ""),
+                     map_labels, [maps, last, backward](size_t i) {
+                       const int64_t n = maps[i][0], c = maps[i][1], hw = maps[i][2];
+                       Rng rng(1300 + i);
+                       const std::vector<float> x = random_vector(backward ? n * c : n * c * hw, rng);
+                       const size_t outs = static_cast<size_t>(backward ? n * c * hw : n * c);
+                       Comparison cmp{std::vector<float>(outs, kNaN), std::vector<float>(outs, kNaN), {}};
+                       (backward ? global_avg_pool_backward : global_avg_pool)(x.data(), cmp.fast.data(), n, c, hw, last);
+                       (backward ? ref::global_avg_pool_backward : ref::global_avg_pool)(x.data(), cmp.ref.data(), n, c,
+                                                                                          hw, last);
+                       return cmp;
+                     }});
   const int64_t layouts[][4] = {{1, 1, 1, 1}, {2, 3, 5, 7}, {64, 32, 7, 7}, {3, 17, 4, 9}};
   std::vector<std::string> layout_labels;
   for (const auto& l : layouts)

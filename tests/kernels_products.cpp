@@ -102,7 +102,7 @@ std::vector<float> to_nchw(const std::vector<float>& v, int64_t n, int64_t c, in
 }
 
 size_t x_size(const kernels::Conv2dShape& s) { return size_t(s.n) * s.cin * s.h * s.w; }
-size_t w_size(const kernels::Conv2dShape& s) { return size_t(s.cout) * s.cin * s.k * s.k; }
+size_t w_size(const kernels::Conv2dShape& s) { return size_t(s.cout) * (s.cin / s.groups) * s.k * s.k; }
 size_t y_size(const kernels::Conv2dShape& s) { return size_t(s.n) * s.cout * s.ho() * s.wo(); }
 
 std::string label(const kernels::Conv2dShape& s) {
@@ -263,6 +263,31 @@ std::vector<KernelEntry> product_kernels() {
                   }};
     if (v.bf16) e.unavailable = no_bf16;
     out.push_back(e);
+  }
+
+  // The convolutions of --arch stages: strides 2, groups, depthwise (groups == channels), 5x5,
+  // 1x1 projections; planar and channels last; odd sizes, 1x1 maps, channels below and above a
+  // vector.
+  for (bool cl : {false, true}) {
+    std::vector<kernels::Conv2dShape> shapes;
+    const int cases[][9] = {{2, 3, 7, 8, 4, 3, 1, 2, 1},   {3, 4, 5, 6, 6, 3, 1, 1, 2},  {2, 4, 5, 6, 4, 3, 1, 1, 4},
+                            {2, 16, 9, 9, 16, 3, 1, 2, 16}, {1, 17, 7, 5, 17, 5, 2, 1, 17}, {2, 8, 14, 14, 16, 1, 0, 2, 1},
+                            {3, 6, 1, 1, 6, 3, 1, 2, 6},   {2, 32, 7, 7, 32, 3, 1, 1, 32}, {64, 16, 14, 14, 32, 3, 1, 2, 1},
+                            {2, 2, 9, 6, 3, 5, 2, 2, 1}};
+    for (const auto& c : cases) {
+      kernels::Conv2dShape sh;
+      sh.n = c[0], sh.cin = c[1], sh.h = c[2], sh.w = c[3], sh.cout = c[4], sh.k = c[5], sh.pad = c[6];
+      sh.stride = c[7], sh.groups = c[8], sh.channels_last = cl, sh.threads = 2;
+      shapes.push_back(sh);
+    }
+    std::vector<std::string> labels;
+    for (const auto& sh : shapes)
+      labels.push_back(label(sh) + " stride=" + std::to_string(sh.stride) + " groups=" + std::to_string(sh.groups));
+    out.push_back({cl ? "conv2d/strided_grouped/channels_last" : "conv2d/strided_grouped", labels, [shapes](size_t i) {
+                     kernels::set_threads(2);
+                     Rng rng(300 + i);
+                     return run_conv(shapes[i], rng);
+                   }});
   }
 
   // Linear layers: sizes 1, odd and the FCN's own, fp32 and (where the CPU has it) bf16.

@@ -1,10 +1,12 @@
 #include <memory>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "cli/model_options.hpp"
 #include "data/dataset.hpp"
+#include "nn/residual.hpp"
 #include "util/error.hpp"
 
 namespace tailor::cli {
@@ -60,27 +62,44 @@ Run add_summary(CLI::App& app) {
     }
     std::printf("%s %s%s\n", family_name(spec.family).c_str(), spec.widths_str().c_str(),
                 r.target > 0 ? (", sized to " + std::to_string(r.target) + " weights").c_str() : "");
-    std::printf("%-4s %-12s %-20s %10s\n", "#", "layer", "output shape", "weights");
-    std::printf("%-4s %-12s %-20s %10s\n", "", "input", Shape::batched(1, model->item_shape()).str().c_str(), "");
+    std::printf("%-14s %-20s %-18s %10s %10s\n", "#", "layer", "output shape", "weights", "MFLOPs");
+    std::printf("%-14s %-20s %-18s\n", "", "input", Shape::batched(1, model->item_shape()).str().c_str());
     // One line per PyTorch module (parts of a layer): numbered as the parameters are named. A part
     // before a layer's last keeps its input's shape (batch norm, activation); the layer's
-    // parameters belong to its first part.
-    size_t index = 0;
-    Shape in = Shape::batched(1, model->item_shape());
-    for (size_t i = 0; i < model->layers().size(); ++i) {
+    // parameters and forward multiply-adds belong to its first part. A residual block's branches
+    // follow it, indented, with their own parts.
+    auto row = [](const std::string& index, const std::string& type, const Shape& out, int64_t weights, int64_t flops) {
+      std::printf("%-14s %-20s %-18s %10s %10s\n", index.c_str(), type.c_str(), out.str().c_str(),
+                  weights ? std::to_string(weights).c_str() : "", flops ? fmt::format("{:.3f}", flops / 1e6).c_str() : "");
+    };
+    auto layer_rows = [&](const Layer& l, const Shape& in, const std::string& prefix, size_t& index) {
       int64_t n = 0;
-      for (Param* p : model->layers()[i]->params()) n += p->numel();
-      const auto parts = model->layers()[i]->parts();
+      for (Param* p : const_cast<Layer&>(l).params()) n += p->numel();
+      const Shape out = l.output_shape(in);
+      const auto parts = l.parts();
       for (size_t j = 0; j < parts.size(); ++j, ++index) {
         const std::string type = parts[j].at("type").get<std::string>() + (parts[j].value("relu", false) ? "+relu" : "");
-        const Shape& out = j + 1 == parts.size() ? shapes[i] : in;
-        std::printf("%-4zu %-12s %-20s %10lld\n", index, type.c_str(), out.str().c_str(),
-                    static_cast<long long>(j == 0 ? n : 0));
+        row(prefix + std::to_string(index), type, j + 1 == parts.size() ? out : in, j == 0 ? n : 0,
+            j == 0 ? l.forward_flops(in) : 0);
       }
-      in = shapes[i];
+      return out;
+    };
+    size_t index = 0;
+    Shape in = Shape::batched(1, model->item_shape());
+    for (const auto& l : model->layers()) {
+      const size_t at = index;
+      const Shape out = layer_rows(*l, in, "", index);
+      if (const auto* res = dynamic_cast<const Residual*>(l.get()))
+        for (const auto& [name, branch] : {std::pair{"body", &res->body()}, std::pair{"skip", &res->skip()}}) {
+          Shape s = in;
+          size_t sub = 0;
+          for (const auto& part : branch->layers())
+            s = layer_rows(*part, s, "  " + std::to_string(at) + "." + name + ".", sub);
+        }
+      in = out;
     }
     std::printf("total weights: %zu (trainable: weights, biases, batch-norm scale and shift)\n", model->num_values());
-    std::printf("forward FLOPs per image: %lld\n", static_cast<long long>(model->forward_flops(1)));
+    std::printf("forward MFLOPs per image: %.3f\n", static_cast<double>(model->forward_flops(1)) / 1e6);
     return 0;
   };
 }

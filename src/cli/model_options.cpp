@@ -62,6 +62,13 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
   app.add_option("--activation", o.activation, "Activation: relu, sigmoid or tanh")
       ->check(CLI::IsMember({"relu", "sigmoid", "tanh"}))
       ->capture_default_str();
+  app.add_option("--arch", o.arch,
+                 "A CNN built from stages, '|' between them, then its head: e.g. '24,max | 48x2,res,max | 96x2,res | "
+                 "gap'. A stage: WIDTH[xCOUNT] convolutions, each with batch norm and activation, and flags: k5 "
+                 "(5x5 kernels), res (residual blocks of two), sep (depthwise-separable), max/avg/l2 (2x2 pool "
+                 "after) or s2 (stride 2 first). Head: gap (global average pooling, default) or flat, then 'fc "
+                 "W,W' hidden layers. With --weights every width is scaled, ratios kept; instead of "
+                 "--channels/--hidden (README, 'Architectures')");
   app.add_option("--pool", o.pool,
                  "CNN pooling, 2x2 stride 2: max, avg (the mean) or l2 (the square root of the sum of squares, "
                  "LPPool2d(2, 2))")
@@ -81,8 +88,14 @@ ResolvedModel resolve_model(const ModelOptions& o) {
   r.spec.dropout = o.dropout;
   r.spec.activation = parse_activation(o.activation);
   r.spec.pool = parse_pool(o.pool);
+  if (!o.arch.empty()) {
+    if (r.spec.family != Family::cnn) throw Error("--arch builds a CNN: leave --model at cnn");
+    if (!o.channels.empty() || !o.hidden.empty())
+      throw Error("--arch gives the whole CNN (its fully connected widths as 'fc W,W'): leave out --channels and --hidden");
+    parse_arch(o.arch, r.spec);
+  }
   if (!o.weights.empty()) r.target = parse_weight_count(o.weights);
-  else if (o.hidden.empty() && o.channels.empty()) r.target = 100000;
+  else if (o.hidden.empty() && o.channels.empty() && o.arch.empty()) r.target = 100000;
   return r;
 }
 

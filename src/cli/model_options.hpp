@@ -17,6 +17,7 @@ struct ModelOptions {
   float dropout = 0.2f;
   std::string activation = "relu";
   std::string pool = "max";
+  std::string arch;      // a CNN built from stages (nn/arch.hpp)
 };
 
 void add_model_options(CLI::App& app, ModelOptions& o);

@@ -112,14 +112,18 @@ struct Conv2dKernel::Impl {
 Conv2dKernel::Conv2dKernel(const Conv2dShape& s) : shape_(s), impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   const dnnl::memory::dims src_dims{s.n, s.cin, s.h, s.w};
-  const dnnl::memory::dims w_dims{s.cout, s.cin, s.k, s.k};
+  // Grouped (depthwise: groups == cin == cout): oneDNN's (G, Cout/G, Cin/G, K, K), whose goihw
+  // order is PyTorch's (Cout, Cin/G, K, K) bytes.
+  const bool grouped = s.groups > 1;
+  const dnnl::memory::dims w_dims = grouped ? dnnl::memory::dims{s.groups, s.cout / s.groups, s.cin / s.groups, s.k, s.k}
+                                            : dnnl::memory::dims{s.cout, s.cin, s.k, s.k};
   const dnnl::memory::dims b_dims{s.cout};
   const dnnl::memory::dims dst_dims{s.n, s.cout, s.ho(), s.wo()};
-  const dnnl::memory::dims strides{1, 1}, pad{s.pad, s.pad};
+  const dnnl::memory::dims strides{s.stride, s.stride}, pad{s.pad, s.pad};
   const tag plain = s.channels_last ? tag::nhwc : tag::nchw;
   const tag src_plain = s.channels_last && !s.planar_input ? tag::nhwc : tag::nchw;
   dnnl::memory::desc src_md(src_dims, dt::f32, src_plain);
-  dnnl::memory::desc w_md(w_dims, dt::f32, tag::oihw);
+  dnnl::memory::desc w_md(w_dims, dt::f32, grouped ? tag::goihw : tag::oihw);
   dnnl::memory::desc b_md(b_dims, dt::f32, tag::x);
   dnnl::memory::desc dst_md(dst_dims, dt::f32, plain);
   dnnl::memory::desc w_any(w_dims, dt::f32, tag::any);  // the products' weights

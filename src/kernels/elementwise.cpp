@@ -25,6 +25,25 @@ void times(const float* __restrict x, const float* __restrict s, float* __restri
   for (size_t i = 0; i < n; ++i) y[i] = x[i] * s[i];
 }
 
+void sum(const float* __restrict a, const float* __restrict b, float* __restrict y, size_t n, bool relu) {
+  if (relu) {
+    for (size_t i = 0; i < n; ++i) {
+      const float t = a[i] + b[i];
+      y[i] = t < 0.0f ? 0.0f : t;
+    }
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+
+void relu_grad(const float* __restrict dy, const float* __restrict y, float* __restrict dx, size_t n) {
+  for (size_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void add_into(const float* __restrict x, float* __restrict y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
 void bytes(const uint8_t* __restrict x, float scale, float shift, float* __restrict y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>(x[i]) * scale + shift;
 }
@@ -60,6 +79,9 @@ namespace tailor::kernels {
 
 HWY_EXPORT(mask);
 HWY_EXPORT(times);
+HWY_EXPORT(sum);
+HWY_EXPORT(relu_grad);
+HWY_EXPORT(add_into);
 HWY_EXPORT(bytes);
 HWY_EXPORT(columns);
 HWY_EXPORT(bf16);
@@ -69,6 +91,14 @@ void dropout_mask(uint64_t base, uint64_t threshold, float keep_scale, float* sc
 }
 
 void multiply(const float* x, const float* s, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(times)(x, s, y, n); }
+
+void add(const float* a, const float* b, float* y, size_t n, bool relu) { HWY_DYNAMIC_DISPATCH(sum)(a, b, y, n, relu); }
+
+void relu_backward(const float* dy, const float* y, float* dx, size_t n) {
+  HWY_DYNAMIC_DISPATCH(relu_grad)(dy, y, dx, n);
+}
+
+void accumulate(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(add_into)(x, y, n); }
 
 void bytes_to_floats(const uint8_t* x, float scale, float shift, float* y, size_t n) {
   HWY_DYNAMIC_DISPATCH(bytes)(x, scale, shift, y, n);

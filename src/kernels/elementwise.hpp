@@ -14,6 +14,13 @@ void dropout_mask(uint64_t base, uint64_t threshold, float keep_scale, float* sc
 // y = x * s, element by element.
 void multiply(const float* x, const float* s, float* y, size_t n);
 
+// A residual block's end: y = a + b, or with relu y = max(a + b, 0) (0 where the sum is below 0).
+void add(const float* a, const float* b, float* y, size_t n, bool relu);
+// dx = dy where y > 0, else 0: relu's gradient from its output.
+void relu_backward(const float* dy, const float* y, float* dx, size_t n);
+// y += x, element by element (a residual block's two input gradients).
+void accumulate(const float* x, float* y, size_t n);
+
 // y = x * scale + shift for bytes x (multiply, then add): pictures to model inputs.
 void bytes_to_floats(const uint8_t* x, float scale, float shift, float* y, size_t n);
 

@@ -21,11 +21,13 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const fl
 void set_threads(int threads);
 int threads();
 
-// 2-D convolution, stride 1, square kernel, symmetric zero padding. Weights in PyTorch's layout
-// (Cout, Cin, K, K); activations (N, C, H, W) in PyTorch's memory order, or with channels_last in
-// (N, H, W, C) order (the order a CNN's convolution blocks keep end to end: no reorders).
+// 2-D convolution, square kernel, symmetric zero padding, stride 1 or more, in groups (groups ==
+// cin == cout: depthwise). Weights in PyTorch's layout (Cout, Cin / groups, K, K); activations
+// (N, C, H, W) in PyTorch's memory order, or with channels_last in (N, H, W, C) order (the order
+// a CNN's convolution blocks keep end to end: no reorders).
 struct Conv2dShape {
   int n = 1, cin = 1, h = 1, w = 1, cout = 1, k = 3, pad = 1;
+  int stride = 1, groups = 1;
   bool channels_last = false;
   // With channels_last: x and dx stay (N, C, H, W) in PyTorch's order (a model's colour input),
   // only y and dy are (N, H, W, C).
@@ -39,13 +41,13 @@ struct Conv2dShape {
   // them for it, so a layer keeps one kernel per setting (a data-parallel step's one-thread
   // replicas, evaluation on all threads).
   int threads = 1;
-  int ho() const { return h + 2 * pad - k + 1; }
-  int wo() const { return w + 2 * pad - k + 1; }
+  int ho() const { return (h + 2 * pad - k) / stride + 1; }
+  int wo() const { return (w + 2 * pad - k) / stride + 1; }
 };
 
 // oneDNN convolution primitives for one shape, created once and reused every step (no
 // allocation after construction).
-//   x (N, Cin, H, W), weight (Cout, Cin, K, K), bias (Cout), y (N, Cout, Ho, Wo)
+//   x (N, Cin, H, W), weight (Cout, Cin / groups, K, K), bias (Cout), y (N, Cout, Ho, Wo)
 class Conv2dKernel {
  public:
   explicit Conv2dKernel(const Conv2dShape& s);

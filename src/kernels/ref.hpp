@@ -61,5 +61,13 @@ void multiply(const float* x, const float* s, float* y, size_t n);
 void bytes_to_floats(const uint8_t* x, float scale, float shift, float* y, size_t n);
 void column_sums(const float* x, size_t rows, size_t cols, float* out);
 void to_bf16(const float* x, uint16_t* y, size_t n);
+void add(const float* a, const float* b, float* y, size_t n, bool relu);
+void relu_backward(const float* dy, const float* y, float* dx, size_t n);
+void accumulate(const float* x, float* y, size_t n);
+void ema_update(float decay, const float* p, float* ema, size_t lo, size_t hi);
+
+// Global average pooling (gap.hpp), in ref/elementwise_ref.cpp: planar, any layout through a copy.
+void global_avg_pool(const float* x, float* y, int64_t n, int64_t c, int64_t hw, bool channels_last);
+void global_avg_pool_backward(const float* dy, float* dx, int64_t n, int64_t c, int64_t hw, bool channels_last);
 
 }  // namespace tailor::kernels::ref

@@ -58,6 +58,11 @@ void rmsprop(const RmspropRule& r, float* __restrict p, const float* __restrict 
   }
 }
 
+void ema(float decay, const float* __restrict p, float* __restrict avg, size_t lo, size_t hi) {
+  const float rest = 1.0f - decay;
+  for (size_t i = lo; i < hi; ++i) avg[i] = decay * avg[i] + rest * p[i];
+}
+
 }  // namespace tailor::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -67,6 +72,7 @@ namespace tailor::kernels {
 HWY_EXPORT(sgd);
 HWY_EXPORT(adam);
 HWY_EXPORT(rmsprop);
+HWY_EXPORT(ema);
 
 void sgd_update(const SgdRule& r, float* p, const float* grad, float* buf, size_t lo, size_t hi) {
   HWY_DYNAMIC_DISPATCH(sgd)(r, p, grad, buf, lo, hi);
@@ -82,6 +88,10 @@ void adam_update(const AdamRule& r, float* p, const float* grad, float* m, float
 
 void rmsprop_update(const RmspropRule& r, float* p, const float* grad, float* sq, float* buf, size_t lo, size_t hi) {
   HWY_DYNAMIC_DISPATCH(rmsprop)(r, p, grad, sq, buf, lo, hi);
+}
+
+void ema_update(float decay, const float* p, float* ema, size_t lo, size_t hi) {
+  HWY_DYNAMIC_DISPATCH(ema)(decay, p, ema, lo, hi);
 }
 
 }  // namespace tailor::kernels

@@ -32,4 +32,7 @@ struct RmspropRule {
 };
 void rmsprop_update(const RmspropRule& r, float* p, const float* grad, float* sq, float* buf, size_t lo, size_t hi);
 
+// An exponential moving average of the weights (--ema): ema = decay * ema + (1 - decay) * p.
+void ema_update(float decay, const float* p, float* ema, size_t lo, size_t hi);
+
 }  // namespace tailor::kernels

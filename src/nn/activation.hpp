@@ -19,7 +19,7 @@ class Activation final : public Layer {
   Shape output_shape(const Shape& in) const override { return in; }
   void forward(ConstView x, View y, Mode mode) override;
   void backward(ConstView dy, View dx) override;
-  bool set_channels_last(bool) override { return true; }  // element-wise: any order
+  bool supports_channels_last() const override { return true; }  // element-wise: any order
 
  private:
   ActivationKind kind_;
@@ -38,7 +38,7 @@ class Dropout final : public Layer {
   void backward(ConstView dy, View dx) override;
   // Tests only: the next training forward uses this keep mask (0/1 per element) instead of a draw.
   void set_next_mask(std::vector<uint8_t> keep) { fixed_ = std::move(keep); }
-  bool set_channels_last(bool) override { return true; }  // element-wise: any order
+  bool supports_channels_last() const override { return true; }  // element-wise: any order
   std::vector<Rng*> random_streams() override { return {&rng_}; }
 
  private:

@@ -9,55 +9,32 @@
 
 namespace tailor {
 
-BatchNorm::BatchNorm(int64_t channels, bool spatial, bool relu, float eps, float momentum)
-    : c_(channels), spatial_(spatial), relu_(relu && spatial), eps_(eps), momentum_(momentum), inv_std_(channels), stat_mean_(channels) {
-  weight_ = {"weight", Shape{channels}, ParamRole::bn_scale};
-  bias_ = {"bias", Shape{channels}, ParamRole::bn_shift};
-  running_mean_ = {"running_mean", Shape{channels}, ParamRole::bn_shift};
-  running_var_ = {"running_var", Shape{channels}, ParamRole::bn_scale};
-}
+BatchNormRows::BatchNormRows(Param& weight, Param& bias, Param& running_mean, Param& running_var, int64_t channels,
+                             float eps, float momentum)
+    : weight_(weight), bias_(bias), running_mean_(running_mean), running_var_(running_var), c_(channels), eps_(eps),
+      momentum_(momentum), inv_std_(channels), mean_(channels), scale_(channels), shift_(channels),
+      coef_(3 * channels), sums_(2 * channels) {}
 
-nlohmann::json BatchNorm::describe() const {
-  // eps as a double of the float's value, so a reader gets the float back exactly.
-  if (relu_) return {{"type", "batchnorm2d"}, {"channels", c_}, {"relu", true}, {"eps", eps_}};
-  if (spatial_) return {{"type", "batchnorm2d"}, {"channels", c_}, {"eps", eps_}};
-  return {{"type", "batchnorm1d"}, {"features", c_}, {"eps", eps_}};
-}
-
-Shape BatchNorm::output_shape(const Shape& in) const {
-  if (in.rank() != (spatial_ ? 4u : 2u) || in[1] != c_)
-    throw Error(type() + " with " + std::to_string(c_) + " channels cannot take input " + in.str());
-  return in;
-}
-
-// (N, C) inputs and channels-last (N, C, H, W) ones are (R, C) rows, channels innermost: the
-// kernels of kernels/batchnorm.hpp run over rows and vectorise across the contiguous channels
-// (the per-channel loops of the planar case would stride by C).
-void BatchNorm::rows_statistics(ConstView x, Mode mode) {
-  const int64_t rows = x.numel() / c_, chunks = kernels::batchnorm_chunks(rows), C = c_;
-  if (part_.size() < static_cast<size_t>(chunks * 2 * C)) part_.resize(chunks * 2 * C);
-  scale_.resize(C);  // sized once: a step allocates nothing
-  shift_.resize(C);
-  sums_.resize(2 * C);
-  coef_.resize(3 * C);
-  float* part = part_.data();
+void BatchNormRows::statistics(ConstView x, Mode mode) {
+  mode_ = mode;
+  rows_ = x.numel() / c_;
+  const int64_t rows = rows_, chunks = kernels::batchnorm_chunks(rows), C = c_;
+  float* part = partials(chunks);
   if (mode == Mode::train) {
-    // Two passes: the sums, then the squares about the mean (no cancellation). The chunks' float
-    // sums are added in double.
     double* mean = sums_.data();
     double* sq = mean + C;
     for (int pass = 0; pass < 2; ++pass) {
-      kernels::batchnorm_rows_sums(x.data, rows, C, pass == 0 ? nullptr : stat_mean_.data(), part);
+      kernels::batchnorm_rows_sums(x.data, rows, C, pass == 0 ? nullptr : mean_.data(), part);
       double* total = pass == 0 ? mean : sq;
       std::fill_n(total, C, 0.0);
       for (int64_t ch = 0; ch < chunks; ++ch)
         for (int64_t c = 0; c < C; ++c) total[c] += part[ch * C + c];
       if (pass == 0)
-        for (int64_t c = 0; c < C; ++c) stat_mean_[c] = static_cast<float>(mean[c] / rows);
+        for (int64_t c = 0; c < C; ++c) mean_[c] = static_cast<float>(mean[c] / rows);
     }
     for (int64_t c = 0; c < C; ++c) {
       const double var = sq[c] / rows;
-      const float m = stat_mean_[c];
+      const float m = mean_[c];
       inv_std_[c] = static_cast<float>(1.0 / std::sqrt(var + eps_));
       const double unbiased = rows > 1 ? var * rows / (rows - 1) : var;
       running_mean_.value[c] = (1 - momentum_) * running_mean_.value[c] + momentum_ * m;
@@ -65,40 +42,25 @@ void BatchNorm::rows_statistics(ConstView x, Mode mode) {
     }
   } else {
     for (int64_t c = 0; c < C; ++c) {
-      stat_mean_[c] = running_mean_.value[c];
-      inv_std_[c] = eval_inv_std(c);
+      mean_[c] = running_mean_.value[c];
+      inv_std_[c] = 1.0f / std::sqrt(running_var_.value[c] + eps_);
     }
   }
   for (int64_t c = 0; c < C; ++c) {  // as the planar path: y = x * a + (b - mean * a)
     scale_[c] = weight_.value[c] * inv_std_[c];
-    shift_[c] = bias_.value[c] - stat_mean_[c] * scale_[c];
+    shift_[c] = bias_.value[c] - mean_[c] * scale_[c];
   }
 }
 
-void BatchNorm::forward_rows(ConstView x, View y, Mode mode) {
-  rows_statistics(x, mode);
-  kernels::batchnorm_rows_affine(x.data, scale_.data(), shift_.data(), y.data, x.numel() / c_, c_, relu_);
-}
-
-void BatchNorm::statistics(ConstView x, Mode mode) {
-  if (!channels_last_) throw Error("batch norm: a fused block tail needs channels-last input");
-  mode_ = mode;
-  shape_ = x.shape;
-  x_ = x;
-  y_ = {};  // not written: the caller's backward does not need it
-  rows_statistics(x, mode);
-}
-
-float* BatchNorm::partials(int64_t parts) {
-  if (part_.size() < static_cast<size_t>(parts * 2 * c_)) part_.resize(parts * 2 * c_);  // first step only
+float* BatchNormRows::partials(int64_t parts) {
+  if (part_.size() < static_cast<size_t>(parts * 2 * c_)) part_.resize(parts * 2 * c_);  // the first step only
   return part_.data();
 }
 
-// The end of pass 1 of every backward: the parts' sums of m and m * (x - mean), (parts, 2, C) in
-// part_, added in double in order; the parameter gradients; and the constants of pass 2 in
-// coef_: scale, mean of m, inv_std * mean of m * xhat (the last two 0 in evaluation mode).
-const float* BatchNorm::finish_backward_sums(int64_t parts) {
-  const int64_t C = c_, rows = shape_.numel() / c_;
+// Pass 1's sums of m and m * (x - mean), (parts, 2, C), added in double in order; the parameter
+// gradients; and pass 2's constants: scale, mean of m, inv_std * mean of m * xhat.
+const float* BatchNormRows::finish(int64_t parts) {
+  const int64_t C = c_, rows = rows_;
   const float* part = part_.data();
   double* db = sums_.data();
   double* dg = db + C;
@@ -123,16 +85,46 @@ const float* BatchNorm::finish_backward_sums(int64_t parts) {
   return coef_.data();
 }
 
+BatchNorm::BatchNorm(int64_t channels, bool spatial, bool relu, float eps, float momentum)
+    : c_(channels), spatial_(spatial), relu_(relu && spatial), eps_(eps), momentum_(momentum),
+      weight_{"weight", Shape{channels}, ParamRole::bn_scale},
+      bias_{"bias", Shape{channels}, ParamRole::bn_shift},
+      running_mean_{"running_mean", Shape{channels}, ParamRole::bn_shift},
+      running_var_{"running_var", Shape{channels}, ParamRole::bn_scale},
+      rows_(weight_, bias_, running_mean_, running_var_, channels, eps, momentum), inv_std_(channels),
+      stat_mean_(channels) {}
+
+nlohmann::json BatchNorm::describe() const {
+  // eps as a double of the float's value, so a reader gets the float back exactly.
+  if (relu_) return {{"type", "batchnorm2d"}, {"channels", c_}, {"relu", true}, {"eps", eps_}};
+  if (spatial_) return {{"type", "batchnorm2d"}, {"channels", c_}, {"eps", eps_}};
+  return {{"type", "batchnorm1d"}, {"features", c_}, {"eps", eps_}};
+}
+
+Shape BatchNorm::output_shape(const Shape& in) const {
+  if (in.rank() != (spatial_ ? 4u : 2u) || in[1] != c_)
+    throw Error(type() + " with " + std::to_string(c_) + " channels cannot take input " + in.str());
+  return in;
+}
+
+// (N, C) inputs and channels-last (N, C, H, W) ones are (R, C) rows, channels innermost: the
+// kernels of kernels/batchnorm.hpp run over rows and vectorise across the contiguous channels
+// (the per-channel loops of the planar case would stride by C).
+void BatchNorm::forward_rows(ConstView x, View y, Mode mode) {
+  rows_.statistics(x, mode);
+  kernels::batchnorm_rows_affine(x.data, rows_.scale(), rows_.shift(), y.data, x.numel() / c_, c_, relu_);
+}
+
 // Pass 1 the sums of m = dy (masked by the fused relu), pass 2
 // dx = scale * (m - mean(m) - xhat * mean(m * xhat)); in evaluation mode scale * m.
 void BatchNorm::backward_rows(ConstView dy, View dx) {
   const int64_t rows = shape_.numel() / c_, chunks = kernels::batchnorm_chunks(rows), C = c_;
   const float* relu_y = relu_ ? y_.data : nullptr;
-  kernels::batchnorm_rows_backward_sums(dy.data, x_.data, relu_y, stat_mean_.data(), rows, C, part_.data());
-  const float* k = finish_backward_sums(chunks);
+  kernels::batchnorm_rows_backward_sums(dy.data, x_.data, relu_y, rows_.mean(), rows, C, rows_.partials(chunks));
+  const float* k = rows_.finish(chunks);
   if (dx.empty()) return;
-  kernels::batchnorm_rows_backward_dx(dy.data, x_.data, relu_y, stat_mean_.data(), k, k + C, k + 2 * C,
-                                      mode_ == Mode::eval, rows, C, dx.data);
+  kernels::batchnorm_rows_backward_dx(dy.data, x_.data, relu_y, rows_.mean(), k, k + C, k + 2 * C,
+                                      rows_.mode() == Mode::eval, rows, C, dx.data);
 }
 
 void BatchNorm::forward(ConstView x, View y, Mode mode) {

@@ -5,108 +5,97 @@
 namespace tailor {
 
 BlockTail::BlockTail(int64_t channels, bool batchnorm, ActivationKind activation, kernels::PoolKind pool)
-    : c_(channels), pool_(pool, 2) {
+    : c_(channels) {
   // Batch norm and ReLU are one pass (the batch norm's fused relu); another activation after a
   // batch norm, or any without one, is its own part.
   const bool relu = activation == ActivationKind::relu;
-  if (batchnorm) bn_ = std::make_unique<BatchNorm>(channels, true, relu);
-  if (!batchnorm || !relu) act_ = std::make_unique<Activation>(activation);
-  if (bn_) chain_.push_back(bn_.get());
-  if (act_) chain_.push_back(act_.get());
-  chain_.push_back(&pool_);
-  mid_.resize(chain_.size() - 1);
-  dmid_.resize(chain_.size() - 1);
+  if (batchnorm) {
+    auto bn = std::make_unique<BatchNorm>(channels, true, relu);
+    bn_ = bn.get();
+    parts_.add(std::move(bn));
+  }
+  if (!batchnorm || !relu) parts_.add(std::make_unique<Activation>(activation));
+  auto p = std::make_unique<Pool2d>(pool, 2);
+  pool_ = p.get();
+  parts_.add(std::move(p));
 }
 
 std::string BlockTail::type() const {
   std::string t;
-  for (const Layer* l : chain_) {
-    if (!t.empty()) t += '+';
+  for (const auto& l : parts_.layers()) {
+    if (!t.empty()) t += '+';  // (one append at a time: GCC 12 warns falsely on a + b appended)
     t += l->type();
   }
   return t;
 }
 
 nlohmann::json BlockTail::describe() const {
+  const bool own_activation = parts_.layers().size() == (bn_ ? 3u : 2u);
   return {{"type", "block_tail"},
           {"channels", c_},
           {"batchnorm", bn_ != nullptr},
-          {"activation", act_ ? act_->type() : std::string("relu")},
-          {"pool", kernels::pool_name(pool_.kind())}};
+          {"activation", own_activation ? parts_.layers()[parts_.layers().size() - 2]->type() : std::string("relu")},
+          {"pool", kernels::pool_name(pool_->kind())}};
 }
 
 std::vector<nlohmann::json> BlockTail::parts() const {
   std::vector<nlohmann::json> p;
-  for (const Layer* l : chain_) p.push_back(l->describe());
+  for (const auto& l : parts_.layers()) p.push_back(l->describe());
   return p;
 }
 
 Shape BlockTail::output_shape(const Shape& in) const {
   if (in.rank() != 4 || in[1] != c_)
     throw Error(type() + " with " + std::to_string(c_) + " channels cannot take input " + in.str());
-  return pool_.output_shape(in);
+  return pool_->output_shape(in);
 }
 
-std::vector<Param*> BlockTail::params() { return bn_ ? bn_->params() : std::vector<Param*>{}; }
-std::vector<Param*> BlockTail::buffers() { return bn_ ? bn_->buffers() : std::vector<Param*>{}; }
+bool BlockTail::supports_channels_last() const {
+  for (const auto& l : parts_.layers())
+    if (!l->supports_channels_last()) return false;
+  return true;
+}
 
-bool BlockTail::set_channels_last(bool on) {
-  bool ok = true;
-  for (Layer* l : chain_) ok = l->set_channels_last(on) && ok;
-  if (!ok)
-    for (Layer* l : chain_) l->set_channels_last(false);
-  channels_last_ = ok && on;
-  return ok;
+void BlockTail::set_channels_last(bool on) {
+  for (const auto& l : parts_.layers()) l->set_channels_last(on);
+  channels_last_ = on;
 }
 
 kernels::TailBackward BlockTail::tail_backward(ConstView dy) const {
   const Shape& s = x_.shape;  // (N, C, H, W), stored (N, H, W, C)
-  return {pool_.kind(), s[0], s[2], s[3], s[1], x_.data, bn_->scale(), bn_->shift(), bn_->mean(),
+  BatchNormRows& rows = bn_->rows();
+  return {pool_->kind(), s[0], s[2], s[3], s[1], x_.data, rows.scale(), rows.shift(), rows.mean(),
           y_.data, winner_.data(), dy.data};
 }
 
 void BlockTail::forward(ConstView x, View y, Mode mode) {
   x_ = x;
   y_ = y;
-  const int64_t n = x.shape[0], h = x.shape[2], w = x.shape[3];
-  if (fused()) {
-    bn_->statistics(x, mode);
-    uint8_t* winner = nullptr;
-    if (pool_.kind() == kernels::PoolKind::max) {
-      if (winner_.size() < static_cast<size_t>(y.numel())) winner_.resize(y.numel());  // grows once
-      winner = winner_.data();
-    }
-    kernels::affine_relu_pool2x2_nhwc(pool_.kind(), x.data, bn_->scale(), bn_->shift(), y.data, n, h, w, c_, winner);
+  if (!fused()) {
+    parts_.forward(x, mode, y);
     return;
   }
-  ConstView in = x;
-  for (size_t i = 0; i + 1 < chain_.size(); ++i) {
-    if (mid_[i].size() < static_cast<size_t>(x.numel())) mid_[i].resize(x.numel());  // the largest batch seen
-    View out{mid_[i].data(), x.shape};
-    chain_[i]->forward(in, out, mode);
-    in = out;
+  const int64_t n = x.shape[0], h = x.shape[2], w = x.shape[3];
+  BatchNormRows& rows = bn_->rows();
+  rows.statistics(x, mode);
+  uint8_t* winner = nullptr;
+  if (pool_->kind() == kernels::PoolKind::max) {
+    if (winner_.size() < static_cast<size_t>(y.numel())) winner_.resize(y.numel());  // grows once
+    winner = winner_.data();
   }
-  chain_.back()->forward(in, y, mode);
+  kernels::affine_relu_pool2x2_nhwc(pool_->kind(), x.data, rows.scale(), rows.shift(), y.data, n, h, w, c_, winner);
 }
 
 void BlockTail::backward(ConstView dy, View dx) {
-  if (fused()) {
-    const kernels::TailBackward tb = tail_backward(dy);
-    kernels::affine_relu_pool2x2_backward_sums_nhwc(tb, bn_->partials(tb.tasks()));
-    const float* k = bn_->finish_backward_sums(tb.tasks());
-    if (!dx.empty()) kernels::affine_relu_pool2x2_backward_dx_nhwc(tb, k, k + c_, k + 2 * c_, dx.data);
+  if (!fused()) {
+    parts_.backward(dy, dx);
     return;
   }
-  ConstView d = dy;
-  for (size_t i = chain_.size(); i-- > 0;) {
-    View din = dx;
-    if (i > 0) {
-      if (dmid_[i - 1].size() < static_cast<size_t>(x_.numel())) dmid_[i - 1].resize(x_.numel());
-      din = View{dmid_[i - 1].data(), x_.shape};
-    }
-    chain_[i]->backward(d, din);
-    d = din;
-  }
+  const kernels::TailBackward tb = tail_backward(dy);
+  BatchNormRows& rows = bn_->rows();
+  kernels::affine_relu_pool2x2_backward_sums_nhwc(tb, rows.partials(tb.tasks()));
+  const float* k = rows.finish(tb.tasks());
+  if (!dx.empty()) kernels::affine_relu_pool2x2_backward_dx_nhwc(tb, k, k + c_, k + 2 * c_, dx.data);
 }
 
 }  // namespace tailor

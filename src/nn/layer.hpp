@@ -52,13 +52,15 @@ class Layer {
   // Multiply-adds times two for one forward pass of a batch of shape `in`.
   virtual int64_t forward_flops(const Shape& in) const { (void)in; return 0; }
   // Channels last: (N, C, H, W) tensors stored in (N, H, W, C) order, the order a CNN's
-  // convolution blocks keep end to end. set_channels_last(true) asks the layer to take its input
-  // (and give its output, when that is (N, C, H, W) too) in that order; it returns false if it
-  // cannot. Shapes stay (N, C, H, W). Sequential decides, at finalize; off by default.
-  virtual bool set_channels_last(bool on) { return !on; }
-  // The first layer of a channels-last model whose input has several channels (colour): take the
-  // input in (N, C, H, W) order while giving the output channels last. False if it cannot.
-  virtual bool set_planar_input(bool on) { return !on; }
+  // convolution blocks keep end to end. Sequential::finalize plans the layout once from these
+  // answers (docs/design.md) and then tells each layer its part: set_channels_last(true) means
+  // take the (N, C, H, W) input (and give such an output) in that order. Shapes stay (N, C, H, W).
+  virtual bool supports_channels_last() const { return false; }
+  virtual void set_channels_last(bool on) { (void)on; }
+  // The first layer of a channels-last model whose input has several channels (colour): takes the
+  // input in (N, C, H, W) order while giving the output channels last.
+  virtual bool supports_planar_input() const { return false; }
+  virtual void set_planar_input(bool on) { (void)on; }
   // Whether the layer's fast kernel runs channels last (a convolution's): a model whose leading
   // (N, C, H, W) layers include one keeps them channels last.
   virtual bool prefers_channels_last() const { return false; }

@@ -10,7 +10,9 @@
 #include "nn/conv2d.hpp"
 #include "nn/linear.hpp"
 #include "nn/pool.hpp"
+#include "nn/residual.hpp"
 #include "util/error.hpp"
+#include "util/rng.hpp"
 
 namespace tailor {
 
@@ -32,6 +34,7 @@ static std::string join(const std::vector<int64_t>& v) {
 }
 
 std::string ModelSpec::widths_str() const {
+  if (staged()) return arch_text(*this);
   std::string s;
   if (family == Family::cnn) {
     s = "conv " + join(channels);
@@ -64,7 +67,26 @@ int64_t mul_add_sat(int64_t a, int64_t b, int64_t c) {
 
 }  // namespace
 
+namespace {
+
+// A staged CNN's layers, unfinalized: its weights, FLOPs and activations come from them (one
+// description of the model, the one that is built).
+std::vector<LayerPtr> staged_layers(const ModelSpec& s) {
+  Rng seeds(0);
+  return build_arch_layers(s, seeds);
+}
+
+int64_t staged_weights(const ModelSpec& s) {
+  int64_t total = 0;
+  for (const auto& l : staged_layers(s))
+    for (Param* p : l->params()) total = mul_add_sat(p->numel(), 1, total);
+  return total;
+}
+
+}  // namespace
+
 int64_t count_weights(const ModelSpec& s) {
+  if (s.staged()) return staged_weights(s);
   int64_t total = 0, c = s.in_channels, h = s.height, w = s.width;
   const int64_t bn = s.batchnorm ? 2 : 0;
   if (s.family == Family::cnn) {
@@ -84,6 +106,15 @@ int64_t count_weights(const ModelSpec& s) {
 }
 
 double forward_flops(const ModelSpec& s) {
+  if (s.staged()) {
+    double flops = 0;
+    Shape in{1, s.in_channels, s.height, s.width};
+    for (const auto& l : staged_layers(s)) {
+      flops += static_cast<double>(l->forward_flops(in));
+      in = l->output_shape(in);
+    }
+    return flops;
+  }
   double flops = 0, c = static_cast<double>(s.in_channels), h = static_cast<double>(s.height),
          w = static_cast<double>(s.width);
   if (s.family == Family::cnn) {
@@ -105,7 +136,18 @@ double forward_flops(const ModelSpec& s) {
 uint64_t training_bytes(const ModelSpec& s, int64_t batch) {
   // Per image: each conv block keeps its conv output, normalised/activated output (both at full
   // size) and pooled output; each hidden layer three vectors; each doubled for the gradients.
+  // A staged CNN: three floats per output value of every layer (its output, the output's
+  // gradient, a residual block's or a tail's own buffers).
   int64_t per_image = 0, c = s.in_channels, h = s.height, w = s.width;
+  if (s.staged()) {
+    Shape in{1, s.in_channels, s.height, s.width};
+    for (const auto& l : staged_layers(s)) {
+      in = l->output_shape(in);
+      per_image = mul_add_sat(in.numel(), 3, per_image);
+    }
+    const int64_t floats = mul_add_sat(count_weights(s), 4, mul_add_sat(per_image, mul_add_sat(batch, 2, 0), 0));
+    return floats == INT64_MAX ? UINT64_MAX : static_cast<uint64_t>(floats) * sizeof(float);
+  }
   if (s.family == Family::cnn) {
     for (int64_t co : s.channels) {
       const int64_t full = mul_add_sat(mul_add_sat(co, h, 0), w, 0);
@@ -138,6 +180,7 @@ namespace {
 
 std::vector<int64_t*> widths_of(ModelSpec& s) {
   std::vector<int64_t*> w;
+  for (auto& st : s.stages) w.push_back(&st.width);
   for (auto& c : s.channels) w.push_back(&c);
   for (auto& h : s.hidden) w.push_back(&h);
   return w;
@@ -164,9 +207,10 @@ ModelSpec fit_to_budget(const ModelSpec& tmpl, int64_t target) {
   ModelSpec best = scaled(tmpl, hi);
   if (std::llabs(count_weights(scaled(tmpl, lo)) - target) < std::llabs(count_weights(best) - target))
     best = scaled(tmpl, lo);
-  // The count is affine in any single width: move each width (last first) to its best value.
+  // The count is affine in any single width: move each width (last first) to its best value. Not
+  // a staged CNN's: equal widths around a residual sum must stay equal.
   auto widths = widths_of(best);
-  for (size_t i = widths.size(); i-- > 0;) {
+  for (size_t i = tmpl.staged() ? 0 : widths.size(); i-- > 0;) {
     if (std::llabs(count_weights(best) - target) * 200 <= target) break;  // within 0.5%: keep the shape
     int64_t* w = widths[i];
     const int64_t keep = *w;
@@ -185,8 +229,9 @@ ModelSpec fit_to_budget(const ModelSpec& tmpl, int64_t target) {
   if (std::abs(rel) > 0.05) {
     ModelSpec one = scaled(tmpl, 1e-9);
     throw Error("--weights " + std::to_string(target) + " cannot be met by a " + family_name(tmpl.family) +
-                " of this shape: the smallest has " + std::to_string(count_weights(one)) +
-                " weights and the nearest " + std::to_string(got));
+                (tmpl.staged() ? " of --arch '" + arch_text(tmpl) + "'" : std::string(" of this shape")) +
+                ": the smallest has " + std::to_string(count_weights(one)) + " weights and the nearest " +
+                std::to_string(got));
   }
   return best;
 }
@@ -209,6 +254,11 @@ int64_t parse_weight_count(const std::string& text) {
 std::unique_ptr<Sequential> build_model(const ModelSpec& s, uint64_t dropout_seed) {
   auto m = std::make_unique<Sequential>();
   Rng seeds(dropout_seed);
+  if (s.staged()) {
+    for (auto& l : build_arch_layers(s, seeds)) m->add(std::move(l));
+    m->finalize(Shape{s.in_channels, s.height, s.width});
+    return m;
+  }
   int64_t c = s.in_channels, h = s.height, w = s.width;
   if (s.family == Family::cnn) {
     for (int64_t co : s.channels) {
@@ -243,10 +293,12 @@ std::unique_ptr<Sequential> build_model(const ModelSpec& s, uint64_t dropout_see
 }
 
 nlohmann::json spec_to_json(const ModelSpec& s) {
-  return {{"family", family_name(s.family)}, {"channels", s.channels},   {"hidden", s.hidden},
-          {"batchnorm", s.batchnorm},        {"dropout", s.dropout},     {"activation", activation_name(s.activation)},
-          {"in_channels", s.in_channels},    {"height", s.height},       {"width", s.width},
-          {"classes", s.classes},            {"pool", kernels::pool_name(s.pool)}};
+  nlohmann::json j{{"family", family_name(s.family)}, {"channels", s.channels},   {"hidden", s.hidden},
+                   {"batchnorm", s.batchnorm},        {"dropout", s.dropout},     {"activation", activation_name(s.activation)},
+                   {"in_channels", s.in_channels},    {"height", s.height},       {"width", s.width},
+                   {"classes", s.classes},            {"pool", kernels::pool_name(s.pool)}};
+  if (s.staged()) j["arch"] = arch_text(s);  // its stages, head and hidden widths; absent before --arch
+  return j;
 }
 
 ModelSpec spec_from_json(const nlohmann::json& j) {
@@ -266,11 +318,13 @@ ModelSpec spec_from_json(const nlohmann::json& j) {
     if (pool != "max" && pool != "avg" && pool != "l2")
       throw Error("model description has an unknown pool '" + pool + "' (expected max, avg or l2)");
     s.pool = parse_pool(pool);
+    if (j.contains("arch")) parse_arch(j.at("arch").get<std::string>(), s);
     auto positive = [](int64_t v) { return v >= 1 && v <= 1000000; };
     // Images up to 4096 pixels a side and 64 channels: a damaged file cannot ask for more.
     bool ok = s.in_channels >= 1 && s.in_channels <= 64 && s.height >= 1 && s.height <= 4096 && s.width >= 1 &&
               s.width <= 4096 && positive(s.classes) && s.dropout >= 0 && s.dropout < 1;
     for (auto v : s.channels) ok = ok && positive(v);
+    for (const Stage& st : s.stages) ok = ok && positive(st.width);
     for (auto v : s.hidden) ok = ok && positive(v);
     if (!ok) throw Error("model description has a value out of range");
     return s;

@@ -7,8 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "nn/pool.hpp"
 #include "nn/activation.hpp"
+#include "nn/arch.hpp"
+#include "nn/pool.hpp"
 #include "nn/sequential.hpp"
 
 namespace tailor {
@@ -22,7 +23,12 @@ struct ModelSpec {
   // CNN: one block per entry: conv 3x3 pad 1 -> [batch norm] -> activation -> 2x2 pool.
   std::vector<int64_t> channels;
   kernels::PoolKind pool = kernels::PoolKind::max;  // the blocks' pooling: max, avg or l2
-  // Then flatten [-> dropout, CNN only] and one block per entry:
+  // Or, built from stages (--arch, nn/arch.hpp; then `channels` and `pool` are unused): the
+  // stages, and the head: global average pooling (gap) or flatten.
+  std::vector<Stage> stages;
+  bool gap = true;
+  bool staged() const { return !stages.empty(); }
+  // Then flatten (or the staged head) [-> dropout, CNN only] and one block per entry:
   // linear -> [batch norm] -> activation -> [dropout].
   std::vector<int64_t> hidden;
   bool batchnorm = true;
@@ -31,7 +37,8 @@ struct ModelSpec {
   // Input and output, taken from the data set.
   int64_t in_channels = 1, height = 28, width = 28, classes = 10;
 
-  std::string widths_str() const;  // "conv 16,32 | fc 60", "conv 16,32 l2-pool | fc 60"
+  // "conv 16,32 | fc 60", "conv 16,32 l2-pool | fc 60"; a staged CNN: its --arch text.
+  std::string widths_str() const;
 };
 
 // The widths each family is scaled from when sized to a budget.
@@ -53,9 +60,10 @@ uint64_t training_bytes(const ModelSpec& spec, int64_t batch);
 // `limit` (the caller passes most of the machine's memory), before anything is allocated.
 void check_training_memory(const ModelSpec& spec, int64_t batch, uint64_t limit);
 
-// Scales every width of `tmpl` by one factor, then tunes the last width, so that the weight count
-// lands as close to `target` as possible; throws tailor::Error when the result is not within
-// +-5% (the budget is too small for the family, or too coarse).
+// Scales every width of `tmpl` by one factor, then (not for a staged CNN, whose widths must keep
+// their equalities for the residual sums) tunes single widths, so that the weight count lands as
+// close to `target` as possible; throws tailor::Error when the result is not within +-5% (the
+// budget is too small for the shape, or too coarse).
 ModelSpec fit_to_budget(const ModelSpec& tmpl, int64_t target);
 
 // "100k", "12500", "1.5M" -> count; throws tailor::Error naming the value.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/gap.hpp"
 #include "kernels/layout.hpp"
 #include "kernels/pool.hpp"
 #include "kernels/ref.hpp"
@@ -66,6 +67,22 @@ void Flatten::backward(ConstView dy, View dx) {
     kernels::nchw_to_nhwc(dy.data, dx.data, in_shape_[0], in_shape_[1], in_shape_[2], in_shape_[3]);
   else
     std::copy_n(dy.data, dy.numel(), dx.data);
+}
+
+Shape GlobalAvgPool::output_shape(const Shape& in) const {
+  if (in.rank() != 4) throw Error("global average pooling takes (N, C, H, W), not " + in.str());
+  return Shape{in[0], in[1]};
+}
+
+void GlobalAvgPool::forward(ConstView x, View y, Mode) {
+  in_shape_ = x.shape;
+  kernels::global_avg_pool(x.data, y.data, x.shape[0], x.shape[1], x.shape[2] * x.shape[3], channels_last_);
+}
+
+void GlobalAvgPool::backward(ConstView dy, View dx) {
+  if (dx.empty()) return;
+  kernels::global_avg_pool_backward(dy.data, dx.data, in_shape_[0], in_shape_[1], in_shape_[2] * in_shape_[3],
+                                    channels_last_);
 }
 
 }  // namespace tailor

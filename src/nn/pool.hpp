@@ -23,10 +23,8 @@ class Pool2d final : public Layer {
   void backward(ConstView dy, View dx) override;
   kernels::PoolKind kind() const { return kind_; }
   int64_t kernel() const { return k_; }
-  bool set_channels_last(bool on) override {
-    channels_last_ = on && k_ == 2;
-    return channels_last_ == on;
-  }
+  bool supports_channels_last() const override { return k_ == 2; }
+  void set_channels_last(bool on) override { channels_last_ = on && k_ == 2; }
 
  private:
   kernels::PoolKind kind_;
@@ -44,10 +42,26 @@ class Flatten final : public Layer {
   Shape output_shape(const Shape& in) const override { return Shape{in[0], in.per_item()}; }
   void forward(ConstView x, View y, Mode mode) override;
   void backward(ConstView dy, View dx) override;
-  bool set_channels_last(bool on) override {
-    channels_last_ = on;
-    return true;
-  }
+  bool supports_channels_last() const override { return true; }
+  void set_channels_last(bool on) override { channels_last_ = on; }
+
+ private:
+  bool channels_last_ = false;
+  Shape in_shape_;
+};
+
+// GlobalAvgPool: y (N, C) = the mean of each channel's H x W plane of x (N, C, H, W)
+// (kernels/gap.hpp), PyTorch's AdaptiveAvgPool2d(1) followed by a flatten: a CNN's head that
+// holds no weights. Takes a channels-last input as it is.
+class GlobalAvgPool final : public Layer {
+ public:
+  std::string type() const override { return "global_avg_pool"; }
+  Shape output_shape(const Shape& in) const override;
+  void forward(ConstView x, View y, Mode mode) override;
+  void backward(ConstView dy, View dx) override;
+  int64_t forward_flops(const Shape& in) const override { return in.numel(); }
+  bool supports_channels_last() const override { return true; }
+  void set_channels_last(bool on) override { channels_last_ = on; }
 
  private:
   bool channels_last_ = false;

@@ -3,13 +3,14 @@
 // so an optimizer is a single loop) and the activations of every layer kept for backward.
 #include <vector>
 
+#include "nn/chain.hpp"
 #include "nn/layer.hpp"
 
 namespace tailor {
 
 class Sequential {
  public:
-  void add(LayerPtr layer) { layers_.push_back(std::move(layer)); }
+  void add(LayerPtr layer) { chain_.add(std::move(layer)); }
   // Fixes the input item shape (without batch, e.g. (1, 28, 28) or (784)), checks every layer's
   // shape and gives each parameter its slice of the arenas. Parameter names follow PyTorch's
   // nn.Sequential: "<module index>.weight", counting each layer's parts() (a block tail is its
@@ -18,14 +19,16 @@ class Sequential {
   // after the last call.
   void finalize(const Shape& item_shape);
   // Whether finalize may run the convolution blocks channels last (the default): the leading
-  // layers that keep (N, C, H, W) shapes, when they start at a one-channel input and contain a
-  // convolution, store their activations as (N, H, W, C) and the flatten after them restores
-  // PyTorch's order. The model's inputs, outputs and parameters are the same either way.
+  // layers that keep (N, C, H, W) shapes, when they contain a convolution and every one of them
+  // (and the layer after them, a flatten or a global average pool) supports it, store their
+  // activations as (N, H, W, C); a colour input stays planar into the first layer. The layout is
+  // planned once from what each layer supports, then each layer is told its part. The model's
+  // inputs, outputs and parameters are the same either way.
   void allow_channels_last(bool on) { allow_channels_last_ = on; }
   bool channels_last() const { return channels_last_; }
   // Training-mode products in bfloat16 (see Layer::set_bf16_training); needs kernels::has_bf16().
   void set_bf16_training(bool on) {
-    for (auto& l : layers_) l->set_bf16_training(on);
+    for (auto& l : chain_.layers()) l->set_bf16_training(on);
   }
 
   // x (N, item...) -> logits (N, classes); the view stays valid until the next forward.
@@ -35,11 +38,11 @@ class Sequential {
   // dlogits (N, classes) -> parameter gradients; dx (N, item...) is written when not empty.
   void backward(ConstView dlogits, View dx = {});
 
-  const std::vector<LayerPtr>& layers() const { return layers_; }
+  const std::vector<LayerPtr>& layers() const { return chain_.layers(); }
   // Every layer's random streams, in layer order.
   std::vector<Rng*> random_streams() {
     std::vector<Rng*> all;
-    for (auto& l : layers_)
+    for (auto& l : chain_.layers())
       for (Rng* r : l->random_streams()) all.push_back(r);
     return all;
   }
@@ -58,16 +61,13 @@ class Sequential {
   int64_t forward_flops(int64_t n) const;
 
  private:
-  void reserve(int64_t n, bool with_grads);
+  void plan_layout(const Shape& item_shape);
 
-  std::vector<LayerPtr> layers_;
+  Chain chain_;
   Shape item_shape_;
   std::vector<Param*> params_, buffers_;
   std::vector<std::string> param_names_, buffer_names_;
   Buffer values_, grads_, state_;
-  std::vector<Buffer> acts_, act_grads_;  // per layer output: (N, ...) for the largest N seen
-  std::vector<Shape> out_shapes_;          // per layer, current batch
-  int64_t capacity_ = 0, grad_capacity_ = 0;
   bool allow_channels_last_ = true, channels_last_ = false;
 };
 

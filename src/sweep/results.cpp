@@ -67,8 +67,8 @@ struct Stats {
   }
 };
 
-// "conv 16,32; fc 60", "conv 16,32 l2-pool; fc 60", "fc 117,59" or "conv 8,16; fc 32 on 3x20x20" (an
-// input other than 1x28x28), from a run's config.toml: rows of one budget can differ in
+// "conv 16,32; fc 60", "conv 16,32 l2-pool; fc 60", "fc 117,59", "conv 8,16; fc 32 on 3x20x20" (an
+// input other than 1x28x28) or "24,max / 48x2,res,max / gap" (--arch), from a run's config.toml: rows of one budget can differ in
 // architecture (experiments/best.toml), and the table says which. No '|', so it fits a Markdown cell.
 std::string widths_of(const toml::table& cfg) {
   auto list = [&](const char* key) {
@@ -82,6 +82,14 @@ std::string widths_of(const toml::table& cfg) {
   };
   const std::string conv = list("channels"), fc = list("hidden");
   std::string out = conv.empty() ? "" : "conv " + conv;
+  // A staged CNN: its --arch text, '|' written as '/' (the text holds its hidden widths too).
+  if (const auto arch = cfg["model"]["arch"].value<std::string>()) {
+    out = *arch;
+    for (char& ch : out)
+      if (ch == '|') ch = '/';
+    const std::string input = cfg["run"]["image"].value_or(std::string("1x28x28"));
+    return input != "1x28x28" ? out + " on " + input : out;
+  }
   const std::string pool = cfg["model"]["pool"].value_or(std::string("max"));
   if (!conv.empty() && pool != "max") out += " " + pool + "-pool";
   if (!fc.empty()) out += (out.empty() ? "fc " : "; fc ") + fc;

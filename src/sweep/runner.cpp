@@ -129,9 +129,11 @@ double expected_cost(const TrialSpec& t) {
     const std::string* model = t.get("model");
     ModelSpec s = default_spec(parse_family(model ? *model : "cnn"));
     const std::string *hidden = t.get("hidden"), *channels = t.get("channels"), *weights = t.get("weights");
+    const std::string* arch = t.get("arch");
     if (hidden) s.hidden = *hidden == "none" ? std::vector<int64_t>{} : widths(*hidden);
     if (channels && s.family == Family::cnn) s.channels = widths(*channels);
-    if (weights || (!hidden && !channels)) s = fit_to_budget(s, weights ? parse_weight_count(*weights) : 100000);
+    if (arch) parse_arch(*arch, s);
+    if (weights || (!hidden && !channels && !arch)) s = fit_to_budget(s, weights ? parse_weight_count(*weights) : 100000);
     const std::string* epochs = t.get("epochs");
     return (epochs ? std::stod(*epochs) : 10.0) * forward_flops(s);
   } catch (const std::exception&) {

@@ -75,6 +75,8 @@ TrainConfig config_from_toml(const std::string& text, const std::string& path) {
     c.model.activation = parse_activation(r.get<std::string>("model", "activation"));
     // Runs from before pooling was a choice have no key: they were max-pooled.
     c.model.pool = parse_pool(root["model"]["pool"].value_or(std::string("max")));
+    // A staged CNN (--arch) has its text; runs from before stages have no key.
+    if (const auto arch = root["model"]["arch"].value<std::string>()) parse_arch(*arch, c.model);
     c.init = parse_init(r.get<std::string>("model", "init"));
     c.weights_target = r.get<int64_t>("model", "weights_target");
     c.optim.kind = parse_optimizer(r.get<std::string>("optim", "optimizer"));
@@ -130,6 +132,7 @@ std::string config_to_toml(const TrainConfig& c, const std::string& extra) {
                     {"pool", kernels::pool_name(c.model.pool)},
                     {"init", init_name(c.init)},
                     {"weights_target", c.weights_target}};
+  if (c.model.staged()) model.insert("arch", arch_text(c.model));
   toml::table optim{{"optimizer", optimizer_name(c.optim.kind)},
                     {"lr", shortest(c.optim.lr)},
                     {"momentum", shortest(c.optim.momentum)},

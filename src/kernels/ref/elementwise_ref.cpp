@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels/ref.hpp"
 #include "util/rng.hpp"
@@ -81,6 +82,45 @@ void to_bf16(const float* x, uint16_t* y, size_t n) {
       y[i] = static_cast<uint16_t>((u + 0x7fffu + lsb) >> 16);
     }
   }
+}
+
+void add(const float* a, const float* b, float* y, size_t n, bool relu) {
+  for (size_t i = 0; i < n; ++i) y[i] = relu ? std::max(a[i] + b[i], 0.0f) : a[i] + b[i];
+}
+
+void relu_backward(const float* dy, const float* y, float* dx, size_t n) {
+  for (size_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void accumulate(const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = y[i] + x[i];
+}
+
+void ema_update(float decay, const float* p, float* ema, size_t lo, size_t hi) {
+  for (size_t i = lo; i < hi; ++i) ema[i] = decay * ema[i] + (1.0f - decay) * p[i];
+}
+
+// Planar: each (image, channel) plane summed in order, then divided by its size.
+void global_avg_pool(const float* x, float* y, int64_t n, int64_t c, int64_t hw, bool channels_last) {
+  std::vector<float> planar;
+  if (channels_last) {
+    planar.resize(static_cast<size_t>(n * c * hw));
+    nhwc_to_nchw(x, planar.data(), n, c, hw, 1);
+    x = planar.data();
+  }
+  for (int64_t p = 0; p < n * c; ++p) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < hw; ++i) s += x[p * hw + i];
+    y[p] = s / static_cast<float>(hw);
+  }
+}
+
+void global_avg_pool_backward(const float* dy, float* dx, int64_t n, int64_t c, int64_t hw, bool channels_last) {
+  std::vector<float> planar(static_cast<size_t>(n * c * hw));
+  for (int64_t p = 0; p < n * c; ++p)
+    for (int64_t i = 0; i < hw; ++i) planar[static_cast<size_t>(p * hw + i)] = dy[p] / static_cast<float>(hw);
+  if (channels_last) nchw_to_nhwc(planar.data(), dx, n, c, hw, 1);
+  else std::copy(planar.begin(), planar.end(), dx);
 }
 
 }  // namespace tailor::kernels::ref
