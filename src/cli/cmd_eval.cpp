@@ -22,6 +22,7 @@ struct EvalArgs {
   int64_t batch = 0;
   bool json = false;
   std::string predictions, logits;
+  std::string tta = "run";
 };
 }  // namespace
 
@@ -34,6 +35,7 @@ Run add_eval(CLI::App& app) {
       ->check(CLI::Range(1, 1024));
   c->add_option("--eval-batch", a->batch, "Images per batch (default: the run's)")->check(CLI::Range(1, 65536));
   c->add_flag("--json", a->json, "Print the result as JSON (full precision, as in summary.json)");
+  add_tta_option(*c, a->tta);
   c->add_option("--predictions", a->predictions,
                 "Also write every test image's prediction to this CSV (index,true,predicted,probability)");
   c->add_option("--logits", a->logits,
@@ -42,6 +44,7 @@ Run add_eval(CLI::App& app) {
   return [a, c]() {
     if (!c->parsed()) return -1;
     LoadedModel m = load_model(checkpoint_path(a->run));
+    apply_tta_option(m, a->tta);
     const int threads = a->threads > 0 ? resolve_threads(a->threads, "--threads") : m.threads;
     const int64_t batch = a->batch > 0 ? a->batch : m.eval_batch;
     kernels::set_threads(threads);
@@ -52,7 +55,7 @@ Run add_eval(CLI::App& app) {
                   " but the model takes " + std::to_string(m.spec.height) + "x" + std::to_string(m.spec.width));
     std::vector<float> logits;
     const bool keep = !a->predictions.empty() || !a->logits.empty();
-    EvalResult r = evaluate(*m.model, test, nullptr, m.norm, batch, keep ? &logits : nullptr);
+    EvalResult r = evaluate(*m.model, test, nullptr, m.norm, batch, keep ? &logits : nullptr, m.tta_flip);
     if (!a->predictions.empty()) {
       const int64_t k = m.spec.classes;
       std::string csv = "index,true,predicted,probability\n";

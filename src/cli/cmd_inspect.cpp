@@ -28,6 +28,7 @@ struct InspectArgs {
   std::string run, data, out, images;
   int samples = 10, mistakes = 24, patch = 4, stride = 2, threads = -1, columns = 6;
   uint64_t seed = 1;
+  std::string tta = "run";
 };
 
 // "3,17,42" -> {3, 17, 42}, each inside the test set of n images; repeats are dropped.
@@ -106,6 +107,7 @@ Run add_inspect(CLI::App& app) {
   c->add_option("--occlusion-stride", a->stride, "Step in pixels between occlusion squares")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  add_tta_option(*c, a->tta);
   c->add_option("--threads", a->threads, "Threads (default: the run's, which reproduces its test accuracy exactly)")
       ->check(CLI::Range(1, 1024));
   return [a, c]() {
@@ -115,6 +117,7 @@ Run add_inspect(CLI::App& app) {
     while (run_dir.size() > 1 && run_dir.back() == '/') run_dir.pop_back();
     if (run_dir.empty()) run_dir = ".";
     LoadedModel m = load_model(checkpoint_path(a->run));
+    apply_tta_option(m, a->tta);
     const int threads = a->threads > 0 ? resolve_threads(a->threads, "--threads") : m.threads;
     const int64_t batch = m.eval_batch;
     kernels::set_threads(threads);
@@ -148,7 +151,7 @@ Run add_inspect(CLI::App& app) {
                 static_cast<long long>(page.weights), static_cast<long long>(n), dir.c_str(), threads);
     std::fflush(stdout);
 
-    const Predictions p = predict_dataset(*m.model, test, m.norm, batch);
+    const Predictions p = predict_dataset(*m.model, test, m.norm, batch, m.tta_flip);
     page.counts = confusion_counts(p);
     page.stats = class_stats(page.counts, p.classes);
     int64_t correct = 0;

@@ -54,6 +54,7 @@ Run add_serve(CLI::App& app) {
   c->add_option("--data", a->opt.data_dir, "Data directory with the t10k test set (default: each run's own)");
   c->add_option("--max-upload", a->max_upload, "Largest request body (e.g. 8MB, 512KB); larger gets 413")
       ->capture_default_str();
+  add_tta_option(*c, a->opt.tta);
   c->add_option("--threads", a->opt.threads, "Requests computed at once (each runs its model on one core)")
       ->check(CLI::Range(1, 256))->capture_default_str();
   c->add_option("--max-connections", a->opt.max_connections,

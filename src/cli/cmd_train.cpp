@@ -17,7 +17,7 @@ struct TrainArgs {
   ModelOptions model;
   TrainConfig cfg;
   std::string optimizer = "adam", schedule = "cosine", init = "kaiming", stop_on = "val", precision = "fp32",
-              data_parallel = "auto";
+              data_parallel = "auto", tta = "none";
   std::string image_size = "auto", color = "auto";
   std::string resume;
 };
@@ -114,6 +114,22 @@ Run add_train(CLI::App& app) {
       ->check(CLI::Range(0, 16))
       ->capture_default_str();
   c->add_flag("--flip", g.augment.flip, "Augmentation: mirror training images left-right at random");
+  c->add_option("--erase", g.augment.erase,
+                "Augmentation: random erasing (Zhong et al. 2017) with this probability: a rectangle of 2-40% of "
+                "the picture set to the mean (0: off)")
+      ->check(finite_range(0.0, 1.0))
+      ->capture_default_str();
+  c->add_option("--ema", g.ema,
+                "Keep an exponential moving average of the weights (and batch-norm statistics) with this decay "
+                "per step, e.g. 0.999; it is what is evaluated and saved (0: off)")
+      ->check(finite_range(0.0, 0.99999))
+      ->capture_default_str();
+  c->add_option("--tta", a->tta,
+                "Test-time augmentation: flip averages the logits of each picture and of its left-right mirror "
+                "in every evaluation of the run (and eval, predict, serve, inspect and export follow the run); "
+                "none: off")
+      ->check(CLI::IsMember({"none", "flip"}))
+      ->capture_default_str();
   c->add_option("--seed", g.seed, "Seed of every random choice (split, init, shuffle, dropout)")->capture_default_str();
   c->add_option("--threads", g.threads, "Threads (0: all cores; more than the cores is capped, with a warning); results are bit-identical per "
                                  "seed and thread count")
@@ -180,6 +196,7 @@ Run add_train(CLI::App& app) {
     cfg.stop_on = a->stop_on == "test" ? StopOn::test : StopOn::val;
     cfg.bf16 = a->precision == "bf16";
     cfg.data_parallel = a->data_parallel == "auto";
+    cfg.tta_flip = a->tta == "flip";
     parse_image_size(a->image_size, &cfg.data.rows, &cfg.data.cols);
     cfg.data.color = parse_data_color(a->color);
     if (cfg.optim.nesterov && (cfg.optim.kind != OptimKind::sgd || cfg.optim.momentum <= 0))

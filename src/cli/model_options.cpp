@@ -99,6 +99,14 @@ ResolvedModel resolve_model(const ModelOptions& o) {
   return r;
 }
 
+void add_tta_option(CLI::App& app, std::string& tta) {
+  app.add_option("--tta", tta,
+                 "Test-time augmentation: run (as the run was evaluated: train --tta), none, or flip (each "
+                 "picture's logits averaged with its left-right mirror's)")
+      ->check(CLI::IsMember({"run", "none", "flip"}))
+      ->capture_default_str();
+}
+
 CLI::Validator finite_range(double lo, double hi) {
   const std::string desc = "in [" + fmt_number(lo) + ", " + fmt_number(hi) + "]";
   return CLI::Validator(

@@ -29,6 +29,10 @@ struct ResolvedModel {
 };
 ResolvedModel resolve_model(const ModelOptions& o);
 
+// --tta of the commands that use a saved run (eval, predict, inspect, serve, export): run (the
+// run's own test-time augmentation, the default), none or flip.
+void add_tta_option(CLI::App& app, std::string& tta);
+
 // A number in [lo, hi]; unlike CLI::Range it refuses nan and inf, which compare false and would
 // slip through a plain range check ("--lr nan").
 CLI::Validator finite_range(double lo, double hi);

@@ -18,10 +18,10 @@ std::vector<float> softmax(const float* z, int64_t k) {
   return p;
 }
 
-Predictions predict_dataset(Sequential& model, const Dataset& data, Normalization norm, int64_t batch) {
+Predictions predict_dataset(Sequential& model, const Dataset& data, Normalization norm, int64_t batch, bool tta_flip) {
   Predictions p;
   std::vector<float> logits;
-  evaluate(model, data, nullptr, norm, batch, &logits);
+  evaluate(model, data, nullptr, norm, batch, &logits, tta_flip);
   p.n = static_cast<int64_t>(data.size());
   p.classes = p.n ? static_cast<int64_t>(logits.size()) / p.n : 0;
   p.probs.resize(logits.size());

@@ -21,7 +21,7 @@ struct Predictions {
 
 // Runs the model over all of `data` in batches of `batch` (the same arithmetic as evaluate(), so
 // pred matches what `tailor eval` counts).
-Predictions predict_dataset(Sequential& model, const Dataset& data, Normalization norm, int64_t batch);
+Predictions predict_dataset(Sequential& model, const Dataset& data, Normalization norm, int64_t batch, bool tta_flip = false);
 
 // counts[t * classes + p]: images of true class t predicted as p.
 std::vector<int64_t> confusion_counts(const Predictions& p);

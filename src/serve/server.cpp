@@ -368,7 +368,8 @@ struct Server::Impl {
   // The run's test-set predictions, made on first use (caller holds r.mu).
   const Predictions& predictions(RunState& r) {
     if (!r.test) throw HttpError{409, "run '" + r.name + "' has no test set: " + r.test_error};
-    if (!r.preds) r.preds = std::make_unique<Predictions>(predict_dataset(*r.m.model, *r.test, r.m.norm, r.eval_batch));
+    if (!r.preds)
+      r.preds = std::make_unique<Predictions>(predict_dataset(*r.m.model, *r.test, r.m.norm, r.eval_batch, r.m.tta_flip));
     return *r.preds;
   }
 
@@ -381,6 +382,7 @@ struct Server::Impl {
     r->name = std::filesystem::absolute(p).lexically_normal().filename().string();
     if (r->name.empty()) r->name = std::filesystem::absolute(p).lexically_normal().parent_path().filename().string();
     r->m = load_model(checkpoint_path(path));
+    apply_tta_option(r->m, opt.tta);
     r->eval_batch = r->m.eval_batch;
     const std::string summary = (p / "summary.json").string();
     if (std::filesystem::exists(summary)) {
@@ -462,10 +464,9 @@ struct Server::Impl {
       int64_t best = 0;  // the arg-max of the logits, as `tailor eval` counts
       {
         std::lock_guard<std::mutex> lock(r->mu);
-        ConstView z = r->m.model->infer(ConstView(x.data(), Shape{1, static_cast<int64_t>(x.size())}));
-        logits.assign(z.data, z.data + k);
-        probs = softmax(z.data, k);
-        best = std::max_element(z.data, z.data + k) - z.data;
+        logits = logits_for_model(r->m, x);
+        probs = softmax(logits.data(), k);
+        best = std::max_element(logits.begin(), logits.end()) - logits.begin();
         if (saliency) sal = normalise_map(gradient_saliency(*r->m.model, x.data(), best, channels));
       }
       std::vector<int64_t> order(static_cast<size_t>(k));

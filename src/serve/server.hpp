@@ -19,6 +19,7 @@ struct Options {
   std::string static_dir;       // serve index.html, app.js, app.css from here (development)
   bool log = false;             // one line per request on stderr
   bool log_errors = true;       // one line per refused request (4xx, 5xx) on stderr
+  std::string tta = "run";      // test-time augmentation of every run: run (each its own), none, flip
 };
 
 class Server {

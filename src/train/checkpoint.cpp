@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include "util/atomic_file.hpp"
+#include "data/augment.hpp"
 #include "util/error.hpp"
 #include "util/memory.hpp"
 
@@ -149,6 +150,9 @@ LoadedModel load_model(const std::string& path) {
     const std::string pictures = ck.meta.value("pictures", std::string("object"));
     if (pictures != "object" && pictures != "whole") throw Error("its pictures '" + pictures + "' is not object or whole");
     m.pictures = pictures == "whole" ? PictureFit::whole : PictureFit::object;
+    const std::string tta = ck.meta.value("tta", std::string("none"));  // checkpoints before --tta: none
+    if (tta != "none" && tta != "flip") throw Error("its tta '" + tta + "' is not none or flip");
+    m.tta_flip = tta == "flip";
     if (m.eval_batch < 1 || m.eval_batch > 65536 || m.threads < 1 || m.threads > 1024)
       throw Error("its eval_batch " + std::to_string(m.eval_batch) + " or threads " + std::to_string(m.threads) +
                   " is out of range");
@@ -208,6 +212,25 @@ std::vector<float> input_for_model(const LoadedModel& m, const std::vector<uint8
 std::string checkpoint_path(const std::string& run) {
   if (std::filesystem::is_directory(run)) return run + "/model.ckpt";
   return run;
+}
+
+std::vector<float> logits_for_model(LoadedModel& m, const std::vector<float>& x) {
+  const Shape one{1, static_cast<int64_t>(x.size())};
+  const int64_t k = m.spec.classes;
+  ConstView z = m.model->infer(ConstView(x.data(), one));
+  std::vector<float> logits(z.data, z.data + k);
+  if (!m.tta_flip) return logits;
+  std::vector<float> mirror = x;
+  flip_batch(mirror.data(), 1, static_cast<int>(m.spec.in_channels), static_cast<int>(m.spec.height),
+             static_cast<int>(m.spec.width));
+  z = m.model->infer(ConstView(mirror.data(), one));
+  for (int64_t j = 0; j < k; ++j) logits[j] = (logits[j] + z.data[j]) * 0.5f;  // as evaluate() averages
+  return logits;
+}
+
+void apply_tta_option(LoadedModel& m, const std::string& option) {
+  if (option == "none" || option == "flip") m.tta_flip = option == "flip";
+  else if (option != "run") throw Error("--tta '" + option + "' (expected run, none or flip)");
 }
 
 }  // namespace tailor

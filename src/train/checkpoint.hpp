@@ -45,6 +45,10 @@ struct LoadedModel {
   int threads = 1;
   // How predict and serve turn a picture into input: as the training pictures were made.
   PictureFit pictures = PictureFit::object;
+  // The run's test-time augmentation (train --tta flip): its evaluations averaged each picture's
+  // logits with its mirror's, and so do eval, predict, serve, inspect and export (their --tta
+  // changes it).
+  bool tta_flip = false;
   std::unique_ptr<Sequential> model;
   nlohmann::json meta;
 };
@@ -61,6 +65,11 @@ Image decode_for_model(const LoadedModel& m, const std::string& bytes, const std
                        uint64_t max_pixels = kMaxImagePixels);
 std::vector<uint8_t> fit_for_model(const LoadedModel& m, const Image& img);
 std::vector<float> input_for_model(const LoadedModel& m, const std::vector<uint8_t>& pixels);
+// The logits (classes) of one picture's input x (input_for_model), as the run evaluates: with its
+// test-time flip, the mean of the picture's and its mirror's.
+std::vector<float> logits_for_model(LoadedModel& m, const std::vector<float>& x);
+// A command's --tta: "run" (the run's own), "none" or "flip"; sets m.tta_flip.
+void apply_tta_option(LoadedModel& m, const std::string& option);
 
 // A run directory or a checkpoint file -> the checkpoint path (commands take either).
 std::string checkpoint_path(const std::string& run);

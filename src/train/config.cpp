@@ -109,6 +109,14 @@ TrainConfig config_from_toml(const std::string& text, const std::string& path) {
     c.label_smoothing = r.get<float>("train", "label_smoothing");
     c.augment.shift = r.get<int>("train", "shift");
     c.augment.flip = r.get<bool>("train", "flip");
+    // Runs from before these recipes have no keys: off.
+    c.augment.erase = static_cast<float>(root["train"]["erase"].value_or(0.0));
+    c.ema = static_cast<float>(root["train"]["ema"].value_or(0.0));
+    const std::string tta = root["train"]["tta"].value_or(std::string("none"));
+    if (tta != "none" && tta != "flip") throw Error("[train] tta must be \"none\" or \"flip\", not \"" + tta + "\"");
+    c.tta_flip = tta == "flip";
+    if (!(c.augment.erase >= 0 && c.augment.erase <= 1)) throw Error("[train] erase must be in [0, 1]");
+    if (!(c.ema >= 0 && c.ema < 1)) throw Error("[train] ema must be in [0, 1)");
     c.eval_batch = r.get<int64_t>("train", "eval_batch");
     c.data_dir = r.get<std::string>("data", "dir");
     // Runs from before these options have no keys: their data's own size, grey.
@@ -159,6 +167,9 @@ std::string config_to_toml(const TrainConfig& c, const std::string& extra) {
                     {"label_smoothing", shortest(c.label_smoothing)},
                     {"shift", c.augment.shift},
                     {"flip", c.augment.flip},
+                    {"erase", shortest(c.augment.erase)},
+                    {"ema", shortest(c.ema)},
+                    {"tta", c.tta_flip ? "flip" : "none"},
                     {"eval_batch", c.eval_batch}};
   toml::table root{{"data", toml::table{{"dir", c.data_dir},
                                         {"image_size", image_size_name(c.data.rows, c.data.cols)},

@@ -36,6 +36,12 @@ struct TrainConfig {
   int64_t patience = 0;          // epochs without a better val loss before stopping; 0: off
   float label_smoothing = 0;
   AugmentConfig augment;
+  // An exponential moving average of the weights (and batch-norm statistics), decay per step, with
+  // the warm-up min(decay, (1 + t) / (10 + t)); evaluated and saved instead of the weights; 0: off.
+  float ema = 0;
+  // Test-time augmentation: every evaluation averages the logits of each picture and of its
+  // left-right mirror (and eval, predict, serve, inspect and export follow the run's choice).
+  bool tta_flip = false;
   // 128: a CNN block's conv output stays in cache between the conv and the fused batch-norm,
   // relu and pool pass (CNN-100k evaluation: 80k images/s at 256, 95k at 128; docs/performance.md).
   int64_t eval_batch = 128;

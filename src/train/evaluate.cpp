@@ -3,12 +3,13 @@
 #include <algorithm>
 #include <numeric>
 
+#include "data/augment.hpp"
 #include "nn/loss.hpp"
 
 namespace tailor {
 
 EvalResult evaluate(Sequential& model, const Dataset& data, const std::vector<uint32_t>* indices,
-                    Normalization norm, int64_t batch, std::vector<float>* logits) {
+                    Normalization norm, int64_t batch, std::vector<float>* logits, bool tta_flip) {
   std::vector<uint32_t> all;
   const std::vector<uint32_t>* idx = indices;
   if (!indices) {
@@ -20,7 +21,7 @@ EvalResult evaluate(Sequential& model, const Dataset& data, const std::vector<ui
   EvalResult r;
   if (n == 0) return r;
   batch = std::max<int64_t>(1, std::min(batch, n));
-  std::vector<float> x(batch * pixels);
+  std::vector<float> x(batch * pixels), first, mean;
   std::vector<int32_t> y(batch);
   if (logits) logits->clear();
   double loss = 0;
@@ -29,6 +30,14 @@ EvalResult evaluate(Sequential& model, const Dataset& data, const std::vector<ui
     const int64_t m = std::min(batch, n - b);
     gather_batch(data, idx->data() + b, m, norm, x.data(), y.data());
     ConstView out = model.infer(ConstView(x.data(), Shape{m, pixels}));
+    if (tta_flip) {
+      first.assign(out.data, out.data + out.numel());
+      flip_batch(x.data(), m, data.channels, data.rows, data.cols);
+      const ConstView mirrored = model.infer(ConstView(x.data(), Shape{m, pixels}));
+      mean.resize(first.size());
+      for (size_t i = 0; i < mean.size(); ++i) mean[i] = (first[i] + mirrored.data[i]) * 0.5f;
+      out = ConstView(mean.data(), mirrored.shape);
+    }
     LossStats st = softmax_cross_entropy(out, y.data(), View{});
     loss += st.loss_sum;
     correct += st.correct;

@@ -15,6 +15,7 @@
 #include "dist/mpi.hpp"
 #include "kernels/isa.hpp"
 #include "kernels/kernels.hpp"
+#include "kernels/update.hpp"
 #include "nn/loss.hpp"
 #include "report/figures.hpp"
 #include "train/checkpoint.hpp"
@@ -60,10 +61,12 @@ void write_summary(const std::string& dir, const nlohmann::json& s) {
 
 namespace {
 
-// The weights, batch-norm statistics and optimizer state of one moment of a run.
+// The weights, batch-norm statistics and optimizer state of one moment of a run, and (--ema) the
+// moving averages of the first two.
 struct Snapshot {
   std::vector<float> values, stats, optim;
   int64_t steps = 0;
+  std::vector<float> ema_values, ema_stats;
   bool empty() const { return values.empty(); }
 };
 
@@ -115,16 +118,37 @@ struct Run {
   Clock::time_point curves_drawn{};  // when curves.png was last drawn, and how long that took
   double curves_cost = 0;
 
+  // --ema: the moving averages of the weights and of the batch-norm statistics.
+  std::vector<float> ema_values, ema_stats;
+
   std::string state_path() const { return dir + "/" + kResumeStateFile; }
   Snapshot snapshot() const {
     return {{model->values(), model->values() + model->num_values()},
             {model->state(), model->state() + model->num_state()},
             opt->state(),
-            opt->steps()};
+            opt->steps(),
+            ema_values,
+            ema_stats};
   }
+  // The model's weights and statistics swapped with their averages (--ema; swapping twice
+  // restores them): what is evaluated and saved.
+  void swap_ema() {
+    if (ema_values.empty()) return;
+    std::swap_ranges(ema_values.begin(), ema_values.end(), model->values());
+    std::swap_ranges(ema_stats.begin(), ema_stats.end(), model->state());
+  }
+  // Validation and test, of the averaged weights with --ema, with flips with --tta flip.
   void evaluate_both() {
-    val = evaluate(*model, data.train, &split.val, norm, cfg.eval_batch);
-    test = evaluate(*model, data.test, nullptr, norm, cfg.eval_batch);
+    swap_ema();
+    val = evaluate(*model, data.train, &split.val, norm, cfg.eval_batch, nullptr, cfg.tta_flip);
+    test = evaluate(*model, data.test, nullptr, norm, cfg.eval_batch, nullptr, cfg.tta_flip);
+    swap_ema();
+  }
+  // The decay of step t (after t updates), warmed up as TensorFlow's ExponentialMovingAverage
+  // with num_updates: early averages follow the weights more closely.
+  float ema_decay() const {
+    const double t = static_cast<double>(opt->steps());
+    return static_cast<float>(std::min(static_cast<double>(cfg.ema), (1.0 + t) / (10.0 + t)));
   }
   // Fisher-Yates shuffle of `order` from the run's own stream, once per epoch.
   void shuffle() {
@@ -204,6 +228,10 @@ void setup(Run& r) {
   dist::broadcast(r.model->state(), r.model->num_state(), 0);
   for (Replica& p : r.reps) p.model->set_bf16_training(cfg.bf16);
   r.opt = std::make_unique<Optimizer>(cfg.optim, r.model->num_values());
+  if (cfg.ema > 0) {  // the averages start at the initial weights and statistics
+    r.ema_values.assign(r.model->values(), r.model->values() + r.model->num_values());
+    r.ema_stats.assign(r.model->state(), r.model->state() + r.model->num_state());
+  }
   r.weights = static_cast<int64_t>(r.model->num_values());
   r.classes = r.data.classes;
 
@@ -271,15 +299,17 @@ void save_state(const Run& r) {
              {"best_epoch", r.best_epoch},
              {"since_best", r.since_best},
              {"best_steps", r.best.steps},
-             {"has_best", !r.best.empty()}};
+             {"has_best", !r.best.empty()},
+             {"has_ema", !r.ema_values.empty()}};
+  // The arrays in order: now, then the best epoch's; each the weights (then their average with
+  // --ema), the statistics (then theirs) and the optimizer state.
   const Snapshot now = r.snapshot();
-  ck.weights = now.values;
-  ck.stats = now.stats;
-  ck.optim_state = now.optim;
-  if (!r.best.empty()) {
-    ck.weights.insert(ck.weights.end(), r.best.values.begin(), r.best.values.end());
-    ck.stats.insert(ck.stats.end(), r.best.stats.begin(), r.best.stats.end());
-    ck.optim_state.insert(ck.optim_state.end(), r.best.optim.begin(), r.best.optim.end());
+  for (const Snapshot* s : {&now, &r.best}) {
+    if (s->empty()) continue;
+    for (const auto& [to, from] : {std::pair{&ck.weights, &s->values}, std::pair{&ck.weights, &s->ema_values},
+                                   std::pair{&ck.stats, &s->stats}, std::pair{&ck.stats, &s->ema_stats},
+                                   std::pair{&ck.optim_state, &s->optim}})
+      to->insert(to->end(), from->begin(), from->end());
   }
   save_checkpoint(r.state_path(), ck);
 }
@@ -293,8 +323,11 @@ ResumeState read_resume_state(const std::string& path, const ResumeShape& shape)
     const nlohmann::json& m = ck.meta;
     if (!m.is_object() || m.value("format", "") != "tailor resume state") throw Error("not a resume state");
     const bool has_best = m.at("has_best").get<bool>();
-    const size_t copies = has_best ? 2 : 1;
-    if (ck.weights.size() != copies * shape.values || ck.stats.size() != copies * shape.stats ||
+    const bool has_ema = m.value("has_ema", false);  // states from before --ema have none
+    if (has_ema != shape.ema) throw Error(has_ema ? "it holds --ema averages the run's config.toml does not ask for"
+                                                  : "it holds no --ema averages, and the run's config.toml asks for them");
+    const size_t copies = has_best ? 2 : 1, per = has_ema ? 2 : 1;
+    if (ck.weights.size() != copies * per * shape.values || ck.stats.size() != copies * per * shape.stats ||
         ck.optim_state.size() != copies * shape.optim || m.at("dropout_rngs").size() != shape.dropout_streams)
       throw Error("its arrays do not match the run's model (" + std::to_string(shape.values) + " weights)");
     st.epoch = m.at("epoch").get<int64_t>();
@@ -324,16 +357,21 @@ ResumeState read_resume_state(const std::string& path, const ResumeShape& shape)
     st.best_epoch = m.at("best_epoch").get<int64_t>();
     st.since_best = m.at("since_best").get<int64_t>();
     st.best_steps = m.at("best_steps").get<int64_t>();
-    const auto split = [](std::vector<float>& all, size_t n, std::vector<float>& rest) {
-      rest.assign(all.begin() + static_cast<std::ptrdiff_t>(n), all.end());
-      all.resize(n);
+    // The arrays in save_state's order: now, then the best epoch's; each the weights, their
+    // average (--ema), the statistics, theirs, the optimizer state.
+    size_t at_w = 0, at_s = 0, at_o = 0;
+    const auto take = [](const std::vector<float>& all, size_t& at, size_t n, std::vector<float>& to) {
+      to.assign(all.begin() + static_cast<std::ptrdiff_t>(at), all.begin() + static_cast<std::ptrdiff_t>(at + n));
+      at += n;
     };
-    split(ck.weights, shape.values, st.best_values);
-    split(ck.stats, shape.stats, st.best_stats);
-    split(ck.optim_state, shape.optim, st.best_optim);
-    st.values = std::move(ck.weights);
-    st.stats = std::move(ck.stats);
-    st.optim = std::move(ck.optim_state);
+    for (int k = 0; k < static_cast<int>(copies); ++k) {
+      const bool best = k == 1;
+      take(ck.weights, at_w, shape.values, best ? st.best_values : st.values);
+      if (has_ema) take(ck.weights, at_w, shape.values, best ? st.best_ema_values : st.ema_values);
+      take(ck.stats, at_s, shape.stats, best ? st.best_stats : st.stats);
+      if (has_ema) take(ck.stats, at_s, shape.stats, best ? st.best_ema_stats : st.ema_stats);
+      take(ck.optim_state, at_o, shape.optim, best ? st.best_optim : st.optim);
+    }
   } catch (const nlohmann::json::exception& e) {
     throw Error("resume state " + path + " is damaged: " + e.what());
   } catch (const Error& e) {
@@ -352,13 +390,17 @@ void resume(Run& r) {
   for (const Replica& p : r.reps)
     for (Rng* g : p.model->random_streams()) dropout.push_back(g);
   ResumeState st = read_resume_state(path, {r.model->num_values(), r.model->num_state(), r.opt->state().size(),
-                                            dropout.size(), r.reps.size(), r.cfg.epochs});
+                                            dropout.size(), r.reps.size(), r.cfg.epochs, r.cfg.ema > 0});
   // The shuffles of the finished epochs, replayed: the order and the stream, checked.
   for (int64_t e = 0; e < st.epoch; ++e) r.shuffle();
   if (r.shuffle_rng.state() != st.shuffle_rng)
     throw Error("resume state " + path + " cannot be used: its shuffle stream does not follow from the run's seed");
   std::copy(st.values.begin(), st.values.end(), r.model->values());
   std::copy(st.stats.begin(), st.stats.end(), r.model->state());
+  if (r.cfg.ema > 0) {
+    r.ema_values = std::move(st.ema_values);
+    r.ema_stats = std::move(st.ema_stats);
+  }
   r.opt->restore(st.optim, st.steps);
   r.reps[0].augment_rng = Rng(st.augment_rng);
   for (size_t k = 1; k < r.reps.size(); ++k) r.reps[k].augment_rng = Rng(st.replica_augment_rngs[k - 1]);
@@ -379,7 +421,8 @@ void resume(Run& r) {
   r.best_epoch = st.best_epoch;
   r.since_best = st.since_best;
   if (!st.best_values.empty())
-    r.best = {std::move(st.best_values), std::move(st.best_stats), std::move(st.best_optim), st.best_steps};
+    r.best = {std::move(st.best_values), std::move(st.best_stats), std::move(st.best_optim), st.best_steps,
+              std::move(st.best_ema_values), std::move(st.best_ema_stats)};
   // metrics.csv as the state has it (a kill between the two writes left it one row ahead).
   write_file_atomic(r.dir + "/metrics.csv", r.metrics);
 }
@@ -453,6 +496,7 @@ LossStats replica_step(Run& r, int64_t start, int64_t m, float lr, const float* 
   }
   if (!failed && std::isfinite(sum.loss_sum)) {
     r.opt->begin_step();
+    const float decay = r.ema_values.empty() ? 0.0f : r.ema_decay();
     auto update = [&](int c) {
       const size_t lo = static_cast<size_t>(c) * kUpdateChunk, hi = std::min(n, lo + kUpdateChunk);
       for (int q = 1; q < n_reps; ++q) {
@@ -460,6 +504,7 @@ LossStats replica_step(Run& r, int64_t start, int64_t m, float lr, const float* 
         for (size_t i = lo; i < hi; ++i) grads[i] += g[i];
       }
       r.opt->update(values, grads, lr, lo, hi);
+      if (decay > 0) kernels::ema_update(decay, values, r.ema_values.data(), lo, hi);
     };
     r.team->run(static_cast<int>((n + kUpdateChunk - 1) / kUpdateChunk), update);
   }
@@ -515,7 +560,13 @@ void run_epoch(Run& r, Progress& progress) {
                               "{} keeps the {} finished epochs",
                               st.loss_sum, epoch, b + 1, r.dir + "/metrics.csv", epoch - 1));
     }
-    if (r.reps.size() == 1) r.opt->step(r.model->values(), r.model->grads(), static_cast<float>(lr));
+    if (r.reps.size() == 1) {
+      r.opt->step(r.model->values(), r.model->grads(), static_cast<float>(lr));
+      if (!r.ema_values.empty()) kernels::ema_update(r.ema_decay(), r.model->values(), r.ema_values.data(), 0, r.ema_values.size());
+    }
+    // The statistics' average follows the first replica's (each estimates the same statistics;
+    // the replicas' are averaged only at the epoch's end), as rank 0's under mpirun.
+    if (!r.ema_stats.empty()) kernels::ema_update(r.ema_decay(), r.model->state(), r.ema_stats.data(), 0, r.ema_stats.size());
     loss_sum += st.loss_sum;
     correct += st.correct;
     seen += m;
@@ -583,6 +634,8 @@ TrainOutcome finish(Run& r) {
   if (cfg.patience > 0 && !r.best.empty() && r.best_epoch != r.epoch) {
     std::copy(r.best.values.begin(), r.best.values.end(), r.model->values());
     std::copy(r.best.stats.begin(), r.best.stats.end(), r.model->state());
+    r.ema_values = r.best.ema_values;
+    r.ema_stats = r.best.ema_stats;
     optim_state = r.best.optim;
     steps = r.best.steps;
     r.evaluate_both();
@@ -607,9 +660,15 @@ TrainOutcome finish(Run& r) {
              {"pictures", picture_fit_name(is_image_folder(cfg.data_dir) ? PictureFit::whole : PictureFit::object)},
              {"eval_batch", cfg.eval_batch},
              {"threads", cfg.threads},
-             {"seed", cfg.seed}};
+             {"seed", cfg.seed},
+             // How it was evaluated, what eval, predict, serve, inspect and export repeat.
+             {"tta", cfg.tta_flip ? "flip" : "none"},
+             {"ema", cfg.ema}};
+  // With --ema the averaged weights and statistics are the model (what was evaluated).
+  r.swap_ema();
   ck.weights.assign(r.model->values(), r.model->values() + r.model->num_values());
   ck.stats.assign(r.model->state(), r.model->state() + r.model->num_state());
+  r.swap_ema();
   ck.optim_state = std::move(optim_state);
   save_checkpoint(r.dir + "/model.ckpt", ck);
 

@@ -33,6 +33,7 @@ struct ResumeShape {
   size_t values = 0, stats = 0, optim = 0, dropout_streams = 0;  // dropout: every replica's
   size_t replicas = 1;  // models of a data-parallel step (step_replicas)
   int64_t epochs = 0;  // the run's --epochs: the state's epoch must lie in [1, epochs]
+  bool ema = false;     // the run keeps moving averages (--ema)
 };
 struct ResumeState {
   int64_t epoch = 0, steps = 0, best_epoch = 0, since_best = 0, best_steps = 0;
@@ -46,6 +47,7 @@ struct ResumeState {
   int64_t val_count = 0, test_count = 0;
   std::vector<float> values, stats, optim;                 // the current epoch's
   std::vector<float> best_values, best_stats, best_optim;  // early stopping's best, or empty
+  std::vector<float> ema_values, ema_stats, best_ema_values, best_ema_stats;  // --ema, or empty
 };
 // Throws tailor::Error naming the file on anything damaged or not fitting `shape`.
 ResumeState read_resume_state(const std::string& path, const ResumeShape& shape);

@@ -8,7 +8,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = tailor::fuzz::write_input(tailor::fuzz::with_crc(data, size), "resume.state");
-  const tailor::ResumeShape shape{/*values=*/20, /*stats=*/4, /*optim=*/40, /*dropout_streams=*/1, /*epochs=*/5};
+  const tailor::ResumeShape shape{/*values=*/20, /*stats=*/4, /*optim=*/40, /*dropout_streams=*/1, /*replicas=*/1,
+                                  /*epochs=*/5};
   try {
     const tailor::ResumeState st = tailor::read_resume_state(path, shape);
     if (st.values.size() != shape.values || st.optim.size() != shape.optim || st.dropout_rngs.size() != 1 ||
