@@ -34,7 +34,9 @@ class Export : public ::testing::Test {
   // A small model of `family` trained for two epochs on the tiny set.
   static void train(const std::string& name, const std::string& family, const std::string& extra,
                     const std::string& data = "data") {
-    const std::string widths = family == "fcn" ? "--hidden 16,8" : "--channels 4,8 --hidden 12";
+    const std::string widths = extra.find("--arch") != std::string::npos ? ""
+                               : family == "fcn"                          ? "--hidden 16,8"
+                                                                          : "--channels 4,8 --hidden 12";
     Ran r = tailor("train --model " + family + " " + widths + " --epochs 2 --batch-size 32 --val 40 --threads 1 " +
                    "--progress none --data " + dir(data) + " --out " + dir(name) + " " + extra);
     ASSERT_EQ(r.code, 0) << r.err;
@@ -86,6 +88,26 @@ TEST_F(Export, EveryPoolRunsInOpenCvAsInTailor) {
       EXPECT_NE(line.find("disagree on 0 predictions"), std::string::npos) << line;
       RecordProperty(name, line);
     }
+}
+
+// The blocks of CNNs built from stages (--arch): residual blocks with identity and projected
+// (strided) skips, relu and tanh after the sum; 5x5, depthwise-separable and strided convolutions
+// (Conv with group and strides); global average pooling (GlobalAveragePool + Flatten) and the
+// flatten head; and test-time flips (the network twice, the second on a mirrored input).
+TEST_F(Export, EveryStageBlockRunsInOpenCvAsInTailor) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"residual-gap", "--arch '4,max | 6x2,res,s2 | 6x2,res | gap'"},
+      {"separable-k5-flat", "--arch '4,k5 | 6,sep,s2 | 8x2,sep,res,avg | flat | fc 5'"},
+      {"residual-tanh", "--arch '4 | 6x2,res,max | gap' --activation tanh"},
+      {"residual-tta", "--arch '4,max | 6x2,res,s2 | gap' --tta flip"},
+      {"fcn-tta", "--tta flip"}};
+  for (const auto& [name, args] : cases) {
+    SCOPED_TRACE(name);
+    train(name, std::string(name).rfind("fcn", 0) == 0 ? "fcn" : "cnn", args);
+    const std::string line = export_and_check(name);
+    EXPECT_NE(line.find("disagree on 0 predictions"), std::string::npos) << line;
+    RecordProperty(name, line);
+  }
 }
 
 // A colour model (an RGB image folder, --color rgb): the graph takes (N, 3, H, W) and normalises

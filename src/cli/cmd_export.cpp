@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/model_options.hpp"
 #include "export/onnx_export.hpp"
 #include "train/checkpoint.hpp"
 #include "util/atomic_file.hpp"
@@ -18,6 +19,7 @@ namespace {
 struct ExportArgs {
   std::string run, out;
   int opset = 13;
+  std::string tta = "run";
 };
 
 // The run's summary.json figures worth carrying with the model, when the run has one.
@@ -46,11 +48,13 @@ Run add_export(CLI::App& app) {
   c->add_option("--opset", a->opset, "ONNX operator set version, " + std::to_string(kOnnxMinOpset) + " to " +
                                          std::to_string(kOnnxMaxOpset))
       ->capture_default_str();
+  add_tta_option(*c, a->tta);
   return [a, c]() {
     if (!c->parsed()) return -1;
     const auto t0 = std::chrono::steady_clock::now();
     const std::string ckpt = checkpoint_path(a->run);
     LoadedModel m = load_model(ckpt);
+    apply_tta_option(m, a->tta);
     OnnxExport options;
     options.opset = a->opset;
     options.metadata = run_metadata(ckpt);
@@ -59,9 +63,9 @@ Run add_export(CLI::App& app) {
         a->out.empty() ? (std::filesystem::path(ckpt).parent_path() / "model.onnx").string() : a->out;
     write_file_atomic(out, bytes);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("wrote %s: %s %s, opset %d, %zu weights, %.1f KiB, %.0f ms\n", out.c_str(),
-                family_name(m.spec.family).c_str(), m.spec.widths_str().c_str(), a->opset, m.model->num_values(),
-                bytes.size() / 1024.0, ms);
+    std::printf("wrote %s: %s %s%s, opset %d, %zu weights, %.1f KiB, %.0f ms\n", out.c_str(),
+                family_name(m.spec.family).c_str(), m.spec.widths_str().c_str(),
+                m.tta_flip ? " with test-time flips" : "", a->opset, m.model->num_values(), bytes.size() / 1024.0, ms);
     return 0;
   };
 }

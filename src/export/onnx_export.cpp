@@ -1,10 +1,12 @@
 #include "export/onnx_export.hpp"
 
 #include <cstring>
+#include <set>
 #include <string_view>
 
 #include <onnx/onnx_pb.h>  // defines ONNX_API, then includes the generated onnx-ml.pb.h
 
+#include "nn/residual.hpp"
 #include "train/trainer.hpp"
 #include "util/error.hpp"
 
@@ -86,6 +88,108 @@ std::string activation_op(const std::string& type) {
   return "";
 }
 
+// The nodes of a chain of layers, one group per PyTorch module (a layer's parts()), named by its
+// index as the parameters are ("3.weight"); a layer's parameters belong to its first part, a
+// residual block's to the block ("4.body.0.weight"). With test-time flips the network is written
+// twice, the second pass's node and value names ending in ".mirror", its initializers shared.
+class Emitter {
+ public:
+  // consts: the initializers written so far, shared by both passes.
+  Emitter(GraphBuilder& b, std::set<std::string>& consts, std::string pass)
+      : b_(b), consts_(consts), pass_(std::move(pass)) {}
+
+  // x through `layers`; top: the owner of nested layers' parameters ("" at the top level, where a
+  // layer's own first part is); ids: the prefix of their node names ("" or "4.body.").
+  std::string chain(const std::vector<LayerPtr>& layers, std::string x, const std::string& top = "",
+                    const std::string& ids = "") {
+    size_t module = 0;
+    for (const auto& layer : layers) {
+      auto params = layer->params();
+      auto buffers = layer->buffers();
+      const std::string owner = top.empty() ? std::to_string(module) : top;
+      auto named = [&](Param* p) { return constant(owner + "." + p->name, p); };
+      if (const auto* res = dynamic_cast<const Residual*>(layer.get())) {
+        const std::string id = ids + std::to_string(module++);
+        const std::string body = chain(res->body().layers(), x, owner, id + ".body.");
+        const std::string skip = res->skip().empty() ? x : chain(res->skip().layers(), x, owner, id + ".skip.");
+        b_.node("Add", id + ".add" + pass_, {body, skip}, id + ".sum" + pass_);
+        const std::string op = activation_op(res->describe().at("activation").get<std::string>());
+        b_.node(op, id + ".activation" + pass_, {id + ".sum" + pass_}, id + ".out" + pass_);
+        x = id + ".out" + pass_;
+        continue;
+      }
+      for (const nlohmann::json& d : layer->parts()) {
+        const std::string type = d.at("type").get<std::string>(), id = ids + std::to_string(module++);
+        const std::string out = id + ".out" + pass_;
+        if (type == "conv2d") {
+          const int64_t k = d.at("kernel").get<int64_t>(), pad = d.at("padding").get<int64_t>();
+          const int64_t stride = d.value("stride", int64_t{1}), groups = d.value("groups", int64_t{1});
+          onnx::NodeProto* n = b_.node("Conv", id + ".conv" + pass_, {x, named(params.at(0)), named(params.at(1))}, out);
+          GraphBuilder::ints(n, "kernel_shape", {k, k});
+          GraphBuilder::ints(n, "pads", {pad, pad, pad, pad});
+          GraphBuilder::ints(n, "strides", {stride, stride});
+          if (groups != 1) GraphBuilder::integer(n, "group", groups);
+        } else if (type == "batchnorm2d" || type == "batchnorm1d") {
+          onnx::NodeProto* n = b_.node("BatchNormalization", id + ".batchnorm" + pass_,
+                                       {x, named(params.at(0)), named(params.at(1)), named(buffers.at(0)),
+                                        named(buffers.at(1))}, out);
+          GraphBuilder::real(n, "epsilon", d.at("eps").get<float>());
+          if (d.value("relu", false)) {  // the fused relu of a CNN block is its own node here
+            b_.node("Relu", id + ".relu" + pass_, {out}, id + ".relu.out" + pass_);
+            x = id + ".relu.out" + pass_;
+            continue;
+          }
+        } else if (const std::string op = activation_op(type); !op.empty()) {
+          b_.node(op, id + "." + type + pass_, {x}, out);
+        } else if (type == "maxpool2d" || type == "avgpool2d") {
+          const int64_t k = d.at("kernel").get<int64_t>();
+          const bool max = type == "maxpool2d";
+          onnx::NodeProto* n = b_.node(max ? "MaxPool" : "AveragePool", id + (max ? ".maxpool" : ".avgpool") + pass_, {x}, out);
+          GraphBuilder::ints(n, "kernel_shape", {k, k});
+          GraphBuilder::ints(n, "strides", {k, k});  // floor mode (ceil_mode 0), as tailor and PyTorch
+        } else if (type == "lppool2d") {
+          // L2 pooling as ops OpenCV 4.6 runs (it has no LpPool): sqrt(k^2 * mean of x^2) over each
+          // window, the decomposition that equals PyTorch's LPPool2d(2, k).
+          const int64_t k = d.at("kernel").get<int64_t>();
+          const float area = static_cast<float>(k * k);
+          const std::string area_name = id + ".area";
+          if (consts_.insert(area_name).second) b_.constant(area_name, {}, &area);
+          b_.node("Mul", id + ".square" + pass_, {x, x}, id + ".squared" + pass_);
+          onnx::NodeProto* n = b_.node("AveragePool", id + ".avgpool" + pass_, {id + ".squared" + pass_}, id + ".mean" + pass_);
+          GraphBuilder::ints(n, "kernel_shape", {k, k});
+          GraphBuilder::ints(n, "strides", {k, k});
+          b_.node("Mul", id + ".sum" + pass_, {id + ".mean" + pass_, area_name}, id + ".sumsq" + pass_);
+          b_.node("Sqrt", id + ".sqrt" + pass_, {id + ".sumsq" + pass_}, out);
+        } else if (type == "global_avg_pool") {
+          b_.node("GlobalAveragePool", id + ".gap" + pass_, {x}, id + ".pooled" + pass_);  // (N, C, 1, 1)
+          GraphBuilder::integer(b_.node("Flatten", id + ".flatten" + pass_, {id + ".pooled" + pass_}, out), "axis", 1);
+        } else if (type == "flatten") {
+          GraphBuilder::integer(b_.node("Flatten", id + ".flatten" + pass_, {x}, out), "axis", 1);
+        } else if (type == "dropout") {
+          continue;  // the identity in evaluation
+        } else if (type == "linear") {
+          onnx::NodeProto* n = b_.node("Gemm", id + ".gemm" + pass_, {x, named(params.at(0)), named(params.at(1))}, out);
+          GraphBuilder::integer(n, "transB", 1);  // weight (out, in), as tailor and PyTorch keep it
+        } else {
+          throw Error("ONNX export: layer " + id + " (" + type + ") has no ONNX form");
+        }
+        x = out;
+      }
+    }
+    return x;
+  }
+
+ private:
+  std::string constant(const std::string& name, const Param* p) {
+    if (consts_.insert(name).second) b_.constant(name, dims_of(p->shape), p->value);
+    return name;
+  }
+
+  GraphBuilder& b_;
+  std::set<std::string>& consts_;
+  std::string pass_;
+};
+
 }  // namespace
 
 std::string onnx_model_bytes(LoadedModel& m, const OnnxExport& options) {
@@ -141,71 +245,30 @@ std::string onnx_model_bytes(LoadedModel& m, const OnnxExport& options) {
     x = "input.flat";
   }
 
-  // One group of nodes per PyTorch module (a layer's parts()), named by its index as the
-  // parameters are ("3.weight"); a layer's parameters belong to its first part.
-  const auto& layers = net.layers();
-  size_t module = 0;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    auto params = layers[i]->params();
-    auto buffers = layers[i]->buffers();
-    const std::string owner = std::to_string(module);
-    auto named = [&](Param* p) {
-      const std::string name = owner + "." + p->name;
-      b.constant(name, dims_of(p->shape), p->value);
-      return name;
-    };
-    for (const nlohmann::json& d : layers[i]->parts()) {
-      const std::string type = d.at("type").get<std::string>(), id = std::to_string(module++);
-      const std::string out = id + ".out";
-      if (type == "conv2d") {
-        const int64_t k = d.at("kernel").get<int64_t>(), pad = d.at("padding").get<int64_t>();
-        onnx::NodeProto* n = b.node("Conv", id + ".conv", {x, named(params.at(0)), named(params.at(1))}, out);
-        GraphBuilder::ints(n, "kernel_shape", {k, k});
-        GraphBuilder::ints(n, "pads", {pad, pad, pad, pad});
-        GraphBuilder::ints(n, "strides", {1, 1});
-      } else if (type == "batchnorm2d" || type == "batchnorm1d") {
-        onnx::NodeProto* n = b.node("BatchNormalization", id + ".batchnorm",
-                                    {x, named(params.at(0)), named(params.at(1)), named(buffers.at(0)),
-                                     named(buffers.at(1))}, out);
-        GraphBuilder::real(n, "epsilon", d.at("eps").get<float>());
-        if (d.value("relu", false)) {  // the fused relu of a CNN block is its own node here
-          b.node("Relu", id + ".relu", {out}, id + ".relu.out");
-          x = id + ".relu.out";
-          continue;
-        }
-      } else if (const std::string op = activation_op(type); !op.empty()) {
-        b.node(op, id + "." + type, {x}, out);
-      } else if (type == "maxpool2d" || type == "avgpool2d") {
-        const int64_t k = d.at("kernel").get<int64_t>();
-        const bool max = type == "maxpool2d";
-        onnx::NodeProto* n = b.node(max ? "MaxPool" : "AveragePool", id + (max ? ".maxpool" : ".avgpool"), {x}, out);
-        GraphBuilder::ints(n, "kernel_shape", {k, k});
-        GraphBuilder::ints(n, "strides", {k, k});  // floor mode (ceil_mode 0), as tailor and PyTorch
-      } else if (type == "lppool2d") {
-        // L2 pooling as ops OpenCV 4.6 runs (it has no LpPool): sqrt(k^2 * mean of x^2) over each
-        // window, the decomposition that equals PyTorch's LPPool2d(2, k).
-        const int64_t k = d.at("kernel").get<int64_t>();
-        const float area = static_cast<float>(k * k);
-        b.constant(id + ".area", {}, &area);
-        b.node("Mul", id + ".square", {x, x}, id + ".squared");
-        onnx::NodeProto* n = b.node("AveragePool", id + ".avgpool", {id + ".squared"}, id + ".mean");
-        GraphBuilder::ints(n, "kernel_shape", {k, k});
-        GraphBuilder::ints(n, "strides", {k, k});
-        b.node("Mul", id + ".sum", {id + ".mean", id + ".area"}, id + ".sumsq");
-        b.node("Sqrt", id + ".sqrt", {id + ".sumsq"}, out);
-      } else if (type == "flatten") {
-        GraphBuilder::integer(b.node("Flatten", id + ".flatten", {x}, out), "axis", 1);
-      } else if (type == "dropout") {
-        continue;  // the identity in evaluation
-      } else if (type == "linear") {
-        onnx::NodeProto* n = b.node("Gemm", id + ".gemm", {x, named(params.at(0)), named(params.at(1))}, out);
-        GraphBuilder::integer(n, "transB", 1);  // weight (out, in), as tailor and PyTorch keep it
-      } else {
-        throw Error("ONNX export: layer " + id + " (" + type + ") has no ONNX form");
-      }
-      x = out;
+  // The layers, and with test-time flips (--tta flip) the layers again on the mirrored input (a
+  // MatMul by the reversal of the columns: exact, and run by OpenCV 4.6, which has neither Gather
+  // nor Slice with negative steps), the two logits averaged as tailor averages them.
+  std::set<std::string> consts;
+  std::string logits = Emitter(b, consts, "").chain(net.layers(), x);
+  if (m.tta_flip) {
+    const int64_t w = m.spec.width;
+    std::vector<float> reverse(static_cast<size_t>(w * w), 0.0f);
+    for (int64_t j = 0; j < w; ++j) reverse[static_cast<size_t>(j * w + (w - 1 - j))] = 1.0f;
+    b.constant("input.mirror", {w, w}, reverse.data());
+    b.node("MatMul", "input.mirror", {"input.normalized", "input.mirror"}, "input.mirrored");
+    std::string mirrored = "input.mirrored";
+    if (net.item_shape().rank() == 1) {
+      GraphBuilder::integer(b.node("Flatten", "input.flatten.mirror", {mirrored}, "input.flat.mirror"), "axis", 1);
+      mirrored = "input.flat.mirror";
     }
+    const std::string second = Emitter(b, consts, ".mirror").chain(net.layers(), mirrored);
+    const float half = 0.5f;
+    b.constant("tta.half", {}, &half);
+    b.node("Add", "tta.add", {logits, second}, "tta.sum");
+    b.node("Mul", "tta.mean", {"tta.sum", "tta.half"}, "tta.logits");
+    logits = "tta.logits";
   }
+  x = logits;
   // The last layer's output is the logits; an Identity gives it the contract's name.
   b.node("Identity", "logits", {x}, "logits");
   GraphBuilder::integer(b.node("Softmax", "probabilities", {"logits"}, "probabilities"), "axis", 1);

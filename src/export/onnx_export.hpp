@@ -4,9 +4,14 @@
 // The graph is the evaluation-mode model, layer for layer:
 //   image (N, C, H, W) float32, raw pixels 0..255
 //     -> Mul(1 / (255 std)) -> Add(-mean / std)    the run's normalisation, as tailor computes it
-//     -> [Flatten for an FCN] -> Conv / BatchNormalization / Relu|Sigmoid|Tanh / MaxPool / Flatten
-//        / Gemm (weights (out, in), transB = 1); dropout is left out (identity in evaluation)
+//     -> [Flatten for an FCN] -> Conv (strides, groups) / BatchNormalization / Relu|Sigmoid|Tanh /
+//        MaxPool / AveragePool / GlobalAveragePool + Flatten / Flatten / Gemm (weights (out, in),
+//        transB = 1); a residual block is its branches' nodes, then Add and the activation;
+//        dropout is left out (identity in evaluation)
 //     -> logits (N, classes), and Softmax(axis 1) -> probabilities (N, classes)
+// With the run's test-time flips (train --tta flip, or export --tta flip) the network is there
+// twice, the second on the input mirrored left-right (MatMul by the reversal of the columns), and
+// the logits are the mean of the two.
 // Batch norm stays a BatchNormalization node in inference form (5 inputs, 1 output), not folded
 // into the layer before it: its tensors keep tailor's (PyTorch's) names (`1.running_mean`), and
 // the arithmetic stays the one tailor runs. The batch dimension is symbolic ("N").
