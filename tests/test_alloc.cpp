@@ -253,6 +253,15 @@ ModelSpec small_cnn() {
   return spec;
 }
 
+ModelSpec small_staged() {
+  // --arch stages: conv 4 -> tail (pool), a residual stage with a strided projection, a
+  // depthwise-separable residual stage, global average pooling, dropout, linear 10.
+  ModelSpec spec = default_spec(Family::cnn);
+  parse_arch("4,max | 8x2,res,s2 | 8x2,sep,res | gap", spec);
+  spec.dropout = 0.2f;
+  return spec;
+}
+
 ModelSpec small_fcn() {
   // x (N, 784) -> [linear -> bn -> relu -> dropout 0.2] x {32, 16} -> linear 10
   ModelSpec spec = default_spec(Family::fcn);
@@ -262,10 +271,14 @@ ModelSpec small_fcn() {
   return spec;
 }
 
-class TrainingStep : public ::testing::TestWithParam<Family> {
+// CNN and FCN as the families build them, and a CNN of stages (--arch).
+enum class Kind { cnn, fcn, staged };
+class TrainingStep : public ::testing::TestWithParam<Kind> {
  protected:
   void SetUp() override { kernels::set_threads(2); }
-  static ModelSpec spec() { return GetParam() == Family::cnn ? small_cnn() : small_fcn(); }
+  static ModelSpec spec() {
+    return GetParam() == Kind::cnn ? small_cnn() : GetParam() == Kind::fcn ? small_fcn() : small_staged();
+  }
 };
 
 TEST_P(TrainingStep, SteadyStateAllocatesNothing) {
@@ -294,8 +307,10 @@ TEST_P(TrainingStep, AlternatingFullAndLastBatchAllocatesNothing) {
   EXPECT_TRUE(std::isfinite(loss));
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, TrainingStep, ::testing::Values(Family::cnn, Family::fcn),
-                         [](const auto& info) { return family_name(info.param); });
+INSTANTIATE_TEST_SUITE_P(Models, TrainingStep, ::testing::Values(Kind::cnn, Kind::fcn, Kind::staged),
+                         [](const auto& info) {
+                           return info.param == Kind::cnn ? "cnn" : info.param == Kind::fcn ? "fcn" : "staged";
+                         });
 
 }  // namespace
 }  // namespace tailor

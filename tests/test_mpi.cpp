@@ -266,6 +266,23 @@ TEST_F(Mpi, DataParallelThreadsAreRanksBitForBit) {
   EXPECT_NE(read_checkpoint(dir("dp_off") + "/model.ckpt").weights, a.weights);
 }
 
+// The same for a CNN of stages (residual blocks with a strided projection, depthwise-separable
+// convolutions, global average pooling) with --ema: its averages too.
+TEST_F(Mpi, StagedCnnThreadsAreRanksBitForBit) {
+  const std::string args = "train --arch '4,max | 6x2,res,s2 | 6x2,sep,res | gap' --ema 0.99 --shift 1 --batch-size 64 "
+                           "--epochs 2 --val 0 --seed 5 --progress none --data " + dir("data") + " --out ";
+  Ran threads = tailor(args + dir("st_threads") + " --threads 2");
+  ASSERT_EQ(threads.code, 0) << threads.err;
+  Ran ranks = run(mpirun(2) + args + dir("st_ranks") + " --threads 1");
+  ASSERT_EQ(ranks.code, 0) << ranks.err;
+  const Checkpoint a = read_checkpoint(dir("st_threads") + "/model.ckpt");
+  const Checkpoint b = read_checkpoint(dir("st_ranks") + "/model.ckpt");
+  ASSERT_EQ(a.weights.size(), b.weights.size());
+  EXPECT_EQ(std::memcmp(a.weights.data(), b.weights.data(), a.weights.size() * sizeof(float)), 0);
+  ASSERT_EQ(a.stats.size(), b.stats.size());
+  EXPECT_EQ(std::memcmp(a.stats.data(), b.stats.data(), a.stats.size() * sizeof(float)), 0);
+}
+
 // With batch norm (statistics per rank, averaged after each epoch) and dropout: the accuracy of
 // 3 epochs of FCN-100k on Fashion-MNIST within half a point of one process's, on the mean of two
 // seeds (measured per seed: 2 ranks 0.2-0.4 points lower, batch norm seeing 32 images, not 64).

@@ -195,6 +195,15 @@ TEST_F(Resume, KilledDataParallelCnnResumesBitForBit) {
   kill_and_resume("dp1", args, 1, gen, 2, 1);
 }
 
+// A CNN of stages (residual, separable, strided, GAP) with the recipes that keep state or draw
+// randomness (--ema's averages in the state, --erase's rectangles, --tta flip's evaluations),
+// data-parallel on 2 threads.
+TEST_F(Resume, KilledStagedCnnWithRecipesResumesBitForBit) {
+  std::mt19937 gen(4);
+  kill_and_resume("staged", "--arch '4,max | 6x2,res,s2 | 8x2,sep,res | gap' --dropout 0.1 --shift 1 --flip --erase 0.5 "
+                            "--ema 0.99 --tta flip --batch-size 64 --epochs 6 --val 200", 2, gen, 2);
+}
+
 // When a step is data-parallel, and what an older run's config.toml (without the keys) reads as:
 // the layers' threads, as it trained.
 TEST(DataParallel, ReplicasPerThreadWhenEachSliceHolds32Images) {

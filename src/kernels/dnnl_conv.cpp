@@ -159,27 +159,6 @@ Conv2dKernel::Conv2dKernel(const Conv2dShape& s) : shape_(s), impl_(std::make_un
   auto fpd = make_fwd(tag::any, tag::any);
   if (s.channels_last && !(same_bytes(src_md, fpd.src_desc()) && same_bytes(dst_md, fpd.dst_desc())))
     fpd = plain_or(fpd, [&] { return make_fwd(src_plain, plain); });
-  // On CPUs with AMX (Intel Sapphire Rapids; family 6 model 207 here) oneDNN 2.6 puts its brgemm
-  // convolution first for an fp32 nhwc forward, and its direct jit kernel ran that pass 13-19%
-  // faster in every one of five back-to-back pairs (CNN-100k's conv 16->32 on 14x14, batch 32, one
-  // thread: 353/642/494/573/373 against 308/566/410/462/317 us). The next implementation in
-  // oneDNN's list is taken there when it is the direct one for the same layouts.
-  if (!bf16 && s.channels_last && dnnl::get_effective_cpu_isa() == dnnl::cpu_isa::avx512_core_amx &&
-      std::string(fpd.impl_info_str()).rfind("brgconv", 0) == 0) {
-    // (Made here, not returned by make_fwd: a primitive_desc returned by value forgets its place
-    // in oneDNN's list, and next_impl() then jumps to the reference kernel.)
-    const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                            src_md, w_any, b_md, dst_md, strides, pad, pad);
-    dnnl::convolution_forward::primitive_desc next(d, m.engine);
-    while (next.next_impl()) {
-      const std::string name = next.impl_info_str();
-      if (name.rfind("jit:", 0) == 0) {
-        fpd = next;
-        break;
-      }
-      if (name.rfind("ref", 0) == 0) break;
-    }
-  }
   auto make_data = [&](tag src_act, tag dst_act) {
     return dnnl::convolution_backward_data::primitive_desc(
         {dnnl::algorithm::convolution_direct, md(src_dims, src_act), w_any, md(dst_dims, dst_act, in_t), strides, pad,
