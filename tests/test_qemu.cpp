@@ -11,7 +11,6 @@
 #include <gtest/gtest.h>
 
 #include "cli_runner.hpp"
-#include "data/idx.hpp"
 #include "kernels/isa.hpp"
 #include "tiny_data.hpp"
 
@@ -21,18 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 using testing::run_command;
 using testing::slurp;
-
-const char* const kFashion = "/usr/share/datasets/fashion-mnist";
-
-// The first n images and labels of one part of Fashion-MNIST, as IDX files in dir.
-void write_slice(const std::string& dir, const std::string& prefix, uint32_t n) {
-  const IdxArray images = read_idx(std::string(kFashion) + "/" + prefix + "-images-idx3-ubyte.gz", 3);
-  const IdxArray labels = read_idx(std::string(kFashion) + "/" + prefix + "-labels-idx1-ubyte.gz", 1);
-  const uint32_t idims[3] = {n, images.dims[1], images.dims[2]}, ldims[1] = {n};
-  testing::write_gz(dir + "/" + prefix + "-images-idx3-ubyte.gz",
-                    testing::idx_bytes(3, idims, images.data.data(), size_t{n} * idims[1] * idims[2]));
-  testing::write_gz(dir + "/" + prefix + "-labels-idx1-ubyte.gz", testing::idx_bytes(1, ldims, labels.data.data(), n));
-}
 
 // "test accuracy: 54.00% (loss 1.5364)" from a run's last line.
 std::string accuracy_line(const std::string& out) {
@@ -44,11 +31,8 @@ TEST(Qemu, AHaswellRunsTheAvx2PathBitForBit) {
   if (std::system("command -v qemu-x86_64 > /dev/null 2>&1") != 0)
     GTEST_SKIP() << "qemu-x86_64 is not installed (Debian's qemu-user; scripts/setup.sh installs it)";
   if (!kernels::cpu_runs(kernels::Isa::avx2)) GTEST_SKIP() << "this CPU cannot run the avx2 path natively";
-  if (!fs::exists(std::string(kFashion) + "/train-images-idx3-ubyte.gz")) GTEST_SKIP() << "no Fashion-MNIST";
   const std::string dir = (fs::temp_directory_path() / ("tailor_qemu_" + std::to_string(::getpid()))).string();
-  fs::create_directories(dir + "/data");
-  write_slice(dir + "/data", "train", 640);
-  write_slice(dir + "/data", "t10k", 200);
+  if (!testing::write_fashion_slice(dir + "/data", 640, 200)) GTEST_SKIP() << "no Fashion-MNIST";
   // GOMP_SPINCOUNT set: tailor would otherwise restart itself through /proc/self/exe
   // (main.cpp), an exec that qemu-user hands to the host, where the binary runs natively.
   const std::string env = "GOMP_SPINCOUNT=3000 OMP_NUM_THREADS=2 ";

@@ -6,6 +6,7 @@
 
 #include <zlib.h>
 
+#include "data/idx.hpp"
 #include "util/rng.hpp"
 
 namespace tailor::testing {
@@ -47,6 +48,21 @@ void write_tiny_dataset(const std::string& dir, int train_n, int test_n, int siz
   };
   make("train", train_n);
   make("t10k", test_n);
+}
+
+bool write_fashion_slice(const std::string& dir, uint32_t train_n, uint32_t test_n) {
+  const std::string src = "/usr/share/datasets/fashion-mnist";
+  if (!std::filesystem::exists(src + "/train-images-idx3-ubyte.gz")) return false;
+  std::filesystem::create_directories(dir);
+  for (const auto& [prefix, n] : {std::pair{std::string("train"), train_n}, std::pair{std::string("t10k"), test_n}}) {
+    const IdxArray images = read_idx(src + "/" + prefix + "-images-idx3-ubyte.gz", 3);
+    const IdxArray labels = read_idx(src + "/" + prefix + "-labels-idx1-ubyte.gz", 1);
+    const uint32_t idims[3] = {n, images.dims[1], images.dims[2]}, ldims[1] = {n};
+    write_gz(dir + "/" + prefix + "-images-idx3-ubyte.gz",
+             idx_bytes(3, idims, images.data.data(), size_t{n} * idims[1] * idims[2]));
+    write_gz(dir + "/" + prefix + "-labels-idx1-ubyte.gz", idx_bytes(1, ldims, labels.data.data(), n));
+  }
+  return true;
 }
 
 }  // namespace tailor::testing

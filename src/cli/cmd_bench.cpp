@@ -30,6 +30,7 @@ struct BenchArgs {
   std::vector<int64_t> batches{64, 256};
   std::vector<std::string> models{"fcn", "cnn"};
   std::vector<std::string> pools{"max"};
+  std::vector<std::string> archs;  // CNNs built from stages, a row each
   std::string weights = "100k", data = kDefaultDataDir;
   int64_t eval_batch = TrainConfig{}.eval_batch;
   std::string precision = "fp32";
@@ -93,6 +94,10 @@ Run add_bench(CLI::App& app) {
       ->check(CLI::IsMember({"max", "avg", "l2"}))
       ->delimiter(',')
       ->capture_default_str();
+  c->add_option("--arch", a->archs,
+                 "A CNN built from stages (as train --arch), sized to --weights: one row each; may be given "
+                 "several times")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   c->add_option("--data", a->data, "Data directory")->capture_default_str();
   c->add_option("--eval-batch", a->eval_batch, "Images per batch when measuring evaluation")
       ->check(CLI::Range(1, 65536))->capture_default_str();
@@ -114,15 +119,30 @@ Run add_bench(CLI::App& app) {
                   cpu.c_str(), std::thread::hardware_concurrency(), tailor_version().c_str(), path.c_str(),
                   kernels::onednn_version().c_str(), isa.c_str(), peak, threads, peak * threads, "model", "batch", "weights", "s/epoch", "GFLOP/s", "of peak", "eval img/s",
                   "RSS MiB");
+    // The rows: every family x batch x pool, then every --arch x batch.
+    struct Row {
+      std::string family, pool, arch, label;
+      int64_t batch;
+    };
+    std::vector<Row> plan;
     for (const std::string& family : a->models)
       for (int64_t batch : a->batches)
         for (const std::string& pool : a->pools) {
           // An FCN has no pooling: one row for it, under the first kind named.
           if (family == "fcn" && pool != a->pools.front()) continue;
+          plan.push_back({family, pool, "", family + "-" + a->weights + (family == "cnn" && pool != "max" ? "-" + pool : ""),
+                          batch});
+        }
+    for (size_t i = 0; i < a->archs.size(); ++i)
+      for (int64_t batch : a->batches)
+        plan.push_back({"cnn", "max", a->archs[i], "arch" + std::to_string(i + 1) + "-" + a->weights, batch});
+    for (const Row& plan_row : plan) {
+          const std::string &family = plan_row.family, &pool = plan_row.pool, &label = plan_row.label;
+          const int64_t batch = plan_row.batch;
           TrainConfig cfg;
           cfg.model = default_spec(parse_family(family));
           cfg.model.pool = parse_pool(pool);
-          const std::string label = family + "-" + a->weights + (family == "cnn" && pool != "max" ? "-" + pool : "");
+          if (!plan_row.arch.empty()) parse_arch(plan_row.arch, cfg.model);
           cfg.weights_target = parse_weight_count(a->weights);
           cfg.data_dir = a->data;
           cfg.out_dir = tmp;
@@ -145,7 +165,7 @@ Run add_bench(CLI::App& app) {
           const double images = static_cast<double>(r.train_images);
           const double gflops = static_cast<double>(train_flops_per_image(m.spec)) * images / sec / 1e9;
           nlohmann::json row{{"model", family},       {"batch", batch},          {"weights", r.weights},
-                             {"pool", family == "cnn" ? pool : std::string("none")},
+                             {"pool", family == "cnn" ? pool : std::string("none")},  {"arch", plan_row.arch},
                              {"epoch_seconds", sec},  {"gflops", gflops},        {"peak_share", gflops / (peak * threads)},
                              {"eval_images_per_second", median(eval_ips)},       {"peak_rss_mb", peak_rss_mb()},
                              {"threads", threads},    {"sgemm_peak_gflops_per_core", peak},
@@ -157,8 +177,11 @@ Run add_bench(CLI::App& app) {
                         static_cast<long long>(batch), static_cast<long long>(r.weights), sec, gflops,
                         100.0 * gflops / (peak * threads), median(eval_ips), peak_rss_mb());
           std::fflush(stdout);
-        }
+    }
     std::filesystem::remove_all(tmp);
+    if (!a->json)
+      for (size_t i = 0; i < a->archs.size(); ++i)
+        std::printf("arch%zu: %s\n", i + 1, a->archs[i].c_str());
     if (a->json) std::printf("%s\n", rows.dump(2).c_str());
     else std::printf("\n(median of %lld epochs, Adam, %s; RSS is this process's peak so far; the peak is fp32's in "
                      "either precision)\n",
