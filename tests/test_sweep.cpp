@@ -167,7 +167,9 @@ TEST(ShippedSweeps, AllExperimentFilesRead) {
     ++files;
     auto r = testing::run_tailor("sweep " + e.path().string() + " --dry-run", scratch);
     EXPECT_EQ(r.code, 0) << e.path() << ": " << r.err;
-    if (e.path().stem() == "table1") EXPECT_NE(r.out.find("9 trials"), std::string::npos) << r.out;
+    if (e.path().stem() == "table1") {
+      EXPECT_NE(r.out.find("9 trials"), std::string::npos) << r.out;
+    }
   }
   EXPECT_GE(files, 5);
   std::filesystem::remove_all(scratch);
