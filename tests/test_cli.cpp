@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -81,6 +82,19 @@ TEST_F(Cli, TailorIsaChoosesThePathOrIsOneLine) {
                                      "--progress lines --data " + root_ + "/data --out " + root_ + "/isa", root_);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("(kernels baseline, oneDNN sse41)"), std::string::npos) << r.out;
+}
+
+// bf16 products in a CNN of stages (grouped, depthwise, strided and 1x1 convolutions), where the
+// CPU has them: it trains, and eval reproduces its accuracy.
+TEST_F(Cli, StagedCnnTrainsInBf16) {
+  if (!kernels::has_bf16()) GTEST_SKIP() << "this CPU has no bf16 dot products";
+  const Ran r = tailor("train --arch '8,max | 16x2,res,s2 | 16x2,sep,res | gap' --precision bf16 --epochs 2 --lr 0.01 "
+                       "--batch-size 32 --val 60 --threads 1 --progress none --data " + root_ + "/data --out " + root_ + "/bf16");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json s = json_file(root_ + "/bf16/summary.json");
+  EXPECT_GT(s.at("test_acc").get<double>(), 60.0);
+  const Ran e = tailor("eval " + root_ + "/bf16");
+  EXPECT_NE(e.out.find(fmt::format("{:.2f}%", s.at("test_acc").get<double>())), std::string::npos) << e.out;
 }
 
 TEST_F(Cli, MissingDataDirectorySaysWhichPackage) {

@@ -221,6 +221,29 @@ TEST_F(Inspect, WorksForAnFcnRun) {
   EXPECT_TRUE(fs::exists(root_ + "/fcn/inspect/index.html"));
 }
 
+// A CNN of stages (residual blocks, global average pooling) evaluated with test-time flips: the
+// saliency goes back through the sum and the pooling, the confusion matrix is eval's with the
+// run's flips (and without, with --tta none).
+TEST_F(Inspect, WorksForAStagedRunWithFlips) {
+  ASSERT_EQ(tailor("train --arch '4,max | 6x2,res,s2 | gap' --tta flip --epochs 2 --val 60 --threads 1 --progress none "
+                   "--data " + root_ + "/data --out " + root_ + "/staged")
+                .code,
+            0);
+  for (const char* tta : {"run", "none"}) {
+    SCOPED_TRACE(tta);
+    const Ran r = tailor("inspect " + root_ + "/staged --images 4 --tta " + tta);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const Ran e = tailor("eval " + root_ + "/staged --tta " + tta);
+    ASSERT_EQ(e.code, 0) << e.err;
+    const auto cm = read_csv(root_ + "/staged/inspect/confusion.csv");
+    int64_t diag = 0;
+    for (size_t i = 1; i < cm.size(); ++i) diag += std::stoll(cm[i][i]);
+    EXPECT_NE(e.out.find("(" + std::to_string(diag) + "/150)"), std::string::npos) << e.out;
+    const PngInfo png = png_info(root_ + "/staged/inspect/saliency/4.png");
+    EXPECT_TRUE(png.valid);
+  }
+}
+
 TEST_F(Inspect, HelpNamesEveryOption) {
   const Ran r = tailor("inspect --help");
   EXPECT_EQ(r.code, 0);
