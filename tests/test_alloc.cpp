@@ -132,9 +132,6 @@ void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcep
 
 namespace tailor {
 
-// Test names and failure messages say "cnn" / "fcn" rather than the enum's bytes.
-static void PrintTo(Family f, std::ostream* os) { *os << family_name(f); }
-
 namespace {
 
 struct NewCalls {

@@ -185,7 +185,7 @@ TEST(Infer, EvaluationDependsOnlyOnTheSavedState) {
     for (Param* b : model->buffers())
       for (int64_t i = 0; i < b->numel(); ++i)
         b->value[i] = b->name == "running_var" ? 0.5f + rng.uniform() : rng.uniform() - 0.5f;
-    const std::vector<float> state(model->state(), model->state() + model->num_state());
+    const std::vector<float> state(model->buffer_values(), model->buffer_values() + model->num_buffer_values());
     for (int64_t n : {1, 7, 32}) {
       const std::vector<float> x = random_image(n * 144, 100 + n), other = random_image(n * 144, 200 + n);
       const Shape shape{n, 144};
@@ -194,7 +194,7 @@ TEST(Infer, EvaluationDependsOnlyOnTheSavedState) {
       ConstView t = model->forward(ConstView(other.data(), shape), Mode::train);
       std::vector<float> dz(t.numel(), 0.5f);
       model->backward(ConstView(dz.data(), t.shape));
-      std::copy(state.begin(), state.end(), model->state());
+      std::copy(state.begin(), state.end(), model->buffer_values());
       ConstView b = model->infer(ConstView(x.data(), shape));
       ASSERT_EQ(b.numel(), static_cast<int64_t>(expected.size()));
       EXPECT_EQ(0, std::memcmp(b.data, expected.data(), expected.size() * sizeof(float))) << "variant " << variant << " n " << n;

@@ -34,7 +34,7 @@ class CheckpointTest : public ::testing::Test {
                 {"normalization", {{"mean", 0.25}, {"std", 0.5}}},
                 {"classes", fashion_mnist_class_names()}};
     ck_.weights.assign(model_->values(), model_->values() + model_->num_values());
-    ck_.stats.assign(model_->state(), model_->state() + model_->num_state());
+    ck_.stats.assign(model_->buffer_values(), model_->buffer_values() + model_->num_buffer_values());
     ck_.optim_state.assign(2 * model_->num_values(), 0.125f);
     path_ = (dir_ / "model.ckpt").string();
     save_checkpoint(path_, ck_);
@@ -126,7 +126,7 @@ TEST_F(CheckpointTest, ModelWithoutBatchNormRoundTrips) {
   ModelSpec spec = spec_;
   spec.batchnorm = false;
   auto model = build_model(spec, 1);
-  ASSERT_EQ(model->num_state(), 0u);
+  ASSERT_EQ(model->num_buffer_values(), 0u);
   Checkpoint ck = ck_;
   ck.meta["model"] = spec_to_json(spec);
   ck.weights.assign(model->num_values(), 0.5f);
@@ -147,7 +147,7 @@ TEST_F(CheckpointTest, PoolIsRecordedAndOlderCheckpointsLoadAsMax) {
     spec.pool = kind;
     auto model = build_model(spec, 7);
     std::copy_n(model_->values(), model_->num_values(), model->values());
-    std::copy_n(model_->state(), model_->num_state(), model->state());
+    std::copy_n(model_->buffer_values(), model_->num_buffer_values(), model->buffer_values());
     Checkpoint ck = ck_;
     ck.meta["model"] = spec_to_json(spec);
     EXPECT_EQ(ck.meta["model"]["pool"], kernels::pool_name(kind));
@@ -186,7 +186,7 @@ TEST_F(CheckpointTest, ColourNormalisationPerChannel) {
   ck.meta["model"] = spec_to_json(colour);
   ck.meta["normalization"] = j;
   ck.weights.assign(rgb->values(), rgb->values() + rgb->num_values());
-  ck.stats.assign(rgb->state(), rgb->state() + rgb->num_state());
+  ck.stats.assign(rgb->buffer_values(), rgb->buffer_values() + rgb->num_buffer_values());
   save_checkpoint(path_, ck);
   const LoadedModel m = load_model(path_);
   EXPECT_EQ(m.norm.channels, 3);

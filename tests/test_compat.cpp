@@ -69,7 +69,7 @@ TEST_F(Compat, OldCheckpointLoadsAndEvaluatesAsItsRunReported) {
   LoadedModel m = load_model(run + "/model.ckpt");
   ASSERT_EQ(m.model->num_values(), ck.weights.size());
   EXPECT_EQ(0, std::memcmp(m.model->values(), ck.weights.data(), ck.weights.size() * sizeof(float)));
-  EXPECT_EQ(0, std::memcmp(m.model->state(), ck.stats.data(), ck.stats.size() * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(m.model->buffer_values(), ck.stats.data(), ck.stats.size() * sizeof(float)));
   EXPECT_FALSE(m.spec.staged());
   EXPECT_FALSE(m.tta_flip);
   const nlohmann::json summary = nlohmann::json::parse(slurp(run + "/summary.json"));

@@ -32,7 +32,7 @@ void Sequential::finalize(const Shape& item_shape) {
   }
   values_.resize(nv);
   grads_.resize(nv);
-  state_.resize(ns);
+  buffer_values_.resize(ns);
   size_t off = 0;
   for (Param* p : params_) {
     p->value = values_.data() + off;
@@ -41,7 +41,7 @@ void Sequential::finalize(const Shape& item_shape) {
   }
   off = 0;
   for (Param* b : buffers_) {
-    b->value = state_.data() + off;
+    b->value = buffer_values_.data() + off;
     off += b->numel();
   }
   // Running variance starts at 1 (PyTorch); parameters are set by init_params. (A residual block's

@@ -52,9 +52,9 @@ class Sequential {
   const std::vector<std::string>& buffer_names() const { return buffer_names_; }
   float* values() { return values_.data(); }
   float* grads() { return grads_.data(); }
-  float* state() { return state_.data(); }
+  float* buffer_values() { return buffer_values_.data(); }
   size_t num_values() const { return values_.size(); }  // == trainable weight count
-  size_t num_state() const { return state_.size(); }
+  size_t num_buffer_values() const { return buffer_values_.size(); }
   const Shape& item_shape() const { return item_shape_; }
   // Output shapes of every layer for a batch of n.
   std::vector<Shape> shapes(int64_t n) const;
@@ -67,7 +67,7 @@ class Sequential {
   Shape item_shape_;
   std::vector<Param*> params_, buffers_;
   std::vector<std::string> param_names_, buffer_names_;
-  Buffer values_, grads_, state_;
+  Buffer values_, grads_, buffer_values_;
   bool allow_channels_last_ = true, channels_last_ = false;
 };
 

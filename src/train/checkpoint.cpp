@@ -180,11 +180,11 @@ LoadedModel load_model(const std::string& path) {
     throw Error("checkpoint " + path + ": " + e.what());
   }
   m.model = build_model(m.spec, 0);
-  if (ck.weights.size() != m.model->num_values() || ck.stats.size() != m.model->num_state() ||
+  if (ck.weights.size() != m.model->num_values() || ck.stats.size() != m.model->num_buffer_values() ||
       m.classes.size() != static_cast<size_t>(m.spec.classes))
     throw Error("checkpoint " + path + " is corrupt: its arrays do not match its model description");
   std::copy(ck.weights.begin(), ck.weights.end(), m.model->values());
-  std::copy(ck.stats.begin(), ck.stats.end(), m.model->state());
+  std::copy(ck.stats.begin(), ck.stats.end(), m.model->buffer_values());
   m.meta = std::move(ck.meta);
   return m;
 }

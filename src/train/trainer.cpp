@@ -66,7 +66,7 @@ namespace {
 struct Snapshot {
   std::vector<float> values, stats, optim;
   int64_t steps = 0;
-  std::vector<float> ema_values, ema_stats;
+  std::vector<float> ema_values, ema_buffers;
   bool empty() const { return values.empty(); }
 };
 
@@ -119,23 +119,23 @@ struct Run {
   double curves_cost = 0;
 
   // --ema: the moving averages of the weights and of the batch-norm statistics.
-  std::vector<float> ema_values, ema_stats;
+  std::vector<float> ema_values, ema_buffers;
 
   std::string state_path() const { return dir + "/" + kResumeStateFile; }
   Snapshot snapshot() const {
     return {{model->values(), model->values() + model->num_values()},
-            {model->state(), model->state() + model->num_state()},
+            {model->buffer_values(), model->buffer_values() + model->num_buffer_values()},
             opt->state(),
             opt->steps(),
             ema_values,
-            ema_stats};
+            ema_buffers};
   }
   // The model's weights and statistics swapped with their averages (--ema; swapping twice
   // restores them): what is evaluated and saved.
   void swap_ema() {
     if (ema_values.empty()) return;
     std::swap_ranges(ema_values.begin(), ema_values.end(), model->values());
-    std::swap_ranges(ema_stats.begin(), ema_stats.end(), model->state());
+    std::swap_ranges(ema_buffers.begin(), ema_buffers.end(), model->buffer_values());
   }
   // Validation and test, of the averaged weights with --ema, with flips with --tta flip.
   void evaluate_both() {
@@ -225,12 +225,12 @@ void setup(Run& r) {
   init_params(*r.model, cfg.init, cfg.model.activation, init_rng);
   // Every rank starts from rank 0's weights (the same seed gives the same ones; this makes sure).
   dist::broadcast(r.model->values(), r.model->num_values(), 0);
-  dist::broadcast(r.model->state(), r.model->num_state(), 0);
+  dist::broadcast(r.model->buffer_values(), r.model->num_buffer_values(), 0);
   for (Replica& p : r.reps) p.model->set_bf16_training(cfg.bf16);
   r.opt = std::make_unique<Optimizer>(cfg.optim, r.model->num_values());
   if (cfg.ema > 0) {  // the averages start at the initial weights and statistics
     r.ema_values.assign(r.model->values(), r.model->values() + r.model->num_values());
-    r.ema_stats.assign(r.model->state(), r.model->state() + r.model->num_state());
+    r.ema_buffers.assign(r.model->buffer_values(), r.model->buffer_values() + r.model->num_buffer_values());
   }
   r.weights = static_cast<int64_t>(r.model->num_values());
   r.classes = r.data.classes;
@@ -307,7 +307,7 @@ void save_state(const Run& r) {
   for (const Snapshot* s : {&now, &r.best}) {
     if (s->empty()) continue;
     for (const auto& [to, from] : {std::pair{&ck.weights, &s->values}, std::pair{&ck.weights, &s->ema_values},
-                                   std::pair{&ck.stats, &s->stats}, std::pair{&ck.stats, &s->ema_stats},
+                                   std::pair{&ck.stats, &s->stats}, std::pair{&ck.stats, &s->ema_buffers},
                                    std::pair{&ck.optim_state, &s->optim}})
       to->insert(to->end(), from->begin(), from->end());
   }
@@ -369,7 +369,7 @@ ResumeState read_resume_state(const std::string& path, const ResumeShape& shape)
       take(ck.weights, at_w, shape.values, best ? st.best_values : st.values);
       if (has_ema) take(ck.weights, at_w, shape.values, best ? st.best_ema_values : st.ema_values);
       take(ck.stats, at_s, shape.stats, best ? st.best_stats : st.stats);
-      if (has_ema) take(ck.stats, at_s, shape.stats, best ? st.best_ema_stats : st.ema_stats);
+      if (has_ema) take(ck.stats, at_s, shape.stats, best ? st.best_ema_buffers : st.ema_buffers);
       take(ck.optim_state, at_o, shape.optim, best ? st.best_optim : st.optim);
     }
   } catch (const nlohmann::json::exception& e) {
@@ -389,17 +389,17 @@ void resume(Run& r) {
   std::vector<Rng*> dropout;
   for (const Replica& p : r.reps)
     for (Rng* g : p.model->random_streams()) dropout.push_back(g);
-  ResumeState st = read_resume_state(path, {r.model->num_values(), r.model->num_state(), r.opt->state().size(),
+  ResumeState st = read_resume_state(path, {r.model->num_values(), r.model->num_buffer_values(), r.opt->state().size(),
                                             dropout.size(), r.reps.size(), r.cfg.epochs, r.cfg.ema > 0});
   // The shuffles of the finished epochs, replayed: the order and the stream, checked.
   for (int64_t e = 0; e < st.epoch; ++e) r.shuffle();
   if (r.shuffle_rng.state() != st.shuffle_rng)
     throw Error("resume state " + path + " cannot be used: its shuffle stream does not follow from the run's seed");
   std::copy(st.values.begin(), st.values.end(), r.model->values());
-  std::copy(st.stats.begin(), st.stats.end(), r.model->state());
+  std::copy(st.stats.begin(), st.stats.end(), r.model->buffer_values());
   if (r.cfg.ema > 0) {
     r.ema_values = std::move(st.ema_values);
-    r.ema_stats = std::move(st.ema_stats);
+    r.ema_buffers = std::move(st.ema_buffers);
   }
   r.opt->restore(st.optim, st.steps);
   r.reps[0].augment_rng = Rng(st.augment_rng);
@@ -422,7 +422,7 @@ void resume(Run& r) {
   r.since_best = st.since_best;
   if (!st.best_values.empty())
     r.best = {std::move(st.best_values), std::move(st.best_stats), std::move(st.best_optim), st.best_steps,
-              std::move(st.best_ema_values), std::move(st.best_ema_stats)};
+              std::move(st.best_ema_values), std::move(st.best_ema_buffers)};
   // metrics.csv as the state has it (a kill between the two writes left it one row ahead).
   write_file_atomic(r.dir + "/metrics.csv", r.metrics);
 }
@@ -522,7 +522,7 @@ void run_epoch(Run& r, Progress& progress) {
   for (int c = 0; c < r.norm.channels; ++c) background[c] = -r.norm.mean[c] / r.norm.std[c];
   // The replicas' batch-norm statistics start every epoch from the model's (see below).
   for (size_t k = 1; k < r.reps.size(); ++k)
-    std::copy(r.model->state(), r.model->state() + r.model->num_state(), r.reps[k].model->state());
+    std::copy(r.model->buffer_values(), r.model->buffer_values() + r.model->num_buffer_values(), r.reps[k].model->buffer_values());
   r.shuffle();
   const auto t0 = Clock::now();
   double loss_sum = 0, lr = cfg.optim.lr;
@@ -566,7 +566,7 @@ void run_epoch(Run& r, Progress& progress) {
     }
     // The statistics' average follows the first replica's (each estimates the same statistics;
     // the replicas' are averaged only at the epoch's end), as rank 0's under mpirun.
-    if (!r.ema_stats.empty()) kernels::ema_update(r.ema_decay(), r.model->state(), r.ema_stats.data(), 0, r.ema_stats.size());
+    if (!r.ema_buffers.empty()) kernels::ema_update(r.ema_decay(), r.model->buffer_values(), r.ema_buffers.data(), 0, r.ema_buffers.size());
     loss_sum += st.loss_sum;
     correct += st.correct;
     seen += m;
@@ -575,16 +575,16 @@ void run_epoch(Run& r, Progress& progress) {
   const double epoch_seconds = seconds_since(t0);
   r.train_seconds += epoch_seconds;
   r.epoch_seconds.push_back(epoch_seconds);
-  if (r.model->num_state() > 0 && (r.world > 1 || r.reps.size() > 1)) {
+  if (r.model->num_buffer_values() > 0 && (r.world > 1 || r.reps.size() > 1)) {
     // Batch-norm statistics were kept per rank or replica, on its slices; their mean evaluates.
-    float* state = r.model->state();
+    float* state = r.model->buffer_values();
     for (size_t k = 1; k < r.reps.size(); ++k) {
-      const float* other = r.reps[k].model->state();
-      for (size_t i = 0; i < r.model->num_state(); ++i) state[i] += other[i];
+      const float* other = r.reps[k].model->buffer_values();
+      for (size_t i = 0; i < r.model->num_buffer_values(); ++i) state[i] += other[i];
     }
-    dist::allreduce_sum(state, r.model->num_state());
+    dist::allreduce_sum(state, r.model->num_buffer_values());
     const float inv = 1.0f / static_cast<float>(r.world * static_cast<int>(r.reps.size()));
-    for (size_t i = 0; i < r.model->num_state(); ++i) state[i] *= inv;
+    for (size_t i = 0; i < r.model->num_buffer_values(); ++i) state[i] *= inv;
   }
   r.evaluate_both();
   const double train_loss = loss_sum / seen, train_acc = 100.0 * correct / seen, ips = seen / epoch_seconds;
@@ -633,9 +633,9 @@ TrainOutcome finish(Run& r) {
   std::vector<float> optim_state = r.opt->state();
   if (cfg.patience > 0 && !r.best.empty() && r.best_epoch != r.epoch) {
     std::copy(r.best.values.begin(), r.best.values.end(), r.model->values());
-    std::copy(r.best.stats.begin(), r.best.stats.end(), r.model->state());
+    std::copy(r.best.stats.begin(), r.best.stats.end(), r.model->buffer_values());
     r.ema_values = r.best.ema_values;
-    r.ema_stats = r.best.ema_stats;
+    r.ema_buffers = r.best.ema_buffers;
     optim_state = r.best.optim;
     steps = r.best.steps;
     r.evaluate_both();
@@ -667,7 +667,7 @@ TrainOutcome finish(Run& r) {
   // With --ema the averaged weights and statistics are the model (what was evaluated).
   r.swap_ema();
   ck.weights.assign(r.model->values(), r.model->values() + r.model->num_values());
-  ck.stats.assign(r.model->state(), r.model->state() + r.model->num_state());
+  ck.stats.assign(r.model->buffer_values(), r.model->buffer_values() + r.model->num_buffer_values());
   r.swap_ema();
   ck.optim_state = std::move(optim_state);
   save_checkpoint(r.dir + "/model.ckpt", ck);

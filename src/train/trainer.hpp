@@ -47,7 +47,7 @@ struct ResumeState {
   int64_t val_count = 0, test_count = 0;
   std::vector<float> values, stats, optim;                 // the current epoch's
   std::vector<float> best_values, best_stats, best_optim;  // early stopping's best, or empty
-  std::vector<float> ema_values, ema_stats, best_ema_values, best_ema_stats;  // --ema, or empty
+  std::vector<float> ema_values, ema_buffers, best_ema_values, best_ema_buffers;  // --ema, or empty
 };
 // Throws tailor::Error naming the file on anything damaged or not fitting `shape`.
 ResumeState read_resume_state(const std::string& path, const ResumeShape& shape);

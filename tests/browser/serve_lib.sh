@@ -5,6 +5,7 @@
 start_serve() {
   local log=$1
   shift
+  : > "$log" # exists before the first poll below reads it (the server's redirect may come later)
   "$@" > "$log" 2>&1 &
   server=$!
   url=

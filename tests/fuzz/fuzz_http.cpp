@@ -34,7 +34,7 @@ std::string make_run() {
              {"eval_batch", 16},
              {"threads", 1}};
   for (size_t i = 0; i < model->num_values(); ++i) ck.weights.push_back(0.01f * static_cast<float>(i % 17) - 0.08f);
-  ck.stats.assign(model->state(), model->state() + model->num_state());
+  ck.stats.assign(model->buffer_values(), model->buffer_values() + model->num_buffer_values());
   std::filesystem::create_directories(root + "/run");
   tailor::save_checkpoint(root + "/run/model.ckpt", ck);
   return root + "/run";
