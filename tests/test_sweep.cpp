@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "cli_runner.hpp"
+#include "sweep/references.hpp"
 #include "sweep/sweep_file.hpp"
 #include "tiny_data.hpp"
 #include "util/error.hpp"
@@ -58,6 +59,62 @@ TEST_F(Sweep, FileErrorsNameFileLineAndKey) {
   expect_file_error("name = \"x\"\n[bsae]\nepochs = 3\n", 2, "bsae");                               // unknown table
   expect_file_error("name = \"x\"\n[base]\nout = \"elsewhere\"\n", 3, "out");                       // set by the sweep
   expect_file_error("name = \"x\"\n[[row]]\nepochs = 3\n", 2, "name");                              // row without a name
+}
+
+// Published points beside a sweep's own: the file is checked before anything runs, kept in the
+// sweep directory, and drawn into accuracy_vs_weights.png (by `sweep` and again by `report`).
+TEST_F(Sweep, ReferencesAreCheckedKeptAndDrawn) {
+  expect_file_error("name = \"x\"\nreferences = \"missing.csv\"\n", 2, "references");
+  expect_file_error("name = \"x\"\nreferences = 3\n", 2, "references");
+  write("bad.csv", "label,weights,test_acc,source\nstudy,100k,91.2,here\nstudy,lots,90,there\n");
+  expect_file_error("name = \"x\"\n\nreferences = \"bad.csv\"\n", 3, "references");
+  {
+    const std::string path = write("bad2.toml", "name = \"x\"\nreferences = \"bad.csv\"\n");
+    auto r = run_tailor("sweep " + path + " --dry-run", root_);
+    EXPECT_NE(r.err.find("bad.csv:3: weights 'lots' is not a count"), std::string::npos) << r.err;
+  }
+
+  const std::string refs = "label,weights,test_acc,source\nsomeone's MLP,2.5k,71.5,a paper, table 2\n"
+                           "someone's MLP,5000,74,the same paper\n";
+  write("refs.csv", refs);
+  const std::string file = write("refs.toml", "name = \"refs\"\nreferences = \"refs.csv\"\n[base]\nmodel = \"fcn\"\n"
+                                              "hidden = [8]\nepochs = 1\nval = 60\n");
+  const std::string out = root_ + "/refs_out";
+  // The test runs elsewhere: the CSV's path is relative to the sweep file, not to the working directory.
+  auto r = run_tailor("sweep " + file + " --out " + out + " --data " + root_ + "/data --progress none", root_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(slurp(out + "/references.csv"), refs);
+  const std::string with = slurp(out + "/figures/accuracy_vs_weights.png");
+  ASSERT_EQ(with.rfind("\x89PNG\r\n\x1a\n", 0), 0u);
+  // Without the references the figure is another picture; `report` draws them back.
+  fs::rename(out + "/references.csv", out + "/kept.csv");
+  ASSERT_EQ(run_tailor("report " + out, root_).code, 0);
+  EXPECT_NE(slurp(out + "/figures/accuracy_vs_weights.png"), with);
+  fs::rename(out + "/kept.csv", out + "/references.csv");
+  ASSERT_EQ(run_tailor("report " + out, root_).code, 0);
+  EXPECT_EQ(slurp(out + "/figures/accuracy_vs_weights.png"), with);
+}
+
+TEST(References, ParseCountsSourcesWithCommasAndNameTheBadLine) {
+  auto p = parse_references("label,weights,test_acc,source\n\nA,83k,92.47,notebook, 30 epochs\r\nB,1.5M,93,x\n", "r.csv");
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].label, "A");
+  EXPECT_EQ(p[0].weights, 83000);
+  EXPECT_DOUBLE_EQ(p[0].test_acc, 92.47);
+  EXPECT_EQ(p[0].source, "notebook, 30 epochs");
+  EXPECT_EQ(p[1].weights, 1500000);
+  auto error = [](const std::string& text) {
+    try {
+      parse_references(text, "r.csv");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error("A,83k\n"), "r.csv:1: wants label,weights,test_acc,source");
+  EXPECT_EQ(error("A,83k,1,s\nB,9k,ninety,s\n"), "r.csv:2: test_acc 'ninety' is not a number");
+  EXPECT_EQ(error("A,83k,101,s\n"), "r.csv:1: test_acc 101 is not a percentage");
+  EXPECT_EQ(error(",83k,90,s\n"), "r.csv:1: the label is empty");
 }
 
 TEST(SweepFile, ExpandsRowsGridAndSeeds) {

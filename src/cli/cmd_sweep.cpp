@@ -110,6 +110,11 @@ Run add_sweep(CLI::App& app) {
       std::printf("%zu trials; results would go to %s\n", spec.trials.size(), spec.out.c_str());
       return 0;
     }
+    if (!spec.references.empty() && (!distributed || dist::rank() == 0)) {
+      // Kept beside the results, so that `tailor report` redraws the figure without the sweep file.
+      ensure_writable_dir(spec.out);
+      write_file_atomic(spec.out + "/references.csv", spec.references);
+    }
     RunOptions opt;
     opt.exe = self_exe();
     // Under mpirun every rank runs one trial at a time: the ranks on one machine share its cores.

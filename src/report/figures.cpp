@@ -9,7 +9,9 @@
 #include <plplot/plplot.h>
 
 #include "report/png_stream.hpp"
+#include "sweep/references.hpp"
 #include "sweep/run_data.hpp"
+#include "util/atomic_file.hpp"
 #include "util/error.hpp"
 
 namespace tailor {
@@ -272,6 +274,18 @@ int write_sweep_figures(const std::string& dir) {
   for (auto& [k, s] : by_family) {
     families.push_back(s);
     if (k == "cnn" && pools_vary) families.back().name = "CNN max-pool";
+  }
+  // Published results the sweep file named (references.csv, copied there by `tailor sweep`), one
+  // series per label, in the order the file first names them.
+  const std::string refs = dir + "/references.csv";
+  if (std::filesystem::exists(refs)) {
+    const size_t first = families.size();
+    for (const ReferencePoint& p : parse_references(read_file(refs), refs)) {
+      auto it = std::find_if(families.begin() + static_cast<std::ptrdiff_t>(first), families.end(),
+                             [&](const Series& s) { return s.name == p.label; });
+      if (it == families.end()) it = families.insert(families.end(), Series{p.label, {}, {}});
+      it->x.push_back(p.weights), it->y.push_back(p.test_acc);
+    }
   }
   scatter_png(dir + "/figures/accuracy_vs_weights.png", "Test accuracy against weight count", "weights",
               "test accuracy (%)", families, true);

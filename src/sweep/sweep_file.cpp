@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "sweep/references.hpp"
+#include "util/atomic_file.hpp"
 #include "util/error.hpp"
 #include "util/rng.hpp"
 
@@ -203,10 +205,23 @@ SweepSpec read_sweep(const std::string& path, const OptionTable& options, const 
   Reader r(path, options, check);
   SweepSpec spec;
   spec.path = path;
-  const std::set<std::string> top{"name", "out", "seeds", "base", "row", "grid", "random"};
+  const std::set<std::string> top{"name", "out", "seeds", "references", "base", "row", "grid", "random"};
   for (const auto& [k, v] : root)
     if (!top.count(std::string(k.str())))
-      r.fail(v, std::string(k.str()), "unknown top-level key (name, out, seeds, base, row, grid, random)");
+      r.fail(v, std::string(k.str()), "unknown top-level key (name, out, seeds, references, base, row, grid, random)");
+  if (const toml::node* ref = root.get("references")) {
+    if (!ref->is_string()) r.fail(*ref, "references", "wants the path of a CSV file (label,weights,test_acc,source)");
+    std::filesystem::path file(*ref->value<std::string>());
+    if (file.is_relative()) file = std::filesystem::path(path).parent_path() / file;
+    if (!std::filesystem::is_regular_file(file)) r.fail(*ref, "references", file.string() + " not found");
+    spec.references = read_file(file.string());
+    try {
+      if (parse_references(spec.references, file.string()).empty())
+        r.fail(*ref, "references", file.string() + " holds no points");
+    } catch (const Error& e) {
+      r.fail(*ref, "references", e.what());
+    }
+  }
   const std::string stem = std::filesystem::path(path).stem().string();
   spec.name = root["name"].value_or(stem);
   spec.out = root["out"].value_or("runs/" + spec.name);

@@ -16,6 +16,9 @@
 //   [random]                       # `trials` samples, for every row and grid point
 //   trials = 8
 //   lr = { log_uniform = [1e-4, 1e-2] }   # also uniform, int_uniform, choice = [...]
+//
+// A top-level `references = "FILE.csv"` (relative to the sweep file) names published results to
+// draw beside the sweep's own in figures/accuracy_vs_weights.png (sweep/references.hpp).
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -49,6 +52,7 @@ struct TrialSpec {
 
 struct SweepSpec {
   std::string name, out, path;
+  std::string references;  // the references CSV's text, checked; empty when the file names none
   std::vector<uint64_t> seeds;
   std::vector<TrialSpec> trials;
 };
