@@ -22,6 +22,8 @@
 #include "train/checkpoint.hpp"
 #include "train/config.hpp"
 #include "train/trainer.hpp"
+#include "util/dir_lock.hpp"
+#include "util/error.hpp"
 
 namespace tailor {
 namespace {
@@ -233,6 +235,100 @@ TEST_F(Resume, KilledRunsWithPatienceResumeBitForBit) {
   kill_and_resume("fcn-patience", "--model fcn --hidden 64 --lr 0.01 --batch-size 16 --patience 3 --epochs 20 --val 200", 2, gen);
   kill_and_resume("cnn-patience", "--model cnn --channels 4,8 --hidden 16 --lr 0.02 --batch-size 16 --patience 2 --epochs 10 --val 200",
                   2, gen);
+}
+
+// Ctrl-C (SIGINT) mid-epoch: the run stops at a step, says how to continue, exits 130 and keeps
+// the last finished epoch's state; resumed, it ends bit for bit as a run never stopped. SIGTERM
+// does the same with 143.
+TEST_F(Resume, InterruptedRunSaysHowToContinueAndResumesBitForBit) {
+  const std::string common = "--model fcn --hidden 64,32 --dropout 0.3 --shift 1 --epochs 12 --batch-size 16 --val 200 "
+                             "--threads 1 --progress none --data " + dir("data");
+  Ran ref = tailor("train " + common + " --out " + dir("int-ref"));
+  ASSERT_EQ(ref.code, 0) << ref.err;
+  for (int signal : {SIGINT, SIGTERM}) {
+    const std::string out = dir(signal == SIGINT ? "int" : "term"), err = out + ".err";
+    const std::string cmd = "exec " + std::string(TAILOR_BINARY) + " train " + common + " --out " + out +
+                            " > /dev/null 2> " + err;
+    const pid_t pid = fork();
+    if (pid == 0) {
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int status = 0;
+    bool reaped = false;
+    while (!(reaped = waitpid(pid, &status, WNOHANG) == pid) && metrics_rows(out) < 2)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_FALSE(reaped) << "the run ended before it could be interrupted; make it longer";
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // into the next epoch's steps
+    ::kill(pid, signal);
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status)) << "ended by the signal rather than stopping";
+    EXPECT_EQ(WEXITSTATUS(status), 128 + signal);
+    const std::string said = slurp(err);
+    const size_t kept = metrics_rows(out);
+    EXPECT_EQ(said, "tailor: interrupted after epoch " + std::to_string(kept) + ": continue with tailor train --resume " +
+                        out + "\n");
+    EXPECT_TRUE(fs::exists(out + "/resume.state"));
+    EXPECT_FALSE(fs::exists(out + "/summary.json")) << "an interrupted run is not finished";
+    if (signal == SIGTERM) continue;
+    Ran resumed = tailor("train --resume " + out + " --progress none");
+    ASSERT_EQ(resumed.code, 0) << resumed.err;
+    EXPECT_NE(resumed.out.find("stopped: epochs after 12 epochs"), std::string::npos) << resumed.out;
+    EXPECT_EQ(slurp(out + "/model.ckpt"), slurp(dir("int-ref") + "/model.ckpt"));
+    EXPECT_EQ(metrics_without_times(out + "/metrics.csv"), metrics_without_times(dir("int-ref") + "/metrics.csv"));
+  }
+}
+
+// One writer per run directory: a second `train` into a directory in use is refused with the
+// holder named, and leaves the run alone; after `kill -9` of the holder the kernel has dropped the
+// lock and --resume finishes the run.
+TEST_F(Resume, ASecondWriterIsRefusedAndAKilledHolderLeavesNoLock) {
+  const std::string out = dir("held");
+  const std::string args = "train --model fcn --hidden 64,32 --epochs 8 --batch-size 16 --val 200 --threads 1 "
+                           "--progress none --data " + dir("data") + " --out " + out;
+  const pid_t pid = start(args);
+  int status = 0;
+  bool reaped = false;
+  while (!(reaped = waitpid(pid, &status, WNOHANG) == pid) && metrics_rows(out) < 1)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_FALSE(reaped) << "the run ended before a second writer could try";
+  const std::string config = slurp(out + "/config.toml");
+  Ran second = tailor(args + " --seed 2");
+  expect_one_line_error(second, "run directory " + out + " is in use by process " + std::to_string(pid));
+  expect_one_line_error(tailor("train --resume " + out), "is in use by process " + std::to_string(pid));
+  EXPECT_EQ(slurp(out + "/config.toml"), config);
+  ::kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  Ran resumed = tailor("train --resume " + out + " --progress none");
+  EXPECT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_TRUE(fs::exists(out + "/summary.json"));
+}
+
+// Two holders in one process (two threads, two trainings from Python) exclude each other too, and
+// a sweep directory is held as a run directory is.
+TEST_F(Resume, DirectoryLocksHoldWithinAProcessAndForSweeps) {
+  const std::string d = dir("locked");
+  {
+    DirLock first(d, "run directory");
+    EXPECT_TRUE(first.held());
+    std::string message;
+    std::thread other([&] {
+      try {
+        DirLock second(d, "run directory");
+      } catch (const Error& e) {
+        message = e.what();
+      }
+    });
+    other.join();
+    EXPECT_NE(message.find("is in use by process " + std::to_string(::getpid())), std::string::npos) << message;
+    std::ofstream(dir("locked.toml")) << "name = \"l\"\n[base]\nmodel = \"fcn\"\nhidden = [8]\nepochs = 1\n";
+    expect_one_line_error(tailor("sweep " + dir("locked.toml") + " --out " + d + " --progress none --data " + dir("data")),
+                          "sweep directory " + d + " is in use");
+    expect_one_line_error(tailor("train --model fcn --hidden 8 --epochs 1 --out " + d + " --data " + dir("data")),
+                          "run directory " + d + " is in use");
+  }
+  DirLock again(d, "run directory");  // released with the first
+  EXPECT_TRUE(again.held());
 }
 
 TEST_F(Resume, FinishedRunIsReportedAndLeftAlone) {

@@ -14,6 +14,7 @@
 #include "sweep/runner.hpp"
 #include "train/trainer.hpp"
 #include "util/atomic_file.hpp"
+#include "util/dir_lock.hpp"
 #include "util/error.hpp"
 
 namespace tailor::cli {
@@ -110,10 +111,11 @@ Run add_sweep(CLI::App& app) {
       std::printf("%zu trials; results would go to %s\n", spec.trials.size(), spec.out.c_str());
       return 0;
     }
-    if (!spec.references.empty() && (!distributed || dist::rank() == 0)) {
+    DirLock lock;  // one sweep writes into its directory at a time (each trial holds its own)
+    if (!distributed || dist::rank() == 0) {
+      lock = DirLock(spec.out, "sweep directory");
       // Kept beside the results, so that `tailor report` redraws the figure without the sweep file.
-      ensure_writable_dir(spec.out);
-      write_file_atomic(spec.out + "/references.csv", spec.references);
+      if (!spec.references.empty()) write_file_atomic(spec.out + "/references.csv", spec.references);
     }
     RunOptions opt;
     opt.exe = self_exe();

@@ -1,3 +1,8 @@
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -6,6 +11,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_options.hpp"
+#include "dist/mpi.hpp"
 #include "train/trainer.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
@@ -21,6 +27,51 @@ struct TrainArgs {
   std::string image_size = "auto", color = "auto";
   std::string resume;
 };
+
+// Ctrl-C and SIGTERM: the first asks the trainer to stop at the next step boundary (it keeps the
+// last finished epoch's resume state), a second one ends the process at once. A signal handler
+// can only reach a flag, so this one lives here; the trainer is handed its address.
+std::atomic<int> g_interrupt{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the handler's exchange must be async-signal-safe");
+
+extern "C" void on_interrupt(int signal) {
+  if (g_interrupt.exchange(signal) != 0) ::_exit(128 + signal);
+}
+
+// Runs `body` (a training) with the handlers installed, and turns an interruption into its line
+// and the shell's exit status for the signal (130 for SIGINT, 143 for SIGTERM). Under mpirun the
+// ranks would have to agree on the step, so there the signals keep their default action.
+template <class Body>
+int interruptible(Body body) {
+  const bool handle = dist::size() <= 1;
+  struct sigaction sa {}, old_int {}, old_term {};
+  if (handle) {
+    g_interrupt.store(0);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+  }
+  auto restore = [&] {
+    if (!handle) return;
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGTERM, &old_term, nullptr);
+  };
+  try {
+    body(handle ? &g_interrupt : nullptr);
+  } catch (const Interrupted& e) {
+    restore();
+    std::fflush(stdout);
+    std::fprintf(stderr, "%stailor: %s\n", ::isatty(STDERR_FILENO) ? "\n" : "", e.what());
+    return 128 + e.value;
+  } catch (...) {
+    restore();
+    throw;
+  }
+  restore();
+  return 0;
+}
 
 void print_outcome(const TrainOutcome& r, const std::string& dir) {
   std::printf("stopped: %s after %lld epochs, %.1f s of training\n", r.stop_reason.c_str(),
@@ -69,9 +120,7 @@ int resume_run(CLI::App& c, const std::string& dir) {
   if (cfg.threads != saved_threads && cfg.replicas <= 1)
     std::fprintf(stderr, "tailor: warning: --threads %d differs from the run's %d: the result will not be bit-identical "
                          "to an uninterrupted run\n", cfg.threads, saved_threads);
-  TrainOutcome r = resume_training(cfg);
-  print_outcome(r, dir);
-  return 0;
+  return interruptible([&](const std::atomic<int>* stop) { print_outcome(resume_training(cfg, stop), dir); });
 }
 }  // namespace
 
@@ -201,8 +250,7 @@ Run add_train(CLI::App& app) {
     cfg.data.color = parse_data_color(a->color);
     if (cfg.optim.nesterov && (cfg.optim.kind != OptimKind::sgd || cfg.optim.momentum <= 0))
       throw Error("--nesterov needs --optimizer sgd and --momentum > 0");
-    print_outcome(train(cfg), cfg.out_dir);
-    return 0;
+    return interruptible([&](const std::atomic<int>* stop) { print_outcome(train(cfg, stop), cfg.out_dir); });
   };
 }
 

@@ -23,6 +23,7 @@
 #include "train/progress.hpp"
 #include "train/step_team.hpp"
 #include "util/atomic_file.hpp"
+#include "util/dir_lock.hpp"
 #include "util/error.hpp"
 #include "util/memory.hpp"
 
@@ -88,6 +89,8 @@ struct Replica {
 struct Run {
   TrainConfig cfg;
   std::string dir;
+  DirLock lock;
+  const std::atomic<int>* stop = nullptr;  // read at every step boundary (train's `stop`)
   TrainTestData data;
   Split split;
   Normalization norm;
@@ -172,7 +175,8 @@ void setup(Run& r) {
   if (r.world > 1 && cfg.batch_size < r.world)
     throw Error("--batch-size " + std::to_string(cfg.batch_size) + " is smaller than the " + std::to_string(r.world) +
                 " ranks: each rank needs at least one image of every batch");
-  if (r.writes()) ensure_writable_dir(cfg.out_dir);
+  // One writer per run directory, held until the run ends (released by the kernel if it dies).
+  if (r.writes()) r.lock = DirLock(cfg.out_dir, "run directory");
   r.dir = cfg.out_dir;
   r.data = load_train_test(cfg.data_dir, cfg.data);
   if (static_cast<size_t>(cfg.val_count) >= r.data.train.size())
@@ -528,6 +532,9 @@ void run_epoch(Run& r, Progress& progress) {
   double loss_sum = 0, lr = cfg.optim.lr;
   int64_t correct = 0, seen = 0;
   for (int64_t b = 0; b < r.per_epoch; ++b) {
+    if (r.stop && r.world == 1) {
+      if (const int value = r.stop->load(std::memory_order_relaxed)) throw Interrupted(r.epoch, value, r.dir);
+    }
     const int64_t start = b * r.bs, m = std::min(r.bs, r.n_train - start);
     lr = lr_at(cfg.schedule, cfg.optim.lr, r.opt->steps(), r.total_steps, r.per_epoch);
     LossStats st;
@@ -718,17 +725,19 @@ std::string run_title(const TrainConfig& cfg) {
   return family_name(cfg.model.family) + " " + cfg.model.widths_str() + ", seed " + std::to_string(cfg.seed);
 }
 
-TrainOutcome train(TrainConfig cfg) {
+TrainOutcome train(TrainConfig cfg, const std::atomic<int>* stop) {
   Run r;
   r.cfg = std::move(cfg);
+  r.stop = stop;
   setup(r);
   start_fresh(r);
   return run_to_end(r);
 }
 
-TrainOutcome resume_training(TrainConfig cfg) {
+TrainOutcome resume_training(TrainConfig cfg, const std::atomic<int>* stop) {
   Run r;
   r.cfg = std::move(cfg);
+  r.stop = stop;
   r.resuming = true;
   setup(r);
   if (std::filesystem::exists(r.state_path())) {

@@ -1,8 +1,10 @@
 #pragma once
+#include <atomic>
 #include <string>
 #include <vector>
 
 #include "train/config.hpp"
+#include "util/error.hpp"
 
 namespace tailor {
 
@@ -19,14 +21,33 @@ struct TrainOutcome {
 // (one row per epoch, rewritten atomically after each), summary.json and model.ckpt.
 // Throws tailor::Error on bad input and when the loss stops being finite (the rows already
 // written and summary.json with stop_reason "diverged" stay).
-TrainOutcome train(TrainConfig cfg);
+//
+// `stop`, when given, is read at every step boundary: once it holds a non-zero value (a signal
+// number, say) the run stops there and Interrupted is thrown. The epoch under way is dropped; the
+// directory keeps the resume state of the last finished one, so resume_training continues bit for
+// bit as if nothing had happened. Not read by a run over several MPI ranks (they would have to
+// agree on the step).
+TrainOutcome train(TrainConfig cfg, const std::atomic<int>* stop = nullptr);
+
+// Thrown by train and resume_training when `stop` was set.
+class Interrupted : public Error {
+ public:
+  Interrupted(int64_t epochs_done, int value, const std::string& dir)
+      : Error(epochs_done > 0 ? "interrupted after epoch " + std::to_string(epochs_done) +
+                                    ": continue with tailor train --resume " + dir
+                              : "interrupted in its first epoch: start it again with tailor train --resume " + dir),
+        epochs_done(epochs_done), value(value), dir(dir) {}
+  int64_t epochs_done;  // finished and kept
+  int value;            // what `stop` held
+  std::string dir;
+};
 
 // The resume state a run keeps in its directory between epochs (removed when the run ends).
 inline constexpr const char* kResumeStateFile = "resume.state";
 // Continues the run in cfg.out_dir (cfg as read back from its config.toml) from its last
 // finished epoch, bit for bit as if it had never stopped (same threads); a run killed before its
 // first epoch ended starts again. Throws tailor::Error on a state that is damaged or does not fit.
-TrainOutcome resume_training(TrainConfig cfg);
+TrainOutcome resume_training(TrainConfig cfg, const std::atomic<int>* stop = nullptr);
 
 // A resume state file's contents, read and checked against the sizes of the run it must fit.
 struct ResumeShape {
