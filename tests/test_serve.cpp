@@ -530,6 +530,27 @@ TEST_F(Serve, ConnectionsBeyondTheLimitAreRefusedWith503) {
   EXPECT_EQ(r->status, 200);
 }
 
+// A POST with no body and no Content-Length (curl -X POST) was read until the client gave up, and
+// the client got no status at all after the request timeout: it gets 411 at once.
+TEST_F(Serve, APostWithoutALengthIsRefusedAtOnce) {
+  serve::Options o = options();
+  o.request_timeout = 5;
+  Running s(runs(), o);
+  for (const char* extra : {"", "Content-Type: image/png\r\n"}) {
+    RawSocket sock(s.port());
+    ASSERT_TRUE(sock.connected());
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(sock.send(std::string("POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n") + extra + "\r\n"));
+    const std::string answer = sock.read_until_closed(1);
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(answer.rfind("HTTP/1.1 411", 0), 0u) << answer;
+    EXPECT_NE(answer.find("Content-Length header"), std::string::npos) << answer;
+    EXPECT_LT(waited, 1.5);
+  }
+  // With its length, the same empty body is the usual 400.
+  expect_error(s.client().Post("/api/predict", "", "image/png"), 400, "empty body");
+}
+
 // Server::respond, the fuzzer's entry: a raw request through the same parser and handlers.
 TEST_F(Serve, RespondRunsARawRequestThroughTheHandlers) {
   serve::Server server(runs(), options());

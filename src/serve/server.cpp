@@ -598,10 +598,19 @@ struct Server::Impl {
   }
 
   void routes() {
-    http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
       // Each worker thread runs its model on one core: many requests in parallel, not one
       // request over many threads.
       kernels::set_threads(1);
+      // A body without a length would be read until the client closes the connection (httplib
+      // reads to the end), so the client would wait for the request timeout and get no answer:
+      // it gets 411 at once. This runs before httplib reads any body.
+      const bool has_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
+      if (has_body && !req.has_header("Content-Length") &&
+          req.get_header_value("Transfer-Encoding").find("chunked") == std::string::npos) {
+        send_json(res, {{"error", "a " + req.method + " needs a body and its Content-Length header"}}, 411);
+        return httplib::Server::HandlerResponse::Handled;
+      }
       return httplib::Server::HandlerResponse::Unhandled;
     });
     http.Get("/", guarded(&Impl::index));
