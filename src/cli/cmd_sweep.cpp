@@ -114,8 +114,14 @@ Run add_sweep(CLI::App& app) {
     DirLock lock;  // one sweep writes into its directory at a time (each trial holds its own)
     if (!distributed || dist::rank() == 0) {
       lock = DirLock(spec.out, "sweep directory");
-      // Kept beside the results, so that `tailor report` redraws the figure without the sweep file.
-      if (!spec.references.empty()) write_file_atomic(spec.out + "/references.csv", spec.references);
+      // Kept beside the results, so that `tailor report` redraws the figure without the sweep file;
+      // a sweep file that no longer names any takes the old ones out of the figure.
+      if (!spec.references.empty()) {
+        write_file_atomic(spec.out + "/references.csv", spec.references);
+      } else {
+        std::error_code ec;
+        std::filesystem::remove(spec.out + "/references.csv", ec);
+      }
     }
     RunOptions opt;
     opt.exe = self_exe();

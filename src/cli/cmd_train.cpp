@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <set>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -38,20 +39,25 @@ extern "C" void on_interrupt(int signal) {
   if (g_interrupt.exchange(signal) != 0) ::_exit(128 + signal);
 }
 
-// Runs `body` (a training) with the handlers installed, and turns an interruption into its line
-// and the shell's exit status for the signal (130 for SIGINT, 143 for SIGTERM). Under mpirun the
-// ranks would have to agree on the step, so there the signals keep their default action.
+// Runs `body` (a training) with the handlers installed. An interruption prints its line and then
+// ends the process by the same signal, default action restored, so that the shell sees a program
+// stopped by Ctrl-C (status 130; SIGTERM 143) and a `for` loop of runs stops too. A signal the
+// caller ignores (a job started with `&` from a script) stays ignored. Under mpirun the ranks
+// would have to agree on the step, so there the signals keep their default action.
 template <class Body>
 int interruptible(Body body) {
   const bool handle = dist::size() <= 1;
-  struct sigaction sa {}, old_int {}, old_term {};
+  struct sigaction old_int {}, old_term {};
   if (handle) {
     g_interrupt.store(0);
+    struct sigaction sa {};
     sa.sa_handler = on_interrupt;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    for (auto [signal, old] : {std::pair{SIGINT, &old_int}, std::pair{SIGTERM, &old_term}}) {
+      sigaction(signal, nullptr, old);
+      if (old->sa_handler != SIG_IGN) sigaction(signal, &sa, nullptr);
+    }
   }
   auto restore = [&] {
     if (!handle) return;
@@ -64,7 +70,13 @@ int interruptible(Body body) {
     restore();
     std::fflush(stdout);
     std::fprintf(stderr, "%stailor: %s\n", ::isatty(STDERR_FILENO) ? "\n" : "", e.what());
-    return 128 + e.value;
+    std::fflush(stderr);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(e.value, &dfl, nullptr);
+    ::raise(e.value);
+    return 128 + e.value;  // not reached: the signal ends the process
   } catch (...) {
     restore();
     throw;

@@ -4,6 +4,7 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -605,10 +606,13 @@ struct Server::Impl {
       // A body without a length would be read until the client closes the connection (httplib
       // reads to the end), so the client would wait for the request timeout and get no answer:
       // it gets 411 at once. This runs before httplib reads any body.
-      const bool has_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
-      if (has_body && !req.has_header("Content-Length") &&
-          req.get_header_value("Transfer-Encoding").find("chunked") == std::string::npos) {
-        send_json(res, {{"error", "a " + req.method + " needs a body and its Content-Length header"}}, 411);
+      // The methods whose body httplib 0.11 reads; it takes a body as chunked only when the header
+      // is exactly "chunked", in any case.
+      const bool reads_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" ||
+                              req.method == "DELETE" || req.method == "PRI";
+      if (reads_body && !req.has_header("Content-Length") &&
+          strcasecmp(req.get_header_value("Transfer-Encoding").c_str(), "chunked") != 0) {
+        send_json(res, {{"error", req.method + " needs a body and its Content-Length header"}}, 411);
         return httplib::Server::HandlerResponse::Handled;
       }
       return httplib::Server::HandlerResponse::Unhandled;

@@ -34,7 +34,7 @@ std::vector<ReferencePoint> parse_references(const std::string& text, const std:
     try {
       p.weights = static_cast<double>(parse_weight_count(f[1]));
     } catch (const Error&) {
-      fail(fmt::format("weights '{}' is not a count (examples: 83k, 12500, 1.5M)", f[1]));
+      fail(fmt::format("weights '{}' is not a count from 1 to 1e9 (examples: 83k, 12500, 1.5M)", f[1]));
     }
     try {
       size_t used = 0;

@@ -215,12 +215,13 @@ SweepSpec read_sweep(const std::string& path, const OptionTable& options, const 
     if (file.is_relative()) file = std::filesystem::path(path).parent_path() / file;
     if (!std::filesystem::is_regular_file(file)) r.fail(*ref, "references", file.string() + " not found");
     spec.references = read_file(file.string());
+    size_t points = 0;
     try {
-      if (parse_references(spec.references, file.string()).empty())
-        r.fail(*ref, "references", file.string() + " holds no points");
+      points = parse_references(spec.references, file.string()).size();
     } catch (const Error& e) {
       r.fail(*ref, "references", e.what());
     }
+    if (points == 0) r.fail(*ref, "references", file.string() + " holds no points");
   }
   const std::string stem = std::filesystem::path(path).stem().string();
   spec.name = root["name"].value_or(stem);

@@ -12,8 +12,9 @@ class DirLock {
  public:
   DirLock() = default;
   // Creates `dir` if needed and holds it; throws tailor::Error naming the holder (its process id
-  // and command line, as it wrote them into the lock file) when another writer has it. `what`
-  // names the directory in that message ("run directory", "sweep directory").
+  // and command line, as it wrote them into the lock file) when another writer still has it after
+  // half a second. `what` names the directory in that message ("run directory", "sweep
+  // directory"). On a file system without flock it warns and holds nothing.
   DirLock(const std::string& dir, const std::string& what);
   DirLock(DirLock&& other) noexcept;
   DirLock& operator=(DirLock&& other) noexcept;
