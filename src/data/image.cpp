@@ -20,16 +20,14 @@ namespace {
 // paper texture and compression noise do not widen the bounding box.
 constexpr int kInkThreshold = 32;
 
-// The pixel limit of the decode in progress (load_image: kMaxImagePixels; a server: lower).
-thread_local uint64_t t_max_pixels = kMaxImagePixels;
-
-void check_pixel_count(uint64_t width, uint64_t height, const std::string& path) {
+// `limit`: the most pixels a decode may produce (load_image: kMaxImagePixels; a server: lower).
+void check_pixel_count(uint64_t width, uint64_t height, const std::string& path, uint64_t limit) {
   if (width == 0 || height == 0)
     throw NotAnImage(path + ": image is " + std::to_string(width) + "x" + std::to_string(height) +
                      ", which is empty");
-  if (width * height > t_max_pixels)
+  if (width * height > limit)
     throw ImageTooLarge(path + ": image is " + std::to_string(width) + "x" + std::to_string(height) +
-                        ", more than the limit of " + std::to_string(t_max_pixels) + " pixels");
+                        ", more than the limit of " + std::to_string(limit) + " pixels");
 }
 
 // Interleaved samples (height, width, 3) -> planes (3, height, width).
@@ -47,14 +45,14 @@ struct PngImageGuard {
   ~PngImageGuard() { png_image_free(image); }
 };
 
-Image decode_png(const std::string& path, const std::string& bytes, bool colour) {
+Image decode_png(const std::string& path, const std::string& bytes, bool colour, uint64_t limit) {
   png_image image;
   std::memset(&image, 0, sizeof image);
   image.version = PNG_IMAGE_VERSION;
   PngImageGuard guard{&image};
   if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size()))
     throw NotAnImage(path + ": cannot read PNG (libpng: " + image.message + ")");
-  check_pixel_count(image.width, image.height, path);
+  check_pixel_count(image.width, image.height, path, limit);
   // libpng converts any colour type / bit depth to 8-bit sRGB grey (luminance) or RGB and, since
   // the output has no alpha, composites onto `background` (its green channel, for grey output).
   // `colour` keeps a colour file's colour; a grey file stays one plane.
@@ -88,7 +86,7 @@ void jpeg_error_exit(j_common_ptr cinfo) {
 
 void jpeg_quiet(j_common_ptr, int) {}  // warnings (e.g. premature end of data) are not errors
 
-Image decode_jpeg(const std::string& path, const std::string& bytes, bool colour) {
+Image decode_jpeg(const std::string& path, const std::string& bytes, bool colour, uint64_t limit) {
   jpeg_decompress_struct cinfo;
   JpegError err;
   err.message[0] = '\0';
@@ -105,7 +103,7 @@ Image decode_jpeg(const std::string& path, const std::string& bytes, bool colour
     jpeg_read_header(&cinfo, TRUE);
     width = cinfo.image_width, height = cinfo.image_height;
     if (width == 0 || height == 0) failure = 3;
-    else if (width * height > t_max_pixels) failure = 2;
+    else if (width * height > limit) failure = 2;
     if (failure == 0) {
       // libjpeg converts YCbCr to grey or RGB (CMYK is refused); a grey file stays one plane.
       const bool rgb = colour && cinfo.jpeg_color_space != JCS_GRAYSCALE;
@@ -127,7 +125,7 @@ Image decode_jpeg(const std::string& path, const std::string& bytes, bool colour
   }
   jpeg_destroy_decompress(&cinfo);
   if (failure == 1) throw NotAnImage(path + ": cannot decode JPEG (libjpeg: " + err.message + ")");
-  if (failure != 0) check_pixel_count(width, height, path);
+  if (failure != 0) check_pixel_count(width, height, path, limit);
   return out;
 }
 
@@ -135,7 +133,7 @@ Image decode_jpeg(const std::string& path, const std::string& bytes, bool colour
 // and maxval as decimal text separated by whitespace, with '#' comments to end of line.
 class PgmReader {
  public:
-  PgmReader(const std::string& path, const std::string& bytes) : path_(path), s_(bytes) {}
+  PgmReader(const std::string& path, const std::string& bytes, uint64_t limit) : path_(path), s_(bytes), limit_(limit) {}
 
   Image read() {
     const bool plain = s_[1] == '2';
@@ -143,7 +141,7 @@ class PgmReader {
     const uint64_t width = number("width");
     const uint64_t height = number("height");
     const uint64_t maxval = number("maxval");
-    check_pixel_count(width, height, path_);
+    check_pixel_count(width, height, path_, limit_);
     if (maxval < 1 || maxval > 65535)
       throw NotAnImage(path_ + ": PGM maxval " + std::to_string(maxval) + " is not in [1, 65535]");
 
@@ -215,6 +213,7 @@ class PgmReader {
 
   const std::string& path_;
   const std::string& s_;
+  uint64_t limit_;
   size_t pos_ = 0;
 };
 
@@ -267,21 +266,16 @@ double border_mean(const Image& img) {
 }  // namespace
 
 Image decode_image(const std::string& bytes, const std::string& name, uint64_t max_pixels, ColorMode mode) {
-  struct LimitGuard {
-    uint64_t saved = t_max_pixels;
-    ~LimitGuard() { t_max_pixels = saved; }
-  } guard;
-  t_max_pixels = max_pixels;
   const bool colour = mode != ColorMode::grey;
   const int planes = mode == ColorMode::rgb ? 3 : 0;  // 0: as decoded
   static const unsigned char kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (bytes.size() >= 8 && std::memcmp(bytes.data(), kPngSignature, 8) == 0)
-    return with_planes(decode_png(name, bytes, colour), planes);
+    return with_planes(decode_png(name, bytes, colour, max_pixels), planes);
   if (bytes.size() >= 3 && static_cast<uint8_t>(bytes[0]) == 0xFF && static_cast<uint8_t>(bytes[1]) == 0xD8 &&
       static_cast<uint8_t>(bytes[2]) == 0xFF)
-    return with_planes(decode_jpeg(name, bytes, colour), planes);
+    return with_planes(decode_jpeg(name, bytes, colour, max_pixels), planes);
   if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '2' || bytes[1] == '5'))
-    return with_planes(PgmReader(name, bytes).read(), planes);
+    return with_planes(PgmReader(name, bytes, max_pixels).read(), planes);
   throw NotAnImage(name + ": not a PNG, JPEG or PGM (P2/P5) image");
 }
 
