@@ -286,7 +286,7 @@ TEST_F(Resume, InterruptedRunSaysHowToContinueAndResumesBitForBit) {
 // lock and --resume finishes the run.
 TEST_F(Resume, ASecondWriterIsRefusedAndAKilledHolderLeavesNoLock) {
   const std::string out = dir("held");
-  const std::string args = "train --model fcn --hidden 64,32 --epochs 60 --batch-size 16 --val 200 --threads 1 "
+  const std::string args = "train --model fcn --hidden 64,32 --epochs 400 --batch-size 16 --val 200 --threads 1 "
                            "--progress none --data " + dir("data") + " --out " + out;
   const pid_t pid = start(args);
   int status = 0;
