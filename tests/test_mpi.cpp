@@ -30,6 +30,15 @@ namespace fs = std::filesystem;
 using testing::Ran;
 using testing::slurp;
 
+// Two checkpoints hold the same weights and batch-norm statistics, bit for bit.
+void expect_same_arrays(const std::string& path_a, const std::string& path_b) {
+  const Checkpoint a = read_checkpoint(path_a), b = read_checkpoint(path_b);
+  ASSERT_EQ(a.weights.size(), b.weights.size());
+  EXPECT_EQ(std::memcmp(a.weights.data(), b.weights.data(), a.weights.size() * sizeof(float)), 0);
+  ASSERT_EQ(a.stats.size(), b.stats.size());
+  EXPECT_EQ(std::memcmp(a.stats.data(), b.stats.data(), a.stats.size() * sizeof(float)), 0);
+}
+
 class Mpi : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -238,12 +247,7 @@ TEST_F(Mpi, DataParallelThreadsAreRanksBitForBit) {
   ASSERT_NE(slurp(dir("dp_threads") + "/config.toml").find("replicas = 2\n"), std::string::npos);
   Ran ranks = run(mpirun(2) + args + dir("dp_ranks") + " --threads 1");
   ASSERT_EQ(ranks.code, 0) << ranks.err;
-  const Checkpoint a = read_checkpoint(dir("dp_threads") + "/model.ckpt");
-  const Checkpoint b = read_checkpoint(dir("dp_ranks") + "/model.ckpt");
-  ASSERT_EQ(a.weights.size(), b.weights.size());
-  EXPECT_EQ(std::memcmp(a.weights.data(), b.weights.data(), a.weights.size() * sizeof(float)), 0);
-  ASSERT_EQ(a.stats.size(), b.stats.size());
-  EXPECT_EQ(std::memcmp(a.stats.data(), b.stats.data(), a.stats.size() * sizeof(float)), 0);
+  expect_same_arrays(dir("dp_threads") + "/model.ckpt", dir("dp_ranks") + "/model.ckpt");
   // The training columns (loss and accuracy); evaluation runs on 2 threads against 1.
   const auto train_columns = [](const std::string& metrics) {
     std::istringstream in(metrics);
@@ -263,7 +267,7 @@ TEST_F(Mpi, DataParallelThreadsAreRanksBitForBit) {
   Ran off = tailor(args + dir("dp_off") + " --threads 2 --data-parallel off");
   ASSERT_EQ(off.code, 0) << off.err;
   EXPECT_NE(slurp(dir("dp_off") + "/config.toml").find("replicas = 1\n"), std::string::npos);
-  EXPECT_NE(read_checkpoint(dir("dp_off") + "/model.ckpt").weights, a.weights);
+  EXPECT_NE(read_checkpoint(dir("dp_off") + "/model.ckpt").weights, read_checkpoint(dir("dp_threads") + "/model.ckpt").weights);
 }
 
 // The same for a CNN of stages (residual blocks with a strided projection, depthwise-separable
@@ -275,12 +279,7 @@ TEST_F(Mpi, StagedCnnThreadsAreRanksBitForBit) {
   ASSERT_EQ(threads.code, 0) << threads.err;
   Ran ranks = run(mpirun(2) + args + dir("st_ranks") + " --threads 1");
   ASSERT_EQ(ranks.code, 0) << ranks.err;
-  const Checkpoint a = read_checkpoint(dir("st_threads") + "/model.ckpt");
-  const Checkpoint b = read_checkpoint(dir("st_ranks") + "/model.ckpt");
-  ASSERT_EQ(a.weights.size(), b.weights.size());
-  EXPECT_EQ(std::memcmp(a.weights.data(), b.weights.data(), a.weights.size() * sizeof(float)), 0);
-  ASSERT_EQ(a.stats.size(), b.stats.size());
-  EXPECT_EQ(std::memcmp(a.stats.data(), b.stats.data(), a.stats.size() * sizeof(float)), 0);
+  expect_same_arrays(dir("st_threads") + "/model.ckpt", dir("st_ranks") + "/model.ckpt");
 }
 
 // With batch norm (statistics per rank, averaged after each epoch) and dropout: the accuracy of
