@@ -213,6 +213,9 @@ TrainTestData load_train_test(const std::string& dir, const DataOptions& opt) {
 
 Dataset load_test_set(const std::string& dir, const std::vector<std::string>& classes, int channels, int rows,
                       int cols) {
+  if (dir.empty())
+    throw Error("the run was trained on pictures given in memory (the library or the Python module), so it names no "
+                "data directory: pass one with --data");
   if (is_image_folder(dir)) return load_image_folder_test(dir, classes, channels, rows, cols);
   if (channels != 1)
     throw Error(dir + " holds IDX files, which are grey, but the model takes " + std::to_string(channels) +

@@ -9,9 +9,17 @@
 
 namespace tailor {
 
+namespace {
+// PLplot's own state (its current stream) is the process's: the one lock that guards it.
+std::mutex& plplot_lock() {
+  static std::mutex m;
+  return m;
+}
+}  // namespace
+
 PngStream::PngStream(const std::string& path, int width, int height, const PLINT* r, const PLINT* g, const PLINT* b,
                      int colours)
-    : path_(path) {
+    : hold_(plplot_lock()), path_(path) {
   const std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw Error("cannot write " + tmp + ": " + std::strerror(errno));

@@ -2,6 +2,9 @@
 // One PNG file drawn with PLplot (Debian libplplot-dev, cairo PNG driver) on a stream of its own.
 // The drawing goes to PATH.tmp and finish() renames it to PATH; a figure abandoned on the way (an
 // exception) leaves no file behind. Shared by the sweep figures and `tailor inspect`.
+// PLplot has one current stream per process, so one PngStream draws at a time: each holds a lock
+// for its life (trainings in several threads draw their curves in turn).
+#include <mutex>
 #include <string>
 
 #include <plplot/plplot.h>
@@ -21,6 +24,7 @@ class PngStream {
   void finish();
 
  private:
+  std::unique_lock<std::mutex> hold_;
   std::string path_;
   PLINT stream_ = 0;
   bool done_ = false;

@@ -90,7 +90,8 @@ struct Run {
   TrainConfig cfg;
   std::string dir;
   DirLock lock;
-  const std::atomic<int>* stop = nullptr;  // read at every step boundary (train's `stop`)
+  const TrainControl* control = nullptr;  // train's: read at every step boundary and epoch end
+  Clock::time_point polled{};             // when control->poll was last asked
   TrainTestData data;
   Split split;
   Normalization norm;
@@ -125,6 +126,16 @@ struct Run {
   std::vector<float> ema_values, ema_buffers;
 
   std::string state_path() const { return dir + "/" + kResumeStateFile; }
+  // At a step boundary: throws Interrupted when the caller asks the run to stop.
+  void check_stop() {
+    if (control->stop) {
+      if (const int value = control->stop->load(std::memory_order_relaxed)) throw Interrupted(epoch, value, dir);
+    }
+    if (control->poll && seconds_since(polled) >= 0.05) {
+      polled = Clock::now();
+      if (const int value = control->poll()) throw Interrupted(epoch, value, dir);
+    }
+  }
   Snapshot snapshot() const {
     return {{model->values(), model->values() + model->num_values()},
             {model->buffer_values(), model->buffer_values() + model->num_buffer_values()},
@@ -178,7 +189,12 @@ void setup(Run& r) {
   // One writer per run directory, held until the run ends (released by the kernel if it dies).
   if (r.writes()) r.lock = DirLock(cfg.out_dir, "run directory");
   r.dir = cfg.out_dir;
-  r.data = load_train_test(cfg.data_dir, cfg.data);
+  if (r.control->data) {
+    r.data = *r.control->data;
+    if (r.data.train.size() == 0 || r.data.test.size() == 0) throw Error("the data in memory has no training or no test images");
+  } else {
+    r.data = load_train_test(cfg.data_dir, cfg.data);
+  }
   if (static_cast<size_t>(cfg.val_count) >= r.data.train.size())
     throw Error("--val " + std::to_string(cfg.val_count) + " leaves no training images (the training set has " +
                 std::to_string(r.data.train.size()) + ")");
@@ -532,9 +548,7 @@ void run_epoch(Run& r, Progress& progress) {
   double loss_sum = 0, lr = cfg.optim.lr;
   int64_t correct = 0, seen = 0;
   for (int64_t b = 0; b < r.per_epoch; ++b) {
-    if (r.stop && r.world == 1) {
-      if (const int value = r.stop->load(std::memory_order_relaxed)) throw Interrupted(r.epoch, value, r.dir);
-    }
+    if (r.world == 1) r.check_stop();
     const int64_t start = b * r.bs, m = std::min(r.bs, r.n_train - start);
     lr = lr_at(cfg.schedule, cfg.optim.lr, r.opt->steps(), r.total_steps, r.per_epoch);
     LossStats st;
@@ -624,6 +638,12 @@ void run_epoch(Run& r, Progress& progress) {
   write_file_atomic(r.dir + "/metrics.csv", r.metrics);
   draw_curves(r, false);
   if (r.world == 1) save_state(r);
+  if (r.control->on_epoch) {
+    const double nan = std::nan("");
+    EpochReport e{epoch, cfg.epochs, train_loss, train_acc, r.val.count ? r.val.loss : nan, r.val.count ? r.val.acc : nan,
+                  r.test.acc, lr, epoch_seconds, r.elapsed_before + seconds_since(r.wall_start), ips};
+    if (!r.control->on_epoch(e) && r.stop_reason.empty()) r.stop_reason = "callback";
+  }
 }
 
 // The result: with patience the best epoch's weights, statistics and optimizer state, evaluated
@@ -662,7 +682,7 @@ TrainOutcome finish(Run& r) {
              {"steps", steps},
              {"epochs_run", r.epoch},
              // Absolute, so eval, inspect and serve find the data from any working directory.
-             {"data_dir", std::filesystem::absolute(cfg.data_dir).lexically_normal().string()},
+             {"data_dir", cfg.data_dir.empty() ? std::string() : std::filesystem::absolute(cfg.data_dir).lexically_normal().string()},
              // An image folder's pictures were resized whole; predict and serve convert alike.
              {"pictures", picture_fit_name(is_image_folder(cfg.data_dir) ? PictureFit::whole : PictureFit::object)},
              {"eval_batch", cfg.eval_batch},
@@ -725,19 +745,19 @@ std::string run_title(const TrainConfig& cfg) {
   return family_name(cfg.model.family) + " " + cfg.model.widths_str() + ", seed " + std::to_string(cfg.seed);
 }
 
-TrainOutcome train(TrainConfig cfg, const std::atomic<int>* stop) {
+TrainOutcome train(TrainConfig cfg, const TrainControl& control) {
   Run r;
   r.cfg = std::move(cfg);
-  r.stop = stop;
+  r.control = &control;
   setup(r);
   start_fresh(r);
   return run_to_end(r);
 }
 
-TrainOutcome resume_training(TrainConfig cfg, const std::atomic<int>* stop) {
+TrainOutcome resume_training(TrainConfig cfg, const TrainControl& control) {
   Run r;
   r.cfg = std::move(cfg);
-  r.stop = stop;
+  r.control = &control;
   r.resuming = true;
   setup(r);
   if (std::filesystem::exists(r.state_path())) {

@@ -1,5 +1,6 @@
 #pragma once
 #include <atomic>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,37 +18,58 @@ struct TrainOutcome {
   std::vector<double> epoch_seconds;  // the training pass of each epoch
 };
 
+// One finished epoch, as its metrics.csv row says (val_* are NaN with --val 0).
+struct EpochReport {
+  int64_t epoch = 0, epochs = 0;  // this one (from 1), and the run's --epochs
+  double train_loss = 0, train_acc = 0, val_loss = 0, val_acc = 0, test_acc = 0, lr = 0;
+  double epoch_seconds = 0, elapsed_seconds = 0, images_per_second = 0;
+};
+
+// How a caller steers a training besides its settings; every member may be left empty.
+struct TrainControl {
+  // Read at every step boundary: once it holds a non-zero value (a signal number, say) the run
+  // stops there and Interrupted is thrown. The epoch under way is dropped; the directory keeps
+  // the resume state of the last finished one, so resume_training continues bit for bit as if
+  // nothing had happened. Not read by a run over several MPI ranks (they would have to agree on
+  // the step).
+  const std::atomic<int>* stop = nullptr;
+  // Asked at step boundaries, at most every 50 ms: a non-zero answer stops as `stop` does (the
+  // Python module checks for Ctrl-C here, with the interpreter's lock taken only then).
+  std::function<int()> poll;
+  // The data in memory instead of cfg.data_dir (which config.toml and model.ckpt still name, as
+  // where the pictures came from: "" when they came from nowhere on disk).
+  const TrainTestData* data = nullptr;
+  // Called after every epoch, its row written and its resume state saved; returning false ends
+  // the run there (stop reason "callback"), with model.ckpt and summary.json written as for any
+  // end. An exception thrown here ends the run as Interrupted does, resumable, and propagates.
+  std::function<bool(const EpochReport&)> on_epoch;
+};
+
 // Trains one model as `cfg` says and writes the run into cfg.out_dir: config.toml, metrics.csv
 // (one row per epoch, rewritten atomically after each), summary.json and model.ckpt.
 // Throws tailor::Error on bad input and when the loss stops being finite (the rows already
-// written and summary.json with stop_reason "diverged" stay).
-//
-// `stop`, when given, is read at every step boundary: once it holds a non-zero value (a signal
-// number, say) the run stops there and Interrupted is thrown. The epoch under way is dropped; the
-// directory keeps the resume state of the last finished one, so resume_training continues bit for
-// bit as if nothing had happened. Not read by a run over several MPI ranks (they would have to
-// agree on the step).
-TrainOutcome train(TrainConfig cfg, const std::atomic<int>* stop = nullptr);
+// written and summary.json with stop_reason "diverged" stay). Re-entrant: runs in several
+// threads of one process at once, each its own directory, give each the bits it gives alone.
+TrainOutcome train(TrainConfig cfg, const TrainControl& control);
+inline TrainOutcome train(TrainConfig cfg, const std::atomic<int>* stop = nullptr) {
+  TrainControl c;
+  c.stop = stop;
+  return train(std::move(cfg), c);
+}
 
-// Thrown by train and resume_training when `stop` was set.
-class Interrupted : public Error {
- public:
-  Interrupted(int64_t epochs_done, int value, const std::string& dir)
-      : Error(epochs_done > 0 ? "interrupted after epoch " + std::to_string(epochs_done) +
-                                    ": continue with tailor train --resume " + dir
-                              : "interrupted in its first epoch: start it again with tailor train --resume " + dir),
-        epochs_done(epochs_done), value(value), dir(dir) {}
-  int64_t epochs_done;  // finished and kept
-  int value;            // what `stop` held
-  std::string dir;
-};
+// Interrupted (tailor/error.hpp) is thrown by train and resume_training when asked to stop.
 
 // The resume state a run keeps in its directory between epochs (removed when the run ends).
 inline constexpr const char* kResumeStateFile = "resume.state";
 // Continues the run in cfg.out_dir (cfg as read back from its config.toml) from its last
 // finished epoch, bit for bit as if it had never stopped (same threads); a run killed before its
 // first epoch ended starts again. Throws tailor::Error on a state that is damaged or does not fit.
-TrainOutcome resume_training(TrainConfig cfg, const std::atomic<int>* stop = nullptr);
+TrainOutcome resume_training(TrainConfig cfg, const TrainControl& control);
+inline TrainOutcome resume_training(TrainConfig cfg, const std::atomic<int>* stop = nullptr) {
+  TrainControl c;
+  c.stop = stop;
+  return resume_training(std::move(cfg), c);
+}
 
 // A resume state file's contents, read and checked against the sizes of the run it must fit.
 struct ResumeShape {
