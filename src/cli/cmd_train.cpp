@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <algorithm>
 #include <memory>
 #include <set>
 #include <utility>
@@ -136,8 +137,10 @@ int resume_run(CLI::App& c, const std::string& dir) {
 }
 }  // namespace
 
-Run add_train(CLI::App& app) {
-  auto a = std::make_shared<TrainArgs>();
+namespace {
+// train's options, declared on `app`'s subcommand "train": the one table of them that the program,
+// sweep files and the library (train_config_from_options) all read.
+CLI::App* declare_train(CLI::App& app, TrainArgs* a) {
   CLI::App* c = app.add_subcommand("train", "Train one model on an IDX data set and save the run in --out (under mpirun: "
                                             "data-parallel over the ranks, docs/scale.md)");
   add_model_options(*c, a->model);
@@ -243,9 +246,11 @@ Run add_train(CLI::App& app) {
   c->add_option("--resume", a->resume,
                  "Continue the run in this directory from its last finished epoch, with its saved settings "
                  "(only --threads and --progress may be given besides); bit-identical to a run never stopped");
-  return [a, c]() {
-    if (!c->parsed()) return -1;
-    if (!a->resume.empty()) return resume_run(*c, a->resume);
+  return c;
+}
+
+// The configuration the parsed options make.
+TrainConfig train_config(const TrainArgs* a) {
     TrainConfig cfg = a->cfg;
     cfg.threads = resolve_threads(cfg.threads, "--threads");
     ResolvedModel m = resolve_model(a->model);
@@ -262,8 +267,67 @@ Run add_train(CLI::App& app) {
     cfg.data.color = parse_data_color(a->color);
     if (cfg.optim.nesterov && (cfg.optim.kind != OptimKind::sgd || cfg.optim.momentum <= 0))
       throw Error("--nesterov needs --optimizer sgd and --momentum > 0");
+    return cfg;
+}
+}  // namespace
+
+Run add_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  CLI::App* c = declare_train(app, a.get());
+  return [a, c]() {
+    if (!c->parsed()) return -1;
+    if (!a->resume.empty()) return resume_run(*c, a->resume);
+    const TrainConfig cfg = train_config(a.get());
     return interruptible([&](const std::atomic<int>* stop) { print_outcome(train(cfg, stop), cfg.out_dir); });
   };
+}
+
+std::vector<TrainOptionInfo> train_options() {
+  CLI::App app;
+  TrainArgs a;
+  std::vector<TrainOptionInfo> out;
+  for (const CLI::Option* o : declare_train(app, &a)->get_options()) {
+    const std::vector<std::string> names = o->get_lnames();
+    if (names.empty() || names[0] == "help") continue;
+    TrainOptionInfo info;
+    info.name = names[0];
+    info.help = o->get_description();
+    info.flag = o->get_expected_max() == 0;
+    info.default_value = info.flag ? (o->get_default_str().empty() ? "false" : o->get_default_str()) : o->get_default_str();
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+TrainConfig train_config_from_options(const std::vector<std::pair<std::string, std::string>>& options) {
+  CLI::App app;
+  TrainArgs a;
+  CLI::App* c = declare_train(app, &a);
+  std::vector<std::string> args{"train"};
+  for (const auto& [name, value] : options) {
+    const CLI::Option* o = name.empty() || name == "help" ? nullptr : c->get_option_no_throw("--" + name);
+    if (!o) throw OptionError(name, true, "train has no option '" + name + "'");
+    if (o->get_expected_max() == 0) {
+      if (value != "true" && value != "false")
+        throw OptionError(name, false, "--" + name + " is on or off: its value must be true or false, not '" + value + "'");
+      args.push_back("--" + name + "=" + value);
+    } else {
+      args.push_back("--" + name);
+      args.push_back(value);
+    }
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    // CLI11's messages name the option ("--lr: Value nan not in range ..."): pick it out.
+    std::string what = e.what(), option;
+    for (const auto& [name, value] : options)
+      if (what.find("--" + name) != std::string::npos && name.size() > option.size()) option = name;
+    throw OptionError(option, false, what);
+  }
+  if (!a.resume.empty()) throw OptionError("resume", false, "resume is not a training option here: resume a run by its directory");
+  return train_config(&a);
 }
 
 }  // namespace tailor::cli

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "sweep/sweep_file.hpp"
+#include "train/config.hpp"
 
 namespace tailor::cli {
 
@@ -26,6 +27,19 @@ Run add_data(CLI::App& app);
 // `train`'s options as sweep files see them, and one value checked by train's own parser
 // (read_sweep takes both; the sweep-file fuzzer too).
 OptionTable train_option_table();
+
+// `train`'s options as the library shows them: the long name (without dashes), its help, its
+// default as text, and whether it is a flag (on/off, no value).
+struct TrainOptionInfo {
+  std::string name, help, default_value;
+  bool flag = false;
+};
+std::vector<TrainOptionInfo> train_options();
+// The configuration `tailor train --NAME VALUE ...` would run, from (name, value) pairs in the
+// command line's names without dashes ("lr", "0.003"; a flag's value "true" or "false"), through
+// train's own parser and checks. Throws OptionError naming the option on an unknown one or a bad
+// value (--resume is not accepted here), Error on a bad combination.
 void check_train_option(const std::string& key, const std::string& value);
+TrainConfig train_config_from_options(const std::vector<std::pair<std::string, std::string>>& options);
 
 }  // namespace tailor::cli

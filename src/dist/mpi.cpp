@@ -48,6 +48,15 @@ void* open_plugin(std::string& tried) {
   if (!ec)
     for (const char* dir : {".", TAILOR_MPI_PLUGIN_FROM_BIN, ".."})
       paths.push_back((exe.parent_path() / dir / "libtailor_mpi.so").lexically_normal().string());
+  // The library (libtailor.so, and the Python module over it) looks beside itself: its lib/tailor
+  // is the installed layout's, its own folder the build tree's.
+  Dl_info self{};
+  if (dladdr(reinterpret_cast<void*>(&open_plugin), &self) != 0 && self.dli_fname != nullptr) {
+    const std::filesystem::path lib = std::filesystem::absolute(self.dli_fname, ec);
+    if (!ec && lib != exe)
+      for (const char* dir : {".", "tailor"})
+        paths.push_back((lib.parent_path() / dir / "libtailor_mpi.so").lexically_normal().string());
+  }
   for (const std::string& p : paths) {
     if (void* h = dlopen(p.c_str(), RTLD_NOW | RTLD_GLOBAL)) return h;
     const char* why = dlerror();
