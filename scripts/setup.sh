@@ -23,6 +23,10 @@ packages=(
   libonnx-dev libprotobuf-dev python3 python3-onnx python3-opencv python3-numpy
   # scale-out: Open MPI (mpirun, and the library tailor links)
   openmpi-bin libopenmpi-dev
+  # the library's Python module (pybind11 over libtailor.so) for Debian's python3, its
+  # scikit-learn estimator, DataFrames, and the quickstart notebook run headless in the tests
+  pybind11-dev python3-dev python3-sklearn python3-pandas python3-matplotlib python3-pytest
+  jupyter-nbconvert python3-ipykernel python3-jupyter-client
   # tests and benchmarks; qemu-user runs the binary as an AVX2-only CPU would (tests/test_qemu.cpp)
   libgtest-dev libbenchmark-dev qemu-user
   # `make deb`: CPack's DEB generator runs dpkg-shlibdeps (dpkg-dev) and `file`
