@@ -209,7 +209,7 @@ std::vector<float> run_logits(Run::Impl& r, const Dataset& d) {
     throw Error("the model takes pictures of " + std::to_string(m.spec.in_channels) + "x" + std::to_string(m.spec.height) +
                 "x" + std::to_string(m.spec.width) + " (channels x rows x cols), not " + std::to_string(d.channels) +
                 "x" + std::to_string(d.rows) + "x" + std::to_string(d.cols));
-  kernels::set_threads(m.threads);
+  const kernels::ThreadScope threads(m.threads);
   std::vector<float> logits;
   evaluate(*m.model, d, nullptr, m.norm, m.eval_batch, &logits, m.tta_flip);
   return logits;
@@ -258,7 +258,7 @@ Evaluation Run::evaluate(const Images& images) const {
   std::lock_guard<std::mutex> hold(impl_->mutex);
   LoadedModel& m = impl_->m;
   if (d.channels != m.spec.in_channels || d.rows != m.spec.height || d.cols != m.spec.width) run_logits(*impl_, d);  // throws
-  kernels::set_threads(m.threads);
+  const kernels::ThreadScope threads(m.threads);
   const EvalResult r = tailor::evaluate(*m.model, d, nullptr, m.norm, m.eval_batch, nullptr, m.tta_flip);
   return {r.acc, r.loss, r.count};
 }
@@ -266,7 +266,7 @@ Evaluation Run::evaluate(const Images& images) const {
 std::vector<float> Run::predict_picture(const std::string& encoded, const std::string& name) const {
   std::lock_guard<std::mutex> hold(impl_->mutex);
   LoadedModel& m = impl_->m;
-  kernels::set_threads(1);  // as tailor predict
+  const kernels::ThreadScope one_thread(1);  // as tailor predict
   const std::vector<float> x = input_for_model(m, fit_for_model(m, decode_for_model(m, encoded, name)));
   return softmax(logits_for_model(m, x).data(), static_cast<int>(m.spec.classes));
 }

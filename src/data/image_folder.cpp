@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include "data/image.hpp"
@@ -347,11 +348,11 @@ TrainTestData load_image_folder(const std::string& dir, const DataOptions& opt, 
   if (!cached.empty()) {
     try {
       fs::create_directories(fs::path(cached).parent_path());
-      // A name of this writer's own first (process and call): two trainings, MPI ranks or
+      // A name of this writer's own first (process and thread): two trainings, MPI ranks or
       // threads converting the same folder at once must not write into one temporary file.
       // Then one rename into place.
-      static std::atomic<unsigned> calls{0};
-      const std::string mine = cached + "." + std::to_string(::getpid()) + "." + std::to_string(calls++);
+      const std::string mine = cached + "." + std::to_string(::getpid()) + "." +
+                               std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id()));
       write_file_atomic(mine, cache_bytes(key, out));
       if (std::rename(mine.c_str(), cached.c_str()) != 0) {
         const int err = errno;

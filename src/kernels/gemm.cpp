@@ -10,11 +10,6 @@
 
 namespace tailor::kernels {
 
-namespace {
-// Per calling thread, as OpenMP's own thread-count setting is: server threads set 1 each.
-thread_local int g_threads = 1;
-}  // namespace
-
 // Row-major, like cblas_sgemm with CblasRowMajor, on the threads set by set_threads (oneDNN splits
 // the product itself; the split is fixed by the shape and thread count, so results repeat bit
 // for bit at a given thread count). The layers' products are matmul primitives
@@ -25,11 +20,11 @@ void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, in
   dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-void set_threads(int threads) {
-  g_threads = threads < 1 ? 1 : threads;
-  omp_set_num_threads(g_threads);
-}
+void set_threads(int threads) { omp_set_num_threads(threads < 1 ? 1 : threads); }
 
-int threads() { return g_threads; }
+int threads() { return omp_get_max_threads(); }
+
+ThreadScope::ThreadScope(int threads) : before_(omp_get_max_threads()) { set_threads(threads); }
+ThreadScope::~ThreadScope() { omp_set_num_threads(before_); }
 
 }  // namespace tailor::kernels

@@ -17,9 +17,23 @@ namespace tailor::kernels {
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc);
 
-// Threads used by every kernel (oneDNN's OpenMP runtime). Call before training.
+// The threads of the kernels the calling thread runs: OpenMP's own setting for that thread (its
+// nthreads-var), which oneDNN reads too, so tailor keeps no copy of it. Each thread of a process
+// has its own: trainings, replicas and server workers in their threads do not see each other's.
 void set_threads(int threads);
 int threads();
+// Sets the calling thread's threads for its life and restores the setting it found (a library
+// call leaves its caller's thread as it was).
+class ThreadScope {
+ public:
+  explicit ThreadScope(int threads);
+  ~ThreadScope();
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int before_;
+};
 
 // 2-D convolution, square kernel, symmetric zero padding, stride 1 or more, in groups (groups ==
 // cin == cout: depthwise). Weights in PyTorch's layout (Cout, Cin / groups, K, K); activations

@@ -23,6 +23,7 @@
 #include <semaphore>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -102,17 +103,14 @@ int64_t int_param(const httplib::Request& req, const char* name, int64_t fallbac
 // allowance on the same terms. A client that sends half a header and waits, sends nothing, or
 // trickles bytes, loses its connection when the allowance is spent, not holding a thread for
 // good; reads stop after `max_bytes`, so no request can grow past the upload limit.
-// Set on a connection's thread when its request ran out of time: nothing is answered or logged.
-thread_local bool g_request_timed_out = false;
-
+// A request that ran out of time is neither answered nor logged: timed_out() says so.
 class DeadlineStream : public httplib::Stream {
  public:
   static constexpr double kMinRate = 64 * 1024;  // bytes per second
 
   DeadlineStream(int sock, double timeout, uint64_t max_bytes, const std::atomic<int>& listener)
-      : sock_(sock), timeout_(timeout), max_bytes_(max_bytes), listener_(listener), deadline_(after(timeout)) {
-    g_request_timed_out = false;
-  }
+      : sock_(sock), timeout_(timeout), max_bytes_(max_bytes), listener_(listener), deadline_(after(timeout)) {}
+  bool timed_out() const { return timed_out_; }
 
   bool is_readable() const override { return wait(POLLIN); }
   bool is_writable() const override { return wait(POLLOUT); }
@@ -131,7 +129,7 @@ class DeadlineStream : public httplib::Stream {
 
   ssize_t write(const char* ptr, size_t size) override {
     // A request that ran out of time gets no answer (httplib would send 400): the connection closes.
-    if (g_request_timed_out) return -1;
+    if (timed_out_) return -1;
     if (!writing_) {  // the response: computing it may have used the request's allowance
       writing_ = true;
       deadline_ = after(timeout_);
@@ -160,7 +158,7 @@ class DeadlineStream : public httplib::Stream {
       if (listener_.load() < 0) return false;
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
       if (left <= 0) {
-        if (!writing_) g_request_timed_out = true;
+        if (!writing_) timed_out_ = true;
         return false;
       }
       pollfd p{sock_, events, 0};
@@ -194,6 +192,7 @@ class DeadlineStream : public httplib::Stream {
   const std::atomic<int>& listener_;
   Clock::time_point deadline_;
   bool writing_ = false;
+  mutable bool timed_out_ = false;  // set by wait(), a const poll, when the request's time ran out
 };
 
 // One request held in memory, its response collected: Server::respond, for the fuzzer.
@@ -312,7 +311,9 @@ class HttpServer : public httplib::Server {
         DeadlineStream strm(sock, request_timeout_, max_request_bytes_, svr_sock_);
         if (!strm.is_readable()) break;  // silent past the timeout, or the server is stopping
         bool closed = false;
+        set_stream(&strm);
         ok = process_request(strm, i + 1 == kRequestsPerConnection, closed, nullptr);
+        set_stream(nullptr);
         if (!ok || closed) break;
       }
     }
@@ -322,6 +323,27 @@ class HttpServer : public httplib::Server {
     return ok;
   }
 
+  // The stream of the request each connection thread is serving, for the logger.
+  void set_stream(const DeadlineStream* s) {
+    std::lock_guard<std::mutex> hold(streams_mutex_);
+    if (s) {
+      streams_[std::this_thread::get_id()] = s;
+    } else {
+      streams_.erase(std::this_thread::get_id());
+    }
+  }
+
+ public:
+  // Whether the request this thread is serving ran out of time (its logger call then stays quiet).
+  bool timed_out_here() {
+    std::lock_guard<std::mutex> hold(streams_mutex_);
+    const auto it = streams_.find(std::this_thread::get_id());
+    return it != streams_.end() && it->second->timed_out();
+  }
+
+ private:
+  std::mutex streams_mutex_;
+  std::unordered_map<std::thread::id, const DeadlineStream*> streams_;
   std::atomic<int> open_{0};
   int max_connections_ = 256;
   double request_timeout_ = 5;
@@ -602,7 +624,7 @@ struct Server::Impl {
     http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
       // Each worker thread runs its model on one core: many requests in parallel, not one
       // request over many threads.
-      kernels::set_threads(1);
+      kernels::set_threads(1);  // this connection thread's own OpenMP setting
       // A body without a length would be read until the client closes the connection (httplib
       // reads to the end), so the client would wait for the request timeout and get no answer:
       // it gets 411 at once. This runs before httplib reads any body.
@@ -642,7 +664,7 @@ struct Server::Impl {
       send_json(res, {{"error", "internal error"}}, 500);
     });
     http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      if (g_request_timed_out) return;  // not a request: a client too slow to send one
+      if (http.timed_out_here()) return;  // not a request: a client too slow to send one
       if (opt.log || (res.status >= 400 && opt.log_errors))
         std::fprintf(stderr, "tailor serve: %s %s -> %d\n", req.method.c_str(), req.path.c_str(), res.status);
     });

@@ -62,15 +62,6 @@ void write_summary(const std::string& dir, const nlohmann::json& s) {
 
 namespace {
 
-// The weights, batch-norm statistics and optimizer state of one moment of a run, and (--ema) the
-// moving averages of the first two.
-struct Snapshot {
-  std::vector<float> values, stats, optim;
-  int64_t steps = 0;
-  std::vector<float> ema_values, ema_buffers;
-  bool empty() const { return values.empty(); }
-};
-
 // One model's share of a training step: its slice of each batch, with its own buffers and
 // augmentation stream. Replica 0 trains the run's model; the others (data-parallel steps, see
 // step_replicas) own copies of it that take its weights at the start of every step.
@@ -88,6 +79,7 @@ struct Replica {
 // to the start of its next epoch; run_epoch() trains and evaluates one; finish() writes the result.
 struct Run {
   TrainConfig cfg;
+  std::unique_ptr<kernels::ThreadScope> threads;  // the calling thread's kernels run on cfg.threads
   std::string dir;
   DirLock lock;
   const TrainControl* control = nullptr;  // train's: read at every step boundary and epoch end
@@ -103,17 +95,7 @@ struct Run {
   std::vector<uint32_t> order;  // the training indices, as shuffled by the epochs so far
   std::vector<std::string> classes;
   int64_t weights = 0, n_train = 0, bs = 0, per_epoch = 0, total_steps = 0;
-  // Progress: epochs finished and what they found.
-  int64_t epoch = 0;
-  std::string metrics = kMetricsHeader;
-  double train_seconds = 0, elapsed_before = 0;  // elapsed_before: wall time of earlier sessions
-  std::vector<double> epoch_seconds;
-  EvalResult val, test;
-  std::string stop_reason;  // set when the run stops before its last epoch
-  // Early stopping: the best epoch so far by validation loss, with its own optimizer state.
-  double best_val_loss = INFINITY;
-  int64_t best_epoch = 0, since_best = 0;
-  Snapshot best;
+  RunState st{.metrics = kMetricsHeader};  // progress: epochs finished and what they found
   Clock::time_point wall_start = Clock::now();
   bool resuming = false;
   // Data-parallel training under mpirun: this process's rank of `world`; rank 0 writes the run.
@@ -129,11 +111,11 @@ struct Run {
   // At a step boundary: throws Interrupted when the caller asks the run to stop.
   void check_stop() {
     if (control->stop) {
-      if (const int value = control->stop->load(std::memory_order_relaxed)) throw Interrupted(epoch, value, dir);
+      if (const int value = control->stop->load(std::memory_order_relaxed)) throw Interrupted(st.epoch, value, dir);
     }
     if (control->poll && seconds_since(polled) >= 0.05) {
       polled = Clock::now();
-      if (const int value = control->poll()) throw Interrupted(epoch, value, dir);
+      if (const int value = control->poll()) throw Interrupted(st.epoch, value, dir);
     }
   }
   Snapshot snapshot() const {
@@ -154,8 +136,8 @@ struct Run {
   // Validation and test, of the averaged weights with --ema, with flips with --tta flip.
   void evaluate_both() {
     swap_ema();
-    val = evaluate(*model, data.train, &split.val, norm, cfg.eval_batch, nullptr, cfg.tta_flip);
-    test = evaluate(*model, data.test, nullptr, norm, cfg.eval_batch, nullptr, cfg.tta_flip);
+    st.val = evaluate(*model, data.train, &split.val, norm, cfg.eval_batch, nullptr, cfg.tta_flip);
+    st.test = evaluate(*model, data.test, nullptr, norm, cfg.eval_batch, nullptr, cfg.tta_flip);
     swap_ema();
   }
   // The decay of step t (after t updates), warmed up as TensorFlow's ExponentialMovingAverage
@@ -175,7 +157,7 @@ struct Run {
 void setup(Run& r) {
   TrainConfig& cfg = r.cfg;
   if (cfg.threads <= 0) cfg.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  kernels::set_threads(cfg.threads);
+  r.threads = std::make_unique<kernels::ThreadScope>(cfg.threads);  // this thread's, until the run ends
   if (cfg.bf16 && !kernels::has_bf16())
     throw Error("--precision bf16 needs a CPU with AVX-512 BF16 or AMX instructions; this one has neither (use fp32)");
   r.rank = dist::rank();
@@ -286,121 +268,23 @@ void start_fresh(Run& r) {
   // summary.json would make `--resume` report this run as done).
   std::error_code ec;
   for (const char* f : {kResumeStateFile, "summary.json", "model.ckpt"}) std::filesystem::remove(r.dir + "/" + f, ec);
-  write_file_atomic(r.dir + "/metrics.csv", r.metrics);  // the header at once, rows as epochs finish
+  write_file_atomic(r.dir + "/metrics.csv", r.st.metrics);  // the header at once, rows as epochs finish
 }
 
-// The resume state, written atomically after every epoch (after metrics.csv): a checkpoint file
-// whose arrays hold the current weights, statistics and optimizer state followed by the best
-// epoch's (early stopping), and whose metadata holds the rest (epoch, streams, metrics rows).
+// The resume state (train/run_state.hpp), written atomically after every epoch (after
+// metrics.csv): the run's state and the moment's weights and streams.
 void save_state(const Run& r) {
-  Checkpoint ck;
-  std::vector<uint64_t> dropout, augment;
+  LiveState live;
+  live.now = r.snapshot();
+  live.shuffle_rng = r.shuffle_rng.state();
   for (const Replica& p : r.reps) {
-    for (Rng* g : p.model->random_streams()) dropout.push_back(g->state());
-    augment.push_back(p.augment_rng.state());
+    for (Rng* g : p.model->random_streams()) live.dropout_rngs.push_back(g->state());
+    live.augment_rngs.push_back(p.augment_rng.state());
   }
-  const auto eval_json = [](const EvalResult& e) { return nlohmann::json{{"loss", e.loss}, {"acc", e.acc}, {"count", e.count}}; };
-  ck.meta = {{"format", "tailor resume state"},
-             {"version", tailor_version()},
-             {"epoch", r.epoch},
-             {"steps", r.opt->steps()},
-             {"shuffle_rng", r.shuffle_rng.state()},
-             {"augment_rng", augment[0]},
-             {"replica_augment_rngs", std::vector<uint64_t>(augment.begin() + 1, augment.end())},
-             {"dropout_rngs", dropout},
-             {"metrics", r.metrics},
-             {"train_seconds", r.train_seconds},
-             {"elapsed_seconds", r.elapsed_before + seconds_since(r.wall_start)},
-             {"epoch_seconds", r.epoch_seconds},
-             {"val", eval_json(r.val)},
-             {"test", eval_json(r.test)},
-             {"stop_reason", r.stop_reason},
-             {"best_val_loss", std::isfinite(r.best_val_loss) ? nlohmann::json(r.best_val_loss) : nlohmann::json()},
-             {"best_epoch", r.best_epoch},
-             {"since_best", r.since_best},
-             {"best_steps", r.best.steps},
-             {"has_best", !r.best.empty()},
-             {"has_ema", !r.ema_values.empty()}};
-  // The arrays in order: now, then the best epoch's; each the weights (then their average with
-  // --ema), the statistics (then theirs) and the optimizer state.
-  const Snapshot now = r.snapshot();
-  for (const Snapshot* s : {&now, &r.best}) {
-    if (s->empty()) continue;
-    for (const auto& [to, from] : {std::pair{&ck.weights, &s->values}, std::pair{&ck.weights, &s->ema_values},
-                                   std::pair{&ck.stats, &s->stats}, std::pair{&ck.stats, &s->ema_buffers},
-                                   std::pair{&ck.optim_state, &s->optim}})
-      to->insert(to->end(), from->begin(), from->end());
-  }
-  save_checkpoint(r.state_path(), ck);
+  RunState st = r.st;
+  st.elapsed_seconds += seconds_since(r.wall_start);
+  write_resume_state(r.state_path(), st, live);
 }
-
-}  // namespace
-
-ResumeState read_resume_state(const std::string& path, const ResumeShape& shape) {
-  Checkpoint ck = read_checkpoint(path);
-  ResumeState st;
-  try {
-    const nlohmann::json& m = ck.meta;
-    if (!m.is_object() || m.value("format", "") != "tailor resume state") throw Error("not a resume state");
-    const bool has_best = m.at("has_best").get<bool>();
-    const bool has_ema = m.value("has_ema", false);  // states from before --ema have none
-    if (has_ema != shape.ema) throw Error(has_ema ? "it holds --ema averages the run's config.toml does not ask for"
-                                                  : "it holds no --ema averages, and the run's config.toml asks for them");
-    const size_t copies = has_best ? 2 : 1, per = has_ema ? 2 : 1;
-    if (ck.weights.size() != copies * per * shape.values || ck.stats.size() != copies * per * shape.stats ||
-        ck.optim_state.size() != copies * shape.optim || m.at("dropout_rngs").size() != shape.dropout_streams)
-      throw Error("its arrays do not match the run's model (" + std::to_string(shape.values) + " weights)");
-    st.epoch = m.at("epoch").get<int64_t>();
-    if (st.epoch < 1 || st.epoch > shape.epochs) throw Error("epoch " + std::to_string(st.epoch) + " is out of range");
-    st.steps = m.at("steps").get<int64_t>();
-    if (st.steps < 0) throw Error("step count " + std::to_string(st.steps) + " is negative");
-    st.shuffle_rng = m.at("shuffle_rng").get<uint64_t>();
-    st.augment_rng = m.at("augment_rng").get<uint64_t>();
-    st.dropout_rngs = m.at("dropout_rngs").get<std::vector<uint64_t>>();
-    if (m.contains("replica_augment_rngs"))  // states of older tailors have one replica
-      st.replica_augment_rngs = m.at("replica_augment_rngs").get<std::vector<uint64_t>>();
-    if (st.replica_augment_rngs.size() + 1 != shape.replicas)
-      throw Error(fmt::format("it holds the streams of {} data-parallel replicas, the run's config.toml says {}",
-                              st.replica_augment_rngs.size() + 1, shape.replicas));
-    st.metrics = m.at("metrics").get<std::string>();
-    st.train_seconds = m.at("train_seconds").get<double>();
-    st.elapsed_seconds = m.at("elapsed_seconds").get<double>();
-    st.epoch_seconds = m.at("epoch_seconds").get<std::vector<double>>();
-    st.val_loss = m.at("val").at("loss").get<double>();
-    st.val_acc = m.at("val").at("acc").get<double>();
-    st.val_count = m.at("val").at("count").get<int64_t>();
-    st.test_loss = m.at("test").at("loss").get<double>();
-    st.test_acc = m.at("test").at("acc").get<double>();
-    st.test_count = m.at("test").at("count").get<int64_t>();
-    st.stop_reason = m.at("stop_reason").get<std::string>();
-    st.best_val_loss = m.at("best_val_loss").is_null() ? INFINITY : m.at("best_val_loss").get<double>();
-    st.best_epoch = m.at("best_epoch").get<int64_t>();
-    st.since_best = m.at("since_best").get<int64_t>();
-    st.best_steps = m.at("best_steps").get<int64_t>();
-    // The arrays in save_state's order: now, then the best epoch's; each the weights, their
-    // average (--ema), the statistics, theirs, the optimizer state.
-    size_t at_w = 0, at_s = 0, at_o = 0;
-    const auto take = [](const std::vector<float>& all, size_t& at, size_t n, std::vector<float>& to) {
-      to.assign(all.begin() + static_cast<std::ptrdiff_t>(at), all.begin() + static_cast<std::ptrdiff_t>(at + n));
-      at += n;
-    };
-    for (int k = 0; k < static_cast<int>(copies); ++k) {
-      const bool best = k == 1;
-      take(ck.weights, at_w, shape.values, best ? st.best_values : st.values);
-      if (has_ema) take(ck.weights, at_w, shape.values, best ? st.best_ema_values : st.ema_values);
-      take(ck.stats, at_s, shape.stats, best ? st.best_stats : st.stats);
-      if (has_ema) take(ck.stats, at_s, shape.stats, best ? st.best_ema_buffers : st.ema_buffers);
-      take(ck.optim_state, at_o, shape.optim, best ? st.best_optim : st.optim);
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("resume state " + path + " is damaged: " + e.what());
-  } catch (const Error& e) {
-    throw Error("resume state " + path + " cannot be used: " + e.what());
-  }
-  return st;
-}
-
-namespace {
 
 // Brings a freshly set-up run to where its state file says it stopped; refuses a state that does
 // not fit the run (another model, a damaged file) with one line, before changing anything.
@@ -409,42 +293,23 @@ void resume(Run& r) {
   std::vector<Rng*> dropout;
   for (const Replica& p : r.reps)
     for (Rng* g : p.model->random_streams()) dropout.push_back(g);
-  ResumeState st = read_resume_state(path, {r.model->num_values(), r.model->num_buffer_values(), r.opt->state().size(),
-                                            dropout.size(), r.reps.size(), r.cfg.epochs, r.cfg.ema > 0});
+  ResumeState s = read_resume_state(path, {r.model->num_values(), r.model->num_buffer_values(), r.opt->state().size(),
+                                           dropout.size(), r.reps.size(), r.cfg.epochs, r.cfg.ema > 0});
   // The shuffles of the finished epochs, replayed: the order and the stream, checked.
-  for (int64_t e = 0; e < st.epoch; ++e) r.shuffle();
-  if (r.shuffle_rng.state() != st.shuffle_rng)
+  for (int64_t e = 0; e < s.run.epoch; ++e) r.shuffle();
+  if (r.shuffle_rng.state() != s.live.shuffle_rng)
     throw Error("resume state " + path + " cannot be used: its shuffle stream does not follow from the run's seed");
-  std::copy(st.values.begin(), st.values.end(), r.model->values());
-  std::copy(st.stats.begin(), st.stats.end(), r.model->buffer_values());
-  if (r.cfg.ema > 0) {
-    r.ema_values = std::move(st.ema_values);
-    r.ema_buffers = std::move(st.ema_buffers);
-  }
-  r.opt->restore(st.optim, st.steps);
-  r.reps[0].augment_rng = Rng(st.augment_rng);
-  for (size_t k = 1; k < r.reps.size(); ++k) r.reps[k].augment_rng = Rng(st.replica_augment_rngs[k - 1]);
-  for (size_t i = 0; i < dropout.size(); ++i) *dropout[i] = Rng(st.dropout_rngs[i]);
-  r.epoch = st.epoch;
-  r.metrics = std::move(st.metrics);
-  r.train_seconds = st.train_seconds;
-  r.elapsed_before = st.elapsed_seconds;
-  r.epoch_seconds = std::move(st.epoch_seconds);
-  r.val.loss = st.val_loss;
-  r.val.acc = st.val_acc;
-  r.val.count = st.val_count;
-  r.test.loss = st.test_loss;
-  r.test.acc = st.test_acc;
-  r.test.count = st.test_count;
-  r.stop_reason = std::move(st.stop_reason);
-  r.best_val_loss = st.best_val_loss;
-  r.best_epoch = st.best_epoch;
-  r.since_best = st.since_best;
-  if (!st.best_values.empty())
-    r.best = {std::move(st.best_values), std::move(st.best_stats), std::move(st.best_optim), st.best_steps,
-              std::move(st.best_ema_values), std::move(st.best_ema_buffers)};
+  Snapshot& now = s.live.now;
+  std::copy(now.values.begin(), now.values.end(), r.model->values());
+  std::copy(now.stats.begin(), now.stats.end(), r.model->buffer_values());
+  r.ema_values = std::move(now.ema_values);
+  r.ema_buffers = std::move(now.ema_buffers);
+  r.opt->restore(now.optim, now.steps);
+  for (size_t k = 0; k < r.reps.size(); ++k) r.reps[k].augment_rng = Rng(s.live.augment_rngs[k]);
+  for (size_t i = 0; i < dropout.size(); ++i) *dropout[i] = Rng(s.live.dropout_rngs[i]);
+  r.st = std::move(s.run);
   // metrics.csv as the state has it (a kill between the two writes left it one row ahead).
-  write_file_atomic(r.dir + "/metrics.csv", r.metrics);
+  write_file_atomic(r.dir + "/metrics.csv", r.st.metrics);
 }
 
 // curves.png after an epoch. Drawing costs 30-80 ms (PLplot and cairo), as much as a whole epoch
@@ -481,21 +346,44 @@ void slice_step(Run& r, Replica& p, int64_t lo, int64_t mr, int64_t m, const flo
   p.model->backward(dl);
 }
 
-// Weights a data-parallel step sums and updates as one item: 64 KiB of each array.
-constexpr size_t kUpdateChunk = 16384;
+// A training step is a step strategy, which leaves the batch's summed gradient in the model's
+// gradient arena and returns the batch's loss statistics, then the one optimizer update
+// (apply_update). The strategies:
+//   rank_gradients     the whole batch through the layers on all threads; under mpirun each rank
+//                      its slice, the gradients summed over the ranks (allreduce);
+//   replica_gradients  one replica per thread on its slice of the batch (step_replicas), the
+//                      replicas' gradients summed in replica order on the StepTeam.
 
-// A data-parallel step on the run's StepTeam: the replicas, one item each, copy the weights and
-// run forward, loss and backward on their slices of the batch; then, in chunks of the weight
-// arena, the replicas' gradients are summed in replica order and the optimizer applied. Every
-// item runs on one thread (oneDNN and tailor's kernels single-threaded), so the result does not
-// depend on which thread took it, nor on the number of threads. Returns the batch's loss
-// statistics; a non-finite loss changes no weight.
-LossStats replica_step(Run& r, int64_t start, int64_t m, float lr, const float* background) {
+// The arena in items of the StepTeam: 64 KiB of each array.
+constexpr size_t kUpdateChunk = 16384;
+int64_t update_chunks(size_t n) { return static_cast<int64_t>((n + kUpdateChunk - 1) / kUpdateChunk); }
+
+LossStats rank_gradients(Run& r, int64_t start, int64_t m, const float* background) {
+  // This rank's contiguous slice of the global batch (all of it in a world of one).
+  const int64_t lo = start + m * r.rank / r.world, hi = start + m * (r.rank + 1) / r.world;
+  slice_step(r, r.reps[0], lo, hi - lo, m, background);
+  LossStats st = r.reps[0].st;
+  if (r.world > 1) {
+    dist::allreduce_sum(r.model->grads(), r.model->num_values());  // the flat gradient arena, once
+    double sums[2] = {st.loss_sum, static_cast<double>(st.correct)};
+    dist::allreduce_sum(sums, 2);
+    st.loss_sum = sums[0];
+    st.correct = static_cast<int64_t>(sums[1]);
+  }
+  return st;
+}
+
+// The replicas, one item each, copy the weights and run forward, loss and backward on their
+// slices of the batch; then, in chunks of the arena, their gradients are summed in replica order
+// into the model's. Every item runs on one thread (oneDNN and tailor's kernels single-threaded),
+// so the result does not depend on which thread took it, nor on the number of threads.
+LossStats replica_gradients(Run& r, int64_t start, int64_t m, const float* background) {
   const int n_reps = static_cast<int>(r.reps.size());
   const size_t n = r.model->num_values();
-  float* values = r.model->values();
+  const float* values = r.model->values();
   float* grads = r.model->grads();
-  kernels::set_threads(1);  // this thread's share runs single-threaded too (and makes its primitives so)
+  // This thread's share runs single-threaded too (and makes its primitives so), until the step ends.
+  const kernels::ThreadScope one_thread(1);
   auto replica = [&](int k) {
     Replica& p = r.reps[static_cast<size_t>(k)];
     try {
@@ -507,37 +395,53 @@ LossStats replica_step(Run& r, int64_t start, int64_t m, float lr, const float* 
     }
   };
   r.team->run(n_reps, replica);
+  for (Replica& p : r.reps)
+    if (p.error) std::rethrow_exception(std::exchange(p.error, nullptr));
   LossStats sum;
-  bool failed = false;
   for (const Replica& q : r.reps) {
     sum.loss_sum += q.st.loss_sum;
     sum.correct += q.st.correct;
-    failed = failed || q.error;
   }
-  if (!failed && std::isfinite(sum.loss_sum)) {
-    r.opt->begin_step();
-    const float decay = r.ema_values.empty() ? 0.0f : r.ema_decay();
-    auto update = [&](int c) {
-      const size_t lo = static_cast<size_t>(c) * kUpdateChunk, hi = std::min(n, lo + kUpdateChunk);
-      for (int q = 1; q < n_reps; ++q) {
-        const float* g = r.reps[static_cast<size_t>(q)].model->grads();
-        for (size_t i = lo; i < hi; ++i) grads[i] += g[i];
-      }
-      r.opt->update(values, grads, lr, lo, hi);
-      if (decay > 0) kernels::ema_update(decay, values, r.ema_values.data(), lo, hi);
-    };
-    r.team->run(static_cast<int>((n + kUpdateChunk - 1) / kUpdateChunk), update);
-  }
-  kernels::set_threads(r.cfg.threads);
-  for (Replica& p : r.reps)
-    if (p.error) std::rethrow_exception(std::exchange(p.error, nullptr));
+  auto add = [&](int c) {
+    const size_t lo = static_cast<size_t>(c) * kUpdateChunk, hi = std::min(n, lo + kUpdateChunk);
+    for (int q = 1; q < n_reps; ++q) {
+      const float* g = r.reps[static_cast<size_t>(q)].model->grads();
+      for (size_t i = lo; i < hi; ++i) grads[i] += g[i];
+    }
+  };
+  if (std::isfinite(sum.loss_sum)) r.team->run(static_cast<int>(update_chunks(n)), add);
   return sum;
+}
+
+// The one optimizer update of a step, and the moving average of the weights (--ema): over the
+// arena's chunks on the StepTeam when the run has one, else over the whole arena on this thread
+// (the same arithmetic for every weight either way).
+void apply_update(Run& r, float lr) {
+  const size_t n = r.model->num_values();
+  float* values = r.model->values();
+  const float* grads = r.model->grads();
+  r.opt->begin_step();
+  const float decay = r.ema_values.empty() ? 0.0f : r.ema_decay();  // of the step now counted
+  const auto update = [&](size_t lo, size_t hi) {
+    r.opt->update(values, grads, lr, lo, hi);
+    if (decay > 0) kernels::ema_update(decay, values, r.ema_values.data(), lo, hi);
+  };
+  if (r.team) {
+    const kernels::ThreadScope one_thread(1);
+    auto chunk = [&](int c) {
+      const size_t lo = static_cast<size_t>(c) * kUpdateChunk;
+      update(lo, std::min(n, lo + kUpdateChunk));
+    };
+    r.team->run(static_cast<int>(update_chunks(n)), chunk);
+  } else {
+    update(0, n);
+  }
 }
 
 // One epoch: the training pass, evaluation, the metrics row, early stopping, the resume state.
 void run_epoch(Run& r, Progress& progress) {
   TrainConfig& cfg = r.cfg;
-  const int64_t epoch = r.epoch + 1;
+  const int64_t epoch = r.st.epoch + 1;
   std::array<float, kMaxChannels> background{};  // a black pixel, normalised
   for (int c = 0; c < r.norm.channels; ++c) background[c] = -r.norm.mean[c] / r.norm.std[c];
   // The replicas' batch-norm statistics start every epoch from the model's (see below).
@@ -551,28 +455,14 @@ void run_epoch(Run& r, Progress& progress) {
     if (r.world == 1) r.check_stop();
     const int64_t start = b * r.bs, m = std::min(r.bs, r.n_train - start);
     lr = lr_at(cfg.schedule, cfg.optim.lr, r.opt->steps(), r.total_steps, r.per_epoch);
-    LossStats st;
-    if (r.reps.size() > 1) {
-      st = replica_step(r, start, m, static_cast<float>(lr), background.data());
-    } else {
-      // Data-parallel over ranks: this rank's contiguous slice of the global batch (all of it in a world of one).
-      const int64_t lo = start + m * r.rank / r.world, hi = start + m * (r.rank + 1) / r.world;
-      slice_step(r, r.reps[0], lo, hi - lo, m, background.data());
-      st = r.reps[0].st;
-      if (r.world > 1) {
-        dist::allreduce_sum(r.model->grads(), r.model->num_values());  // the flat gradient arena, once
-        double sums[2] = {st.loss_sum, static_cast<double>(st.correct)};
-        dist::allreduce_sum(sums, 2);
-        st.loss_sum = sums[0];
-        st.correct = static_cast<int64_t>(sums[1]);
-      }
-    }
+    const LossStats st = r.reps.size() > 1 ? replica_gradients(r, start, m, background.data())
+                                           : rank_gradients(r, start, m, background.data());
     if (!std::isfinite(st.loss_sum)) {
       if (r.writes()) {
         nlohmann::json summary = summary_head(r);
         summary["stop_reason"] = "diverged";
         summary["epochs_run"] = epoch - 1;
-        summary["train_seconds"] = r.train_seconds;
+        summary["train_seconds"] = r.st.train_seconds;
         write_summary(r.dir, summary);
         std::error_code ec;
         std::filesystem::remove(r.state_path(), ec);  // nothing to resume: the run is over
@@ -581,10 +471,7 @@ void run_epoch(Run& r, Progress& progress) {
                               "{} keeps the {} finished epochs",
                               st.loss_sum, epoch, b + 1, r.dir + "/metrics.csv", epoch - 1));
     }
-    if (r.reps.size() == 1) {
-      r.opt->step(r.model->values(), r.model->grads(), static_cast<float>(lr));
-      if (!r.ema_values.empty()) kernels::ema_update(r.ema_decay(), r.model->values(), r.ema_values.data(), 0, r.ema_values.size());
-    }
+    apply_update(r, static_cast<float>(lr));
     // The statistics' average follows the first replica's (each estimates the same statistics;
     // the replicas' are averaged only at the epoch's end), as rank 0's under mpirun.
     if (!r.ema_buffers.empty()) kernels::ema_update(r.ema_decay(), r.model->buffer_values(), r.ema_buffers.data(), 0, r.ema_buffers.size());
@@ -594,8 +481,8 @@ void run_epoch(Run& r, Progress& progress) {
     progress.batch(epoch, b + 1, loss_sum / seen, 100.0 * correct / seen);
   }
   const double epoch_seconds = seconds_since(t0);
-  r.train_seconds += epoch_seconds;
-  r.epoch_seconds.push_back(epoch_seconds);
+  r.st.train_seconds += epoch_seconds;
+  r.st.epoch_seconds.push_back(epoch_seconds);
   if (r.model->num_buffer_values() > 0 && (r.world > 1 || r.reps.size() > 1)) {
     // Batch-norm statistics were kept per rank or replica, on its slices; their mean evaluates.
     float* state = r.model->buffer_values();
@@ -610,39 +497,39 @@ void run_epoch(Run& r, Progress& progress) {
   r.evaluate_both();
   const double train_loss = loss_sum / seen, train_acc = 100.0 * correct / seen, ips = seen / epoch_seconds;
   // Without a validation set (--val 0) its two columns stay empty rather than read as zero.
-  const std::string val_cols = r.val.count ? fmt::format("{:.6f},{:.4f}", r.val.loss, r.val.acc) : ",";
-  r.metrics += fmt::format("{},{:.6f},{:.4f},{},{:.4f},{:.6g},{:.3f},{:.3f},{:.0f}\n", epoch, train_loss, train_acc,
-                           val_cols, r.test.acc, lr, epoch_seconds, r.elapsed_before + seconds_since(r.wall_start),
+  const std::string val_cols = r.st.val.count ? fmt::format("{:.6f},{:.4f}", r.st.val.loss, r.st.val.acc) : ",";
+  r.st.metrics += fmt::format("{},{:.6f},{:.4f},{},{:.4f},{:.6g},{:.3f},{:.3f},{:.0f}\n", epoch, train_loss, train_acc,
+                           val_cols, r.st.test.acc, lr, epoch_seconds, r.st.elapsed_seconds + seconds_since(r.wall_start),
                            ips);
   progress.epoch(fmt::format("epoch {:>3}/{}  loss {:.4f}  train {:.2f}%  val {:.2f}% (loss {:.4f})  test {:.2f}%  "
                              "{:.2f} s  {:.0f} img/s",
-                             epoch, cfg.epochs, train_loss, train_acc, r.val.acc, r.val.loss, r.test.acc,
+                             epoch, cfg.epochs, train_loss, train_acc, r.st.val.acc, r.st.val.loss, r.st.test.acc,
                              epoch_seconds, ips));
-  r.epoch = epoch;
+  r.st.epoch = epoch;
   if (cfg.patience > 0) {
-    if (r.val.loss < r.best_val_loss) {
-      r.best_val_loss = r.val.loss;
-      r.best_epoch = epoch;
-      r.since_best = 0;
-      r.best = r.snapshot();
-    } else if (++r.since_best >= cfg.patience) {
-      r.stop_reason = "patience";
+    if (r.st.val.loss < r.st.best_val_loss) {
+      r.st.best_val_loss = r.st.val.loss;
+      r.st.best_epoch = epoch;
+      r.st.since_best = 0;
+      r.st.best = r.snapshot();
+    } else if (++r.st.since_best >= cfg.patience) {
+      r.st.stop_reason = "patience";
     }
   }
-  if (r.stop_reason.empty() && cfg.stop_at > 0 && (cfg.stop_on == StopOn::val ? r.val.acc : r.test.acc) >= cfg.stop_at)
-    r.stop_reason = "target_accuracy";
+  if (r.st.stop_reason.empty() && cfg.stop_at > 0 && (cfg.stop_on == StopOn::val ? r.st.val.acc : r.st.test.acc) >= cfg.stop_at)
+    r.st.stop_reason = "target_accuracy";
   // metrics.csv first, then the state: a kill between them leaves metrics.csv a row ahead,
   // which resume() rewrites from the state. A data-parallel run keeps no state (its ranks'
   // streams would all have to be saved); rank 0 writes the rest.
   if (!r.writes()) return;
-  write_file_atomic(r.dir + "/metrics.csv", r.metrics);
+  write_file_atomic(r.dir + "/metrics.csv", r.st.metrics);
   draw_curves(r, false);
   if (r.world == 1) save_state(r);
   if (r.control->on_epoch) {
     const double nan = std::nan("");
-    EpochReport e{epoch, cfg.epochs, train_loss, train_acc, r.val.count ? r.val.loss : nan, r.val.count ? r.val.acc : nan,
-                  r.test.acc, lr, epoch_seconds, r.elapsed_before + seconds_since(r.wall_start), ips};
-    if (!r.control->on_epoch(e) && r.stop_reason.empty()) r.stop_reason = "callback";
+    EpochReport e{epoch, cfg.epochs, train_loss, train_acc, r.st.val.count ? r.st.val.loss : nan, r.st.val.count ? r.st.val.acc : nan,
+                  r.st.test.acc, lr, epoch_seconds, r.st.elapsed_seconds + seconds_since(r.wall_start), ips};
+    if (!r.control->on_epoch(e) && r.st.stop_reason.empty()) r.st.stop_reason = "callback";
   }
 }
 
@@ -653,44 +540,43 @@ TrainOutcome finish(Run& r) {
   TrainOutcome out;
   out.weights = r.weights;
   out.train_images = r.n_train;
-  out.epochs_run = r.epoch;
-  out.epoch_seconds = r.epoch_seconds;
-  out.stop_reason = r.stop_reason.empty() ? "epochs" : r.stop_reason;
+  out.epochs_run = r.st.epoch;
+  out.epoch_seconds = r.st.epoch_seconds;
+  out.stop_reason = r.st.stop_reason.empty() ? "epochs" : r.st.stop_reason;
   int64_t steps = r.opt->steps();
   std::vector<float> optim_state = r.opt->state();
-  if (cfg.patience > 0 && !r.best.empty() && r.best_epoch != r.epoch) {
-    std::copy(r.best.values.begin(), r.best.values.end(), r.model->values());
-    std::copy(r.best.stats.begin(), r.best.stats.end(), r.model->buffer_values());
-    r.ema_values = r.best.ema_values;
-    r.ema_buffers = r.best.ema_buffers;
-    optim_state = r.best.optim;
-    steps = r.best.steps;
+  if (cfg.patience > 0 && !r.st.best.empty() && r.st.best_epoch != r.st.epoch) {
+    std::copy(r.st.best.values.begin(), r.st.best.values.end(), r.model->values());
+    std::copy(r.st.best.stats.begin(), r.st.best.stats.end(), r.model->buffer_values());
+    r.ema_values = r.st.best.ema_values;
+    r.ema_buffers = r.st.best.ema_buffers;
+    optim_state = r.st.best.optim;
+    steps = r.st.best.steps;
     r.evaluate_both();
   }
-  out.val_acc = r.val.acc;
-  out.test_acc = r.test.acc;
-  out.test_loss = r.test.loss;
-  out.train_seconds = r.train_seconds;
+  out.val_acc = r.st.val.acc;
+  out.test_acc = r.st.test.acc;
+  out.test_loss = r.st.test.loss;
+  out.train_seconds = r.st.train_seconds;
   if (!r.writes()) return out;
+  ModelMeta meta;
+  meta.spec = cfg.model;
+  meta.norm = r.norm;
+  meta.classes = r.classes;
+  meta.optimizer = optimizer_name(cfg.optim.kind);
+  meta.steps = steps;
+  meta.epochs_run = r.st.epoch;
+  meta.seed = cfg.seed;
+  meta.ema = cfg.ema;
+  // Absolute, so eval, inspect and serve find the data from any working directory.
+  meta.data_dir = cfg.data_dir.empty() ? std::string() : std::filesystem::absolute(cfg.data_dir).lexically_normal().string();
+  // An image folder's pictures were resized whole; predict and serve convert alike.
+  meta.pictures = is_image_folder(cfg.data_dir) ? PictureFit::whole : PictureFit::object;
+  meta.eval_batch = cfg.eval_batch;
+  meta.threads = cfg.threads;
+  meta.tta_flip = cfg.tta_flip;
   Checkpoint ck;
-  ck.meta = {{"format", "tailor checkpoint"},
-             {"version", tailor_version()},
-             {"model", spec_to_json(cfg.model)},
-             {"normalization", normalization_json(r.norm)},
-             {"classes", r.classes},
-             {"optimizer", optimizer_name(cfg.optim.kind)},
-             {"steps", steps},
-             {"epochs_run", r.epoch},
-             // Absolute, so eval, inspect and serve find the data from any working directory.
-             {"data_dir", cfg.data_dir.empty() ? std::string() : std::filesystem::absolute(cfg.data_dir).lexically_normal().string()},
-             // An image folder's pictures were resized whole; predict and serve convert alike.
-             {"pictures", picture_fit_name(is_image_folder(cfg.data_dir) ? PictureFit::whole : PictureFit::object)},
-             {"eval_batch", cfg.eval_batch},
-             {"threads", cfg.threads},
-             {"seed", cfg.seed},
-             // How it was evaluated, what eval, predict, serve, inspect and export repeat.
-             {"tta", cfg.tta_flip ? "flip" : "none"},
-             {"ema", cfg.ema}};
+  ck.meta = model_meta_json(meta);
   // With --ema the averaged weights and statistics are the model (what was evaluated).
   r.swap_ema();
   ck.weights.assign(r.model->values(), r.model->values() + r.model->num_values());
@@ -700,15 +586,15 @@ TrainOutcome finish(Run& r) {
   save_checkpoint(r.dir + "/model.ckpt", ck);
 
   nlohmann::json summary = summary_head(r);
-  summary["val_acc"] = r.val.acc;
-  summary["val_loss"] = r.val.loss;
-  summary["test_acc"] = r.test.acc;
-  summary["test_loss"] = r.test.loss;
-  summary["train_seconds"] = r.train_seconds;
-  summary["wall_seconds"] = r.elapsed_before + seconds_since(r.wall_start);
+  summary["val_acc"] = r.st.val.acc;
+  summary["val_loss"] = r.st.val.loss;
+  summary["test_acc"] = r.st.test.acc;
+  summary["test_loss"] = r.st.test.loss;
+  summary["train_seconds"] = r.st.train_seconds;
+  summary["wall_seconds"] = r.st.elapsed_seconds + seconds_since(r.wall_start);
   summary["peak_rss_mb"] = peak_rss_mb();
-  summary["epochs_run"] = r.epoch;
-  summary["best_epoch"] = cfg.patience > 0 ? r.best_epoch : r.epoch;
+  summary["epochs_run"] = r.st.epoch;
+  summary["best_epoch"] = cfg.patience > 0 ? r.st.best_epoch : r.st.epoch;
   summary["stop_reason"] = out.stop_reason;
   write_summary(r.dir, summary);
   std::error_code ec;
@@ -727,10 +613,10 @@ TrainOutcome run_to_end(Run& r) {
                 r.reps.size() > 1 ? fmt::format(" (data-parallel: {} replicas of {} images a batch)", r.reps.size(),
                                                 r.bs / static_cast<int64_t>(r.reps.size())).c_str()
                                   : "",
-                r.epoch ? fmt::format("; resumed after epoch {}", r.epoch).c_str() : "");
+                r.st.epoch ? fmt::format("; resumed after epoch {}", r.st.epoch).c_str() : "");
   Progress progress(r.cfg.progress, r.cfg.epochs, r.per_epoch);
-  while (r.epoch < r.cfg.epochs && r.stop_reason.empty()) run_epoch(r, progress);
-  if (r.epoch > 0) draw_curves(r, true);
+  while (r.st.epoch < r.cfg.epochs && r.st.stop_reason.empty()) run_epoch(r, progress);
+  if (r.st.epoch > 0) draw_curves(r, true);
   return finish(r);
 }
 
