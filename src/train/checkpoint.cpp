@@ -6,6 +6,7 @@
 
 #include <zlib.h>
 
+#include "train/trainer.hpp"
 #include "util/atomic_file.hpp"
 #include "data/augment.hpp"
 #include "util/error.hpp"
@@ -138,29 +139,61 @@ Normalization normalization_from_json(const nlohmann::json& j, int channels) {
   return norm;
 }
 
-LoadedModel load_model(const std::string& path) {
-  Checkpoint ck = read_checkpoint(path);
-  LoadedModel m;
+nlohmann::json model_meta_json(const ModelMeta& m) {
+  return {{"format", "tailor checkpoint"},
+          {"version", tailor_version()},
+          {"model", spec_to_json(m.spec)},
+          {"normalization", normalization_json(m.norm)},
+          {"classes", m.classes},
+          {"optimizer", m.optimizer},
+          {"steps", m.steps},
+          {"epochs_run", m.epochs_run},
+          {"data_dir", m.data_dir},
+          {"pictures", picture_fit_name(m.pictures)},
+          {"eval_batch", m.eval_batch},
+          {"threads", m.threads},
+          {"seed", m.seed},
+          {"tta", m.tta_flip ? "flip" : "none"},
+          {"ema", m.ema}};
+}
+
+ModelMeta model_meta_from_json(const nlohmann::json& j) {
+  ModelMeta m;
   try {
-    m.spec = spec_from_json(ck.meta.at("model"));
-    m.classes = ck.meta.at("classes").get<std::vector<std::string>>();
-    m.data_dir = ck.meta.value("data_dir", m.data_dir);
-    m.eval_batch = ck.meta.value("eval_batch", m.eval_batch);
-    m.threads = ck.meta.value("threads", m.threads);
-    const std::string pictures = ck.meta.value("pictures", std::string("object"));
+    m.spec = spec_from_json(j.at("model"));
+    m.classes = j.at("classes").get<std::vector<std::string>>();
+    m.optimizer = j.value("optimizer", m.optimizer);
+    m.steps = j.value("steps", m.steps);
+    m.epochs_run = j.value("epochs_run", m.epochs_run);
+    m.seed = j.value("seed", m.seed);
+    m.ema = j.value("ema", m.ema);
+    m.data_dir = j.value("data_dir", m.data_dir);
+    m.eval_batch = j.value("eval_batch", m.eval_batch);
+    m.threads = j.value("threads", m.threads);
+    const std::string pictures = j.value("pictures", std::string("object"));
     if (pictures != "object" && pictures != "whole") throw Error("its pictures '" + pictures + "' is not object or whole");
     m.pictures = pictures == "whole" ? PictureFit::whole : PictureFit::object;
-    const std::string tta = ck.meta.value("tta", std::string("none"));  // checkpoints before --tta: none
+    const std::string tta = j.value("tta", std::string("none"));  // checkpoints before --tta: none
     if (tta != "none" && tta != "flip") throw Error("its tta '" + tta + "' is not none or flip");
     m.tta_flip = tta == "flip";
     if (m.eval_batch < 1 || m.eval_batch > 65536 || m.threads < 1 || m.threads > 1024)
       throw Error("its eval_batch " + std::to_string(m.eval_batch) + " or threads " + std::to_string(m.threads) +
                   " is out of range");
   } catch (const nlohmann::json::exception& e) {
-    throw Error("checkpoint " + path + " is corrupt: its metadata misses a field or has one of the wrong type (" +
-                e.what() + ")");
+    throw Error(std::string("is corrupt: its metadata misses a field or has one of the wrong type (") + e.what() + ")");
+  }
+  // The normalisation is read once the model's channels are known (load_model).
+  return m;
+}
+
+LoadedModel load_model(const std::string& path) {
+  Checkpoint ck = read_checkpoint(path);
+  LoadedModel m;
+  try {
+    static_cast<ModelMeta&>(m) = model_meta_from_json(ck.meta);
   } catch (const Error& e) {
-    throw Error("checkpoint " + path + ": " + e.what());
+    const std::string what = e.what();
+    throw Error("checkpoint " + path + (what.rfind("is corrupt", 0) == 0 ? " " : ": ") + what);
   }
   // The arrays must hold the weights the description claims before the model is built, so that
   // what is allocated never outgrows the file.
@@ -185,7 +218,6 @@ LoadedModel load_model(const std::string& path) {
     throw Error("checkpoint " + path + " is corrupt: its arrays do not match its model description");
   std::copy(ck.weights.begin(), ck.weights.end(), m.model->values());
   std::copy(ck.stats.begin(), ck.stats.end(), m.model->buffer_values());
-  m.meta = std::move(ck.meta);
   return m;
 }
 

@@ -33,13 +33,19 @@ nlohmann::json normalization_json(const Normalization& norm);
 // Reads it back for a model of `channels` inputs; a wrong count or a non-positive std throws.
 Normalization normalization_from_json(const nlohmann::json& j, int channels);
 
-// A checkpoint made into a ready model.
-struct LoadedModel {
+// What model.ckpt says besides its arrays, each key spelled here only: the trainer writes it with
+// model_meta_json, load_model reads it with model_meta_from_json (older checkpoints get the
+// defaults below for what they lack).
+struct ModelMeta {
   ModelSpec spec;
   Normalization norm;
   std::vector<std::string> classes;
-  // The run's own settings, read here once for every command (older checkpoints get these
-  // defaults): its data directory, evaluation batch and thread count.
+  std::string optimizer = "adam";
+  int64_t steps = 0, epochs_run = 0;
+  uint64_t seed = 1;
+  float ema = 0;
+  // The run's own settings, what every command repeats: its data directory (absolute; "" for
+  // pictures given in memory), evaluation batch and thread count.
   std::string data_dir = kDefaultDataDir;
   int64_t eval_batch = 256;
   int threads = 1;
@@ -49,8 +55,14 @@ struct LoadedModel {
   // logits with its mirror's, and so do eval, predict, serve, inspect and export (their --tta
   // changes it).
   bool tta_flip = false;
+};
+nlohmann::json model_meta_json(const ModelMeta& m);
+// Throws tailor::Error naming what is missing, of the wrong type or out of range.
+ModelMeta model_meta_from_json(const nlohmann::json& j);
+
+// A checkpoint made into a ready model.
+struct LoadedModel : ModelMeta {
   std::unique_ptr<Sequential> model;
-  nlohmann::json meta;
 };
 LoadedModel load_model(const std::string& path);
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "train/config.hpp"
+#include "train/run_state.hpp"
 #include "util/error.hpp"
 
 namespace tailor {
@@ -70,30 +71,6 @@ inline TrainOutcome resume_training(TrainConfig cfg, const std::atomic<int>* sto
   c.stop = stop;
   return resume_training(std::move(cfg), c);
 }
-
-// A resume state file's contents, read and checked against the sizes of the run it must fit.
-struct ResumeShape {
-  size_t values = 0, stats = 0, optim = 0, dropout_streams = 0;  // dropout: every replica's
-  size_t replicas = 1;  // models of a data-parallel step (step_replicas)
-  int64_t epochs = 0;  // the run's --epochs: the state's epoch must lie in [1, epochs]
-  bool ema = false;     // the run keeps moving averages (--ema)
-};
-struct ResumeState {
-  int64_t epoch = 0, steps = 0, best_epoch = 0, since_best = 0, best_steps = 0;
-  uint64_t shuffle_rng = 0, augment_rng = 0;
-  std::vector<uint64_t> dropout_rngs;
-  std::vector<uint64_t> replica_augment_rngs;  // replicas 1.. of a data-parallel step
-  std::string metrics, stop_reason;
-  double train_seconds = 0, elapsed_seconds = 0, best_val_loss = 0;  // best_val_loss: inf when none
-  std::vector<double> epoch_seconds;
-  double val_loss = 0, val_acc = 0, test_loss = 0, test_acc = 0;
-  int64_t val_count = 0, test_count = 0;
-  std::vector<float> values, stats, optim;                 // the current epoch's
-  std::vector<float> best_values, best_stats, best_optim;  // early stopping's best, or empty
-  std::vector<float> ema_values, ema_buffers, best_ema_values, best_ema_buffers;  // --ema, or empty
-};
-// Throws tailor::Error naming the file on anything damaged or not fitting `shape`.
-ResumeState read_resume_state(const std::string& path, const ResumeShape& shape);
 
 // The models a training step runs at once. With data_parallel on (--data-parallel auto) and
 // every thread's slice of a batch at least kMinReplicaSlice images, one replica per thread: each

@@ -12,8 +12,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                   /*epochs=*/5};
   try {
     const tailor::ResumeState st = tailor::read_resume_state(path, shape);
-    if (st.values.size() != shape.values || st.optim.size() != shape.optim || st.dropout_rngs.size() != 1 ||
-        (!st.best_values.empty() && st.best_values.size() != shape.values) || st.epoch < 1 || st.epoch > shape.epochs)
+    if (st.live.now.values.size() != shape.values || st.live.now.optim.size() != shape.optim ||
+        st.live.dropout_rngs.size() != 1 || (!st.run.best.empty() && st.run.best.values.size() != shape.values) ||
+        st.run.epoch < 1 || st.run.epoch > shape.epochs)
       __builtin_trap();
   } catch (const tailor::Error&) {
   }
