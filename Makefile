@@ -20,7 +20,8 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# The program and its MPI plugin under PREFIX (default /usr/local).
+# The program, the library (libtailor.so, include/tailor/, its CMake package), the Python module and
+# the MPI plugin under PREFIX (default /usr/local).
 PREFIX ?= /usr/local
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -81,6 +81,8 @@ struct Hooks {
   // stops the run resumable (as Interrupted) and is passed on.
   std::function<bool(const Epoch&)> on_epoch;
   // Read at every step boundary: non-zero stops the run there, resumable; Interrupted is thrown.
+  // Set from on_epoch, it pauses the run after that epoch (the next step reads it before
+  // computing anything): resume() continues it later, bit for bit.
   const std::atomic<int>* stop = nullptr;
   // Asked at step boundaries, at most every 50 ms: non-zero stops as `stop` does.
   std::function<int()> poll;
