@@ -173,6 +173,11 @@ def _prepare(data, classes):
     return (xt, yt, xs, ys, names, os.fspath(source)), features
 
 
+def _resume_note(out):
+    return (f"tailor: the run in {os.fspath(out)} keeps its last finished epoch: continue it with "
+            f"tailor.resume({os.fspath(out)!r}, data)")
+
+
 def _printer(epoch):
     val = "" if math.isnan(epoch["val_acc"]) else f"  val {epoch['val_acc']:.2f}% (loss {epoch['val_loss']:.4f})"
     print(f"epoch {epoch['epoch']:>3}/{epoch['epochs']}  loss {epoch['train_loss']:.4f}  train {epoch['train_acc']:.2f}%"
@@ -301,7 +306,15 @@ def train(data=None, callback=None, *, classes=None, verbose=True, **options):
     opts = _options(options)
     if features is not None:
         os.makedirs(options["out"], exist_ok=True)
-    engine = _tailor.train(engine_data, opts, _hooks(callback, verbose))
+    try:
+        engine = _tailor.train(engine_data, opts, _hooks(callback, verbose))
+    except KeyboardInterrupt as e:
+        e.add_note(_resume_note(options["out"]))
+        raise
+    except Exception as e:
+        if os.path.exists(os.path.join(options["out"], "resume.state")):
+            e.add_note(_resume_note(options["out"]))
+        raise
     if features is not None:
         tmp = os.path.join(engine.dir, "features.json.tmp")
         with open(tmp, "w") as f:
@@ -322,7 +335,11 @@ def resume(dir, data=None, callback=None, *, classes=None, verbose=True, threads
             raise ValueError("data: the run was trained on arrays: pass the same arrays again")
     else:
         engine_data, features = _prepare(data, classes)
-    return Run(_tailor.resume(os.fspath(dir), engine_data, _hooks(callback, verbose), threads), features)
+    try:
+        return Run(_tailor.resume(os.fspath(dir), engine_data, _hooks(callback, verbose), threads), features)
+    except KeyboardInterrupt as e:
+        e.add_note(_resume_note(dir))
+        raise
 
 
 def load(dir):

@@ -205,6 +205,22 @@ def test_ctrl_c_raises_keyboard_interrupt_and_leaves_the_run_resumable(fashion, 
         metrics_without_times(tmp_path / "whole" / "metrics.csv")
 
 
+def test_a_callback_that_raises_stops_the_run_resumable(small, tmp_path):
+    opts = dict(epochs=3, model="fcn", hidden=[16], val=300, threads=2, seed=9, verbose=False)
+
+    def fail(epoch):
+        if epoch["epoch"] == 2:
+            raise RuntimeError("enough")
+
+    with pytest.raises(RuntimeError, match="enough") as caught:
+        tailor.train(small, callback=fail, out=tmp_path / "cb", **opts)
+    assert any("tailor.resume" in note for note in caught.value.__notes__)
+    assert (tmp_path / "cb" / "resume.state").exists()
+    tailor.resume(tmp_path / "cb", small, verbose=False)
+    tailor.train(small, out=tmp_path / "whole", **opts)
+    assert filecmp.cmp(tmp_path / "cb" / "model.ckpt", tmp_path / "whole" / "model.ckpt", shallow=False)
+
+
 def test_check_estimator_passes():
     from sklearn.utils.estimator_checks import check_estimator
     from tailor.sklearn import TailorClassifier
