@@ -94,6 +94,23 @@ TEST(Arch, WeightsSizeEveryShapeWithinFivePercent) {
     }
 }
 
+// A staged CNN whose scaled widths are all 8 or more gets widths of whole multiples of 8 (vectors
+// that oneDNN fills), still within 5%, in the template's order; a smaller one keeps its shape.
+TEST(Arch, WeightsGiveMultiplesOfEightWhereTheyFit) {
+  const ModelSpec tmpl = parsed("24,max | 48x2,res,max | 96x2,res | gap");
+  for (int64_t target : {20000, 50000, 100000, 200000}) {
+    SCOPED_TRACE(target);
+    const ModelSpec s = fit_to_budget(tmpl, target);
+    EXPECT_NEAR(static_cast<double>(count_weights(s)) / target, 1.0, 0.05);
+    for (size_t i = 0; i < s.stages.size(); ++i) {
+      EXPECT_EQ(s.stages[i].width % 8, 0) << s.widths_str();
+      if (i > 0) EXPECT_LE(s.stages[i - 1].width, s.stages[i].width) << s.widths_str();
+    }
+  }
+  const ModelSpec small = fit_to_budget(tmpl, 10000);  // 6-12-23: below a vector, kept
+  EXPECT_NE(small.stages[0].width % 8, 0) << small.widths_str();
+}
+
 TEST(Arch, ImpossibleSizesAndSumsAreRefused) {
   // Five pools of a 28x28 picture: 14, 7, 3, 1, then nothing left to pool.
   ModelSpec deep = parsed("8,max | 8,max | 8,max | 8,max | 8,max | gap");

@@ -67,7 +67,8 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
                  "gap'. A stage: WIDTH[xCOUNT] convolutions, each with batch norm and activation, and flags: k5 "
                  "(5x5 kernels), res (residual blocks of two), sep (depthwise-separable), max/avg/l2 (2x2 pool "
                  "after) or s2 (stride 2 first). Head: gap (global average pooling, default) or flat, then 'fc "
-                 "W,W' hidden layers. With --weights every width is scaled, ratios kept; instead of "
+                 "W,W' hidden layers. With --weights every width is scaled, ratios kept (then moved to multiples of 8 where "
+                 "all are 8 or more); instead of "
                  "--channels/--hidden (README, 'Architectures')");
   app.add_option("--pool", o.pool,
                  "CNN pooling, 2x2 stride 2: max, avg (the mean) or l2 (the square root of the sum of squares, "
