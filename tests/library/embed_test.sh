@@ -42,7 +42,8 @@ run = tailor.load(sys.argv[1] + "/run")
 p = run.predict_proba(d.x_test[:5])
 with open(sys.argv[1] + "/python.txt", "w") as f:
     for i, c in enumerate(p.argmax(axis=1)):
-        f.write(f"picture {i}: {run.classes[c]} {100 * p[i, c]:.1f}%\n")
+        # as the example prints it: the float probability widened to double, times 100, %.1f
+        f.write(f"picture {i}: {run.classes[c]} {100.0 * float(p[i, c]):.1f}%\n")
 PY
 diff <(grep '^picture' "$work/embed.txt") "$work/python.txt" || { echo "FAIL: the example and the Python module disagree"; exit 1; }
 
