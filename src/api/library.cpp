@@ -201,14 +201,18 @@ std::vector<Epoch> Run::metrics() const {
 }
 
 namespace {
-// Logits (n, classes) of pictures in the model's shape, as the run evaluated: its batch, its
-// threads, its flips.
-std::vector<float> run_logits(Run::Impl& r, const Dataset& d) {
-  LoadedModel& m = r.m;
+void check_shape(const LoadedModel& m, const Dataset& d) {
   if (d.channels != m.spec.in_channels || d.rows != m.spec.height || d.cols != m.spec.width)
     throw Error("the model takes pictures of " + std::to_string(m.spec.in_channels) + "x" + std::to_string(m.spec.height) +
                 "x" + std::to_string(m.spec.width) + " (channels x rows x cols), not " + std::to_string(d.channels) +
                 "x" + std::to_string(d.rows) + "x" + std::to_string(d.cols));
+}
+
+// Logits (n, classes) of pictures in the model's shape, as the run evaluated: its batch, its
+// threads, its flips.
+std::vector<float> run_logits(Run::Impl& r, const Dataset& d) {
+  LoadedModel& m = r.m;
+  check_shape(m, d);
   const kernels::ThreadScope threads(m.threads);
   std::vector<float> logits;
   evaluate(*m.model, d, nullptr, m.norm, m.eval_batch, &logits, m.tta_flip);
@@ -257,7 +261,7 @@ Evaluation Run::evaluate(const Images& images) const {
   const Dataset d = to_dataset(images, "images", static_cast<int>(classes().size()));
   std::lock_guard<std::mutex> hold(impl_->mutex);
   LoadedModel& m = impl_->m;
-  if (d.channels != m.spec.in_channels || d.rows != m.spec.height || d.cols != m.spec.width) run_logits(*impl_, d);  // throws
+  check_shape(m, d);
   const kernels::ThreadScope threads(m.threads);
   const EvalResult r = tailor::evaluate(*m.model, d, nullptr, m.norm, m.eval_batch, nullptr, m.tta_flip);
   return {r.acc, r.loss, r.count};
