@@ -207,6 +207,56 @@ TEST_F(Sweep, KilledAndRestartedFinishesWithoutRedoingOrDuplicating) {
   EXPECT_TRUE(fs::exists(out + "/report.html"));
 }
 
+// Ctrl-C as a terminal sends it (to the sweep's process group, trials included): no trial starts,
+// the running one stops at its last finished epoch, the table of what is done is written, the
+// process ends by SIGINT; the same command then finishes the sweep, continuing the stopped trial.
+TEST_F(Sweep, InterruptedWritesItsResultsAndContinues) {
+  const std::string file = write("int.toml",
+                                 "name = \"int\"\nseeds = [1, 2]\n[base]\nmodel = \"fcn\"\nhidden = [16]\nepochs = 1500\n"
+                                 "val = 60\nbatch-size = 16\n[grid]\nlr = [0.001, 0.003]\n");
+  const std::string out = root_ + "/int_out";
+  const std::string cmd = std::string(TAILOR_BINARY) + " sweep " + file + " --out " + out + " --data " + root_ +
+                          "/data --jobs 1 --threads-per-job 1 --progress none";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    setpgid(0, 0);  // its own process group, as a job of a terminal
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd + " >/dev/null 2>" + root_ + "/int_err.txt").c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  auto count = [&](const char* file_name) {
+    int n = 0;
+    if (fs::exists(out + "/trials"))
+      for (const auto& d : fs::directory_iterator(out + "/trials")) n += fs::exists(d.path() / file_name);
+    return n;
+  };
+  // Once one trial is done and the next has finished an epoch (its resume state exists).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while ((count("summary.json") < 1 || count("resume.state") < 1) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  kill(-pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  const int done = count("summary.json");
+  ASSERT_LT(done, 4) << "the sweep finished before it could be interrupted; make the trials longer";
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << status;
+  const std::string err = slurp(root_ + "/int_err.txt");
+  EXPECT_NE(err.find("interrupted: " + std::to_string(done) + " of 4 trials done, 1 stopped"), std::string::npos) << err;
+  EXPECT_NE(err.find("continue with tailor sweep"), std::string::npos) << err;
+  EXPECT_TRUE(fs::exists(out + "/table.md"));
+  EXPECT_EQ(count("resume.state"), 1) << "the stopped trial keeps its last finished epoch";
+
+  auto r = run_tailor("sweep " + file + " --out " + out + " --data " + root_ + "/data --jobs 2 --threads-per-job 1 "
+                      "--progress none", root_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("4 trials (" + std::to_string(done) + " already done, " + std::to_string(4 - done) +
+                       " ran, 0 failed; 1 resumed"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(count("summary.json"), 4);
+}
+
 }  // namespace
 }  // namespace tailor
 

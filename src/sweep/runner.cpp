@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -115,6 +116,11 @@ pid_t start_trial(const SweepSpec& spec, const TrialSpec& t, const RunOptions& o
 }
 
 bool exited_ok(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+// A trial that stopped on SIGINT or SIGTERM (by the signal, or saying so by its exit status).
+bool exited_interrupted(int status) {
+  const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : WIFEXITED(status) ? WEXITSTATUS(status) - 128 : 0;
+  return sig == SIGINT || sig == SIGTERM;
+}
 
 // What a trial is expected to cost, to hand out the largest first: epochs x the forward FLOPs of
 // its model, sized as `train` sizes it (28x28 inputs assumed; only the order matters).
@@ -219,6 +225,9 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
     finished = ok ? fmt::format(" - finished {} (seed {})", t.row, t.seed)
                   : fmt::format(" - FAILED {} (seed {}): see {}/trials/{}/train.log", t.row, t.seed, spec.out, t.id());
   };
+  // Stopping (opt.stop): when it was seen, and whether the trials still running were sent SIGINT.
+  std::optional<Clock::time_point> stop_seen;
+  bool forwarded = false;
   if (dist::size() > 1) {
     // Rank 0 under MPI: runs trials itself, one at a time, and hands the others out to ranks as
     // they ask, largest expected cost first; a rank asks again when its trial ends.
@@ -269,7 +278,8 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
     }
   }
   while (next < todo.size() || !running.empty()) {
-    while (next < todo.size() && static_cast<int>(running.size()) < opt.jobs) {
+    if (!stop_seen && opt.stop && (out.stopped_by = opt.stop->load()) != 0) stop_seen = Clock::now();
+    while (!stop_seen && next < todo.size() && static_cast<int>(running.size()) < opt.jobs) {
       const TrialSpec& t = *todo[next++];
       bool resumed = false;
       const pid_t pid = start_trial(spec, t, opt, resumed);
@@ -283,13 +293,28 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
     }
     if (running.empty()) break;
     int status = 0;
-    const pid_t pid = waitpid(-1, &status, 0);
+    // Waiting is interrupted by the signal that sets opt.stop (its handler has no SA_RESTART).
+    const pid_t pid = waitpid(-1, &status, stop_seen ? WNOHANG : 0);
+    if (pid < 0 && errno == EINTR) continue;
     if (pid < 0) break;
+    if (pid == 0) {  // stopping, and no trial has ended yet
+      if (!forwarded && Clock::now() - *stop_seen > std::chrono::seconds(2)) {
+        for (const auto& [child, trial] : running) ::kill(child, SIGINT);
+        forwarded = true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
     auto it = running.find(pid);
     if (it == running.end()) continue;
     const TrialSpec& t = *it->second.first;
     const Clock::time_point started = it->second.second;
     running.erase(it);
+    if (stop_seen && exited_interrupted(status)) {
+      ++out.interrupted;
+      finished = fmt::format(" - stopped {} (seed {}) at its last finished epoch", t.row, t.seed);
+      continue;
+    }
     record(t, exited_ok(status), started);
   }
   if (!finished.empty()) report(finished);
