@@ -101,7 +101,7 @@ class Run {
   static Run load(const std::string& dir);  // a run directory or its model.ckpt
 
   const std::string& dir() const;
-  std::vector<Epoch> metrics() const;        // metrics.csv, one entry per epoch
+  std::vector<Epoch> metrics() const;        // metrics.csv, one entry per epoch run (`epochs`: their count)
   std::string summary_json() const;          // summary.json's text ("" when there is none)
   const std::vector<std::string>& classes() const;
   int channels() const;                      // the pictures the model takes
