@@ -6,7 +6,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <thread>
+
+#include <fmt/format.h>
 
 #include "cli/commands.hpp"
 #include "cli/model_options.hpp"
@@ -38,31 +41,6 @@ std::atomic<int> g_interrupt{0};
 extern "C" void on_sweep_interrupt(int signal) {
   if (g_interrupt.exchange(signal) != 0) ::_exit(128 + signal);
 }
-
-// The handlers for the life of a single-host sweep, without SA_RESTART (the runner's wait for a
-// trial returns to look at the flag); a signal the caller ignores stays ignored.
-class SweepSignals {
- public:
-  SweepSignals() {
-    g_interrupt.store(0);
-    struct sigaction sa {};
-    sa.sa_handler = on_sweep_interrupt;
-    sigemptyset(&sa.sa_mask);
-    for (auto [signal, old] : {std::pair{SIGINT, &old_int_}, std::pair{SIGTERM, &old_term_}}) {
-      sigaction(signal, nullptr, old);
-      if (old->sa_handler != SIG_IGN) sigaction(signal, &sa, nullptr);
-    }
-  }
-  ~SweepSignals() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-  SweepSignals(const SweepSignals&) = delete;
-  SweepSignals& operator=(const SweepSignals&) = delete;
-
- private:
-  struct sigaction old_int_ {}, old_term_ {};
-};
 
 struct SweepArgs {
   std::string file, out, data, progress = "auto";
@@ -171,8 +149,13 @@ Run add_sweep(CLI::App& app) {
     SweepOutcome r;
     {
       // Under mpirun the ranks would have to agree: the signals keep their default action there.
-      std::unique_ptr<SweepSignals> signals = distributed ? nullptr : std::make_unique<SweepSignals>();
-      if (signals) opt.stop = &g_interrupt;
+      // Without SA_RESTART: the runner's wait for a trial returns to look at the flag.
+      std::optional<InterruptHandlers> handlers;
+      if (!distributed) {
+        g_interrupt.store(0);
+        handlers.emplace(on_sweep_interrupt, false);
+        opt.stop = &g_interrupt;
+      }
       r = run_sweep(spec, opt);
     }
     if (distributed && dist::rank() > 0) return 0;  // rank 0 writes the results
@@ -180,19 +163,12 @@ Run add_sweep(CLI::App& app) {
     write_sweep_figures(spec.out);
     if (r.stopped_by != 0) {
       // What is done is written; the process then ends by the signal, as `tailor train` does.
-      std::fflush(stdout);
-      std::fprintf(stderr, "%stailor: sweep %s interrupted: %d of %d trials done, %d stopped at their last finished "
-                           "epoch; results so far in %s/table.md; continue with tailor sweep %s --out %s\n",
-                   ::isatty(STDERR_FILENO) ? "\n" : "", spec.name.c_str(), r.skipped + r.ran + r.failed, r.total,
-                   r.interrupted, spec.out.c_str(), a->file.c_str(), spec.out.c_str());
-      std::fflush(stderr);
       lock = DirLock();
-      struct sigaction dfl {};
-      dfl.sa_handler = SIG_DFL;
-      sigemptyset(&dfl.sa_mask);
-      sigaction(r.stopped_by, &dfl, nullptr);
-      ::raise(r.stopped_by);
-      return 128 + r.stopped_by;  // not reached: the signal ends the process
+      end_by_signal(r.stopped_by,
+                    fmt::format("tailor: sweep {} interrupted: {} of {} trials done, {} stopped at their last finished "
+                                "epoch; results so far in {}/table.md; continue with tailor sweep {} --out {}",
+                                spec.name, r.skipped + r.ran + r.failed, r.total, r.interrupted, spec.out, a->file,
+                                spec.out));
     }
     std::printf("sweep %s: %d trials (%d already done, %d ran, %d failed; %d resumed from their last epoch, %d "
                 "recorded as diverged earlier) in %.1f s wall time\n",

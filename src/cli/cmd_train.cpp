@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -40,49 +41,23 @@ extern "C" void on_interrupt(int signal) {
   if (g_interrupt.exchange(signal) != 0) ::_exit(128 + signal);
 }
 
-// Runs `body` (a training) with the handlers installed. An interruption prints its line and then
-// ends the process by the same signal, default action restored, so that the shell sees a program
-// stopped by Ctrl-C (status 130; SIGTERM 143) and a `for` loop of runs stops too. A signal the
-// caller ignores (a job started with `&` from a script) stays ignored. Under mpirun the ranks
-// would have to agree on the step, so there the signals keep their default action.
+// Runs `body` (a training) with the handlers installed; an interruption prints its line and ends
+// the process by the same signal (end_by_signal). Under mpirun the ranks would have to agree on
+// the step, so there the signals keep their default action.
 template <class Body>
 int interruptible(Body body) {
   const bool handle = dist::size() <= 1;
-  struct sigaction old_int {}, old_term {};
+  std::optional<InterruptHandlers> handlers;
   if (handle) {
     g_interrupt.store(0);
-    struct sigaction sa {};
-    sa.sa_handler = on_interrupt;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    for (auto [signal, old] : {std::pair{SIGINT, &old_int}, std::pair{SIGTERM, &old_term}}) {
-      sigaction(signal, nullptr, old);
-      if (old->sa_handler != SIG_IGN) sigaction(signal, &sa, nullptr);
-    }
+    handlers.emplace(on_interrupt, true);
   }
-  auto restore = [&] {
-    if (!handle) return;
-    sigaction(SIGINT, &old_int, nullptr);
-    sigaction(SIGTERM, &old_term, nullptr);
-  };
   try {
     body(handle ? &g_interrupt : nullptr);
   } catch (const Interrupted& e) {
-    restore();
-    std::fflush(stdout);
-    std::fprintf(stderr, "%stailor: %s\n", ::isatty(STDERR_FILENO) ? "\n" : "", e.what());
-    std::fflush(stderr);
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    sigaction(e.value, &dfl, nullptr);
-    ::raise(e.value);
-    return 128 + e.value;  // not reached: the signal ends the process
-  } catch (...) {
-    restore();
-    throw;
+    handlers.reset();
+    end_by_signal(e.value, std::string("tailor: ") + e.what());
   }
-  restore();
   return 0;
 }
 

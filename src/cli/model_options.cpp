@@ -1,6 +1,7 @@
 #include "cli/model_options.hpp"
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -143,6 +144,34 @@ int resolve_threads(int requested, const std::string& flag) {
     return cores;
   }
   return requested;
+}
+
+InterruptHandlers::InterruptHandlers(void (*handler)(int), bool restart) {
+  struct sigaction sa {};
+  sa.sa_handler = handler;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = restart ? SA_RESTART : 0;
+  for (auto [signal, old] : {std::pair{SIGINT, &old_int_}, std::pair{SIGTERM, &old_term_}}) {
+    sigaction(signal, nullptr, old);
+    if (old->sa_handler != SIG_IGN) sigaction(signal, &sa, nullptr);
+  }
+}
+
+InterruptHandlers::~InterruptHandlers() {
+  sigaction(SIGINT, &old_int_, nullptr);
+  sigaction(SIGTERM, &old_term_, nullptr);
+}
+
+void end_by_signal(int signal, const std::string& line) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "%s%s\n", ::isatty(STDERR_FILENO) ? "\n" : "", line.c_str());
+  std::fflush(stderr);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(signal, &dfl, nullptr);
+  ::raise(signal);
+  ::_exit(128 + signal);  // not reached: the signal ends the process
 }
 
 }  // namespace tailor::cli

@@ -1,5 +1,8 @@
 #pragma once
-// The model options shared by `train` and `summary`, and the checks every command's options use.
+// The model options shared by `train` and `summary`, the checks every command's options use, and
+// the Ctrl-C handling of the long commands (train, sweep).
+#include <signal.h>
+
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -43,5 +46,25 @@ int available_cores();
 // warning naming `flag`: more threads than cores only make every barrier wait (measured: an FCN
 // epoch 42.7 s with --threads 1024 on 2 cores, under 1 s with 2).
 int resolve_threads(int requested, const std::string& flag);
+
+// SIGINT and SIGTERM go to `handler` for this object's life (a signal the caller ignores, such as
+// a job started with `&` from a script, stays ignored), then back to what they were. With
+// `restart` off, a blocking call the signal interrupts returns EINTR, so a wait can look at the
+// handler's flag.
+class InterruptHandlers {
+ public:
+  InterruptHandlers(void (*handler)(int), bool restart);
+  ~InterruptHandlers();
+  InterruptHandlers(const InterruptHandlers&) = delete;
+  InterruptHandlers& operator=(const InterruptHandlers&) = delete;
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+// Prints `line` on stderr (after a line break on a terminal, below a progress bar) and ends the
+// process by `signal` with its default action restored, so that the shell sees a program stopped
+// by Ctrl-C (status 130; SIGTERM 143) and a `for` loop of commands stops too.
+[[noreturn]] void end_by_signal(int signal, const std::string& line);
 
 }  // namespace tailor::cli
