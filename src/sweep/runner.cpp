@@ -277,8 +277,11 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
-  while (next < todo.size() || !running.empty()) {
+  const auto notice_stop = [&] {
     if (!stop_seen && opt.stop && (out.stopped_by = opt.stop->load()) != 0) stop_seen = Clock::now();
+  };
+  while (next < todo.size() || !running.empty()) {
+    notice_stop();
     while (!stop_seen && next < todo.size() && static_cast<int>(running.size()) < opt.jobs) {
       const TrialSpec& t = *todo[next++];
       bool resumed = false;
@@ -305,6 +308,9 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       continue;
     }
+    // The signal may have come after the check above and before a blocking wait: a trial it
+    // stopped must count as stopped, not failed.
+    notice_stop();
     auto it = running.find(pid);
     if (it == running.end()) continue;
     const TrialSpec& t = *it->second.first;
