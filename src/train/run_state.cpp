@@ -1,5 +1,7 @@
 #include "train/run_state.hpp"
 
+#include <cmath>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -41,8 +43,10 @@ nlohmann::json to_json_value(const T& v) {
   return nlohmann::json(v);
 }
 void from_json_value(const nlohmann::json& j, EvalResult& e) {
-  e.loss = j.at("loss").get<double>();
-  e.acc = j.at("acc").get<double>();
+  // null: not evaluated (a run that keeps the test set unseen, TrainControl::evaluate_test).
+  const auto number = [](const nlohmann::json& v) { return v.is_null() ? std::nan("") : v.get<double>(); };
+  e.loss = number(j.at("loss"));
+  e.acc = number(j.at("acc"));
   e.count = j.at("count").get<int64_t>();
 }
 void from_json_value(const nlohmann::json& j, double& v) { v = j.is_null() ? INFINITY : j.get<double>(); }
@@ -77,6 +81,16 @@ void write_resume_state(const std::string& path, const RunState& run, const Live
   for (const Snapshot* snap : {&live.now, &run.best})
     if (!snap->empty()) arrays(*snap, [&](int k, const std::vector<float>& a) { to[k]->insert(to[k]->end(), a.begin(), a.end()); });
   save_checkpoint(path, ck);
+}
+
+ResumeProgress read_resume_progress(const std::string& path) {
+  const Checkpoint ck = read_checkpoint(path);
+  try {
+    if (!ck.meta.is_object() || ck.meta.value("format", "") != "tailor resume state") throw Error("not a resume state");
+    return {ck.meta.at("epoch").get<int64_t>(), ck.meta.at("metrics").get<std::string>()};
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("resume state " + path + " is damaged: " + e.what());
+  }
 }
 
 ResumeState read_resume_state(const std::string& path, const ResumeShape& shape) {

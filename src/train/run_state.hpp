@@ -61,6 +61,13 @@ struct ResumeState {
 // resume.state: a checkpoint file (train/checkpoint.hpp) whose arrays hold the moment's weights,
 // statistics and optimizer state, then the best epoch's, and whose metadata the rest. Atomic.
 void write_resume_state(const std::string& path, const RunState& run, const LiveState& live);
+// How far a resume state got, without checking that it fits a run: its last finished epoch and
+// metrics.csv as it stood then. Throws tailor::Error naming the file when it is damaged.
+struct ResumeProgress {
+  int64_t epoch = 0;
+  std::string metrics;
+};
+ResumeProgress read_resume_progress(const std::string& path);
 // Throws tailor::Error naming the file on anything damaged or not fitting `shape`.
 ResumeState read_resume_state(const std::string& path, const ResumeShape& shape);
 

@@ -137,7 +137,12 @@ struct Run {
   void evaluate_both() {
     swap_ema();
     st.val = evaluate(*model, data.train, &split.val, norm, cfg.eval_batch, nullptr, cfg.tta_flip);
-    st.test = evaluate(*model, data.test, nullptr, norm, cfg.eval_batch, nullptr, cfg.tta_flip);
+    if (control->evaluate_test) {
+      st.test = evaluate(*model, data.test, nullptr, norm, cfg.eval_batch, nullptr, cfg.tta_flip);
+    } else {
+      st.test = EvalResult{};
+      st.test.loss = st.test.acc = std::numeric_limits<double>::quiet_NaN();
+    }
     swap_ema();
   }
   // The decay of step t (after t updates), warmed up as TensorFlow's ExponentialMovingAverage
@@ -160,8 +165,9 @@ void setup(Run& r) {
   r.threads = std::make_unique<kernels::ThreadScope>(cfg.threads);  // this thread's, until the run ends
   if (cfg.bf16 && !kernels::has_bf16())
     throw Error("--precision bf16 needs a CPU with AVX-512 BF16 or AMX instructions; this one has neither (use fp32)");
-  r.rank = dist::rank();
-  r.world = dist::size();
+  // A search worker trains on its own even under mpirun (TrainControl::local).
+  r.rank = r.control->local ? 0 : dist::rank();
+  r.world = r.control->local ? 1 : dist::size();
   if (r.world > 1 && r.resuming)
     throw Error("train --resume under mpirun is not supported: a data-parallel run keeps no resume state; train it "
                 "again (or resume a single-process run without mpirun)");
@@ -226,8 +232,10 @@ void setup(Run& r) {
   if (replicas > 1) r.team = std::make_unique<StepTeam>(std::clamp(cfg.threads, 1, replicas) - 1);
   init_params(*r.model, cfg.init, cfg.model.activation, init_rng);
   // Every rank starts from rank 0's weights (the same seed gives the same ones; this makes sure).
-  dist::broadcast(r.model->values(), r.model->num_values(), 0);
-  dist::broadcast(r.model->buffer_values(), r.model->num_buffer_values(), 0);
+  if (r.world > 1) {
+    dist::broadcast(r.model->values(), r.model->num_values(), 0);
+    dist::broadcast(r.model->buffer_values(), r.model->num_buffer_values(), 0);
+  }
   for (Replica& p : r.reps) p.model->set_bf16_training(cfg.bf16);
   r.opt = std::make_unique<Optimizer>(cfg.optim, r.model->num_values());
   if (cfg.ema > 0) {  // the averages start at the initial weights and statistics
@@ -490,7 +498,7 @@ void run_epoch(Run& r, Progress& progress) {
       const float* other = r.reps[k].model->buffer_values();
       for (size_t i = 0; i < r.model->num_buffer_values(); ++i) state[i] += other[i];
     }
-    dist::allreduce_sum(state, r.model->num_buffer_values());
+    if (r.world > 1) dist::allreduce_sum(state, r.model->num_buffer_values());
     const float inv = 1.0f / static_cast<float>(r.world * static_cast<int>(r.reps.size()));
     for (size_t i = 0; i < r.model->num_buffer_values(); ++i) state[i] *= inv;
   }

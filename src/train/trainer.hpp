@@ -44,6 +44,11 @@ struct TrainControl {
   // the run there (stop reason "callback"), with model.ckpt and summary.json written as for any
   // end. An exception thrown here ends the run as Interrupted does, resumable, and propagates.
   std::function<bool(const EpochReport&)> on_epoch;
+  // Train on this process alone even under mpirun (a search's worker: each rank its own trial).
+  bool local = false;
+  // Off: the test set is never evaluated (test_acc is NaN in metrics.csv, summary.json and the
+  // outcome), for a caller that chooses among runs and must not see it (tailor search).
+  bool evaluate_test = true;
 };
 
 // Trains one model as `cfg` says and writes the run into cfg.out_dir: config.toml, metrics.csv
