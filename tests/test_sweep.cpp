@@ -291,7 +291,8 @@ namespace {
 // [random]: every distribution, the draws within their ranges, the same draws for the same
 // sample_seed, and a draw train refuses reported at the line of its distribution.
 TEST(SweepFile, RandomAxes) {
-  OptionTable options{{"lr", {}}, {"batch-size", {}}, {"optimizer", {}}, {"dropout", {}}};
+  OptionTable options{{"lr", {false, false, "FLOAT"}}, {"batch-size", {false, false, "INT"}},
+                      {"optimizer", {false, false, "TEXT"}}, {"dropout", {false, false, "FLOAT"}}};
   std::vector<std::pair<std::string, std::string>> checked;
   const std::string path = (fs::temp_directory_path() / ("tailor_random_" + std::to_string(::getpid()) + ".toml")).string();
   std::ofstream(path) << "name = \"r\"\n[random]\ntrials = 5\nsample_seed = 3\nlr = { log_uniform = [1e-4, 1e-2] }\n"

@@ -50,35 +50,6 @@ struct SweepArgs {
 
 }  // namespace
 
-// The sweep's view of `train`'s options, read off the real parser so the two never disagree.
-OptionTable train_option_table() {
-  CLI::App app;
-  const Run keep = add_train(app);  // owns the variables the options write to
-  OptionTable table;
-  for (const CLI::Option* o : app.get_subcommand("train")->get_options()) {
-    for (const std::string& name : o->get_lnames()) {
-      if (name == "help") continue;
-      OptionInfo info;
-      info.is_flag = o->get_expected_max() == 0;  // flags take no value
-      for (const std::string& f : o->get_fnames()) info.negatable = info.negatable || f == "no-" + name;
-      if (name.rfind("no-", 0) != 0) table[name] = info;
-    }
-  }
-  return table;
-}
-
-// `train --KEY VALUE` through the real parser: its types, ranges and choices.
-void check_train_option(const std::string& key, const std::string& value) {
-  CLI::App app;
-  const Run keep = add_train(app);  // owns the variables the options write to: parsing writes there
-  std::vector<std::string> args{value, "--" + key, "train"};  // CLI11 takes them in reverse
-  try {
-    app.parse(args);
-  } catch (const CLI::ParseError& e) {
-    throw Error(e.what());
-  }
-}
-
 Run add_sweep(CLI::App& app) {
   auto a = std::make_shared<SweepArgs>();
   CLI::App* c = app.add_subcommand("sweep", "Run every trial of a sweep file (resumable, in parallel; under mpirun "

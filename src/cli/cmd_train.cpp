@@ -123,7 +123,7 @@ CLI::App* declare_train(CLI::App& app, TrainArgs* a) {
   c->add_option("--epochs", g.epochs, "Training epochs")->check(CLI::Range(1, 100000))->capture_default_str();
   c->add_option("--batch-size", g.batch_size, "Images per step")->check(CLI::Range(1, 65536))->capture_default_str();
   c->add_option("--optimizer", a->optimizer, "sgd, adam, adamw or rmsprop")
-      ->check(CLI::IsMember({"sgd", "adam", "adamw", "rmsprop"}))
+      ->check(CLI::IsMember(optimizer_names()))
       ->capture_default_str();
   c->add_option("--lr", g.optim.lr, "Learning rate (peak rate for schedules)")
       ->check(finite_range(1e-12, 1e6))
@@ -136,15 +136,14 @@ CLI::App* declare_train(CLI::App& app, TrainArgs* a) {
       ->check(finite_range(0.0, 10.0))
       ->capture_default_str();
   c->add_option("--schedule", a->schedule, "Learning-rate schedule: constant, step, cosine or onecycle")
-      ->check(CLI::IsMember({"constant", "step", "cosine", "onecycle"}))
+      ->check(CLI::IsMember(schedule_names()))
       ->capture_default_str();
   c->add_option("--step-epochs", g.schedule.step_epochs, "step schedule: epochs between decays (0: a third of the run)")
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
   c->add_option("--gamma", g.schedule.gamma, "step schedule: decay factor")->check(finite_range(0.0, 1.0))->capture_default_str();
   c->add_option("--init", a->init, "Weight init: normal, xavier, xavier-normal, kaiming, kaiming-normal")
-      ->check(CLI::IsMember({"normal", "xavier", "xavier-uniform", "xavier-normal", "kaiming", "kaiming-uniform",
-                             "kaiming-normal"}))
+      ->check(CLI::IsMember(init_names()))
       ->capture_default_str();
   c->add_option("--label-smoothing", g.label_smoothing, "Label smoothing in [0, 0.5]")
       ->check(finite_range(0.0, 0.5))
@@ -210,7 +209,7 @@ CLI::App* declare_train(CLI::App& app, TrainArgs* a) {
                 "picture size with its longer side capped at 64")
       ->capture_default_str();
   c->add_option("--color", a->color, "grey, rgb, or auto: rgb when any training picture shows colour (IDX: grey)")
-      ->check(CLI::IsMember({"auto", "grey", "gray", "rgb"}))
+      ->check(CLI::IsMember(data_color_names()))
       ->capture_default_str();
   c->add_option("--out", g.out_dir, "Run directory: config.toml, metrics.csv, summary.json, model.ckpt")
       ->capture_default_str();
@@ -268,10 +267,33 @@ std::vector<TrainOptionInfo> train_options() {
     info.name = names[0];
     info.help = o->get_description();
     info.flag = o->get_expected_max() == 0;
+    for (const std::string& f : o->get_fnames()) info.negatable = info.negatable || f == "no-" + info.name;
+    // CLI11's type name, "FLOAT" or "TEXT:{sgd,adam}": the kind before any validator's text.
+    const std::string type = o->get_type_name();
+    info.type = info.flag ? "" : type.substr(0, type.find(':'));
     info.default_value = info.flag ? (o->get_default_str().empty() ? "false" : o->get_default_str()) : o->get_default_str();
     out.push_back(std::move(info));
   }
   return out;
+}
+
+OptionTable train_option_table() {
+  OptionTable table;
+  for (const TrainOptionInfo& o : train_options()) table[o.name] = OptionInfo{o.flag, o.negatable, o.type};
+  return table;
+}
+
+// `train --KEY VALUE` through the real parser: its types, ranges and choices.
+void check_train_option(const std::string& key, const std::string& value) {
+  CLI::App app;
+  TrainArgs a;
+  declare_train(app, &a);  // parsing writes into `a`
+  std::vector<std::string> args{value, "--" + key, "train"};  // CLI11 takes them in reverse
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    throw Error(e.what());
+  }
 }
 
 TrainConfig train_config_from_options(const std::vector<std::pair<std::string, std::string>>& options) {

@@ -24,17 +24,19 @@ Run add_serve(CLI::App& app);
 Run add_export(CLI::App& app);
 Run add_data(CLI::App& app);
 
-// `train`'s options as sweep files see them, and one value checked by train's own parser
-// (read_sweep takes both; the sweep-file fuzzer too).
-OptionTable train_option_table();
 
 // `train`'s options as the library shows them: the long name (without dashes), its help, its
 // default as text, and whether it is a flag (on/off, no value).
 struct TrainOptionInfo {
   std::string name, help, default_value;
   bool flag = false;
+  bool negatable = false;  // a flag with a --no- form
+  std::string type;        // INT, FLOAT or TEXT (CLI11's names); "" for a flag
 };
 std::vector<TrainOptionInfo> train_options();
+// The same table as sweep files and search spaces see it, and one value checked by train's own
+// parser (read_sweep and read_space take both; the sweep-file fuzzer too).
+OptionTable train_option_table();
 // The configuration `tailor train --NAME VALUE ...` would run, from (name, value) pairs in the
 // command line's names without dashes ("lr", "0.003"; a flag's value "true" or "false"), through
 // train's own parser and checks. Throws OptionError naming the option on an unknown one or a bad

@@ -44,7 +44,7 @@ std::string fmt_number(double v) {
 
 void add_model_options(CLI::App& app, ModelOptions& o) {
   app.add_option("--model", o.family, "Model family: fcn (fully connected) or cnn (convolutional)")
-      ->check(CLI::IsMember({"fcn", "cnn"}))
+      ->check(CLI::IsMember(family_names()))
       ->capture_default_str();
   app.add_option("--weights", o.weights,
                  "Weight budget (100k, 12500, 1.5M): widths are scaled so the count is within 5%. "
@@ -61,7 +61,7 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
       ->check(finite_range(0.0, 0.95))
       ->capture_default_str();
   app.add_option("--activation", o.activation, "Activation: relu, sigmoid or tanh")
-      ->check(CLI::IsMember({"relu", "sigmoid", "tanh"}))
+      ->check(CLI::IsMember(activation_names()))
       ->capture_default_str();
   app.add_option("--arch", o.arch,
                  "A CNN built from stages, '|' between them, then its head: e.g. '24,max | 48x2,res,max | 96x2,res | "
@@ -74,7 +74,7 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
   app.add_option("--pool", o.pool,
                  "CNN pooling, 2x2 stride 2: max, avg (the mean) or l2 (the square root of the sum of squares, "
                  "LPPool2d(2, 2))")
-      ->check(CLI::IsMember({"max", "avg", "l2"}))
+      ->check(CLI::IsMember(pool_names()))
       ->capture_default_str();
 }
 

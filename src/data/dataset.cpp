@@ -14,6 +14,7 @@
 #include "data/image_folder.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
+#include "util/names.hpp"
 #include "util/rng.hpp"
 
 namespace tailor {
@@ -103,16 +104,18 @@ constexpr uint32_t kFashionMnistTrainLabelsCrc = 0x2ed6e46au;
 
 }  // namespace
 
-DataColor parse_data_color(const std::string& name) {
-  if (name == "auto") return DataColor::automatic;
-  if (name == "grey" || name == "gray") return DataColor::grey;
-  if (name == "rgb") return DataColor::rgb;
-  throw Error("--color '" + name + "' is not auto, grey or rgb");
-}
+namespace {
+constexpr NameTable<DataColor> kColorNames[] = {
+    {"auto", DataColor::automatic}, {"grey", DataColor::grey}, {"gray", DataColor::grey}, {"rgb", DataColor::rgb}};
+}  // namespace
 
+DataColor parse_data_color(const std::string& name) { return parse_name(kColorNames, name, "--color"); }
 const char* data_color_name(DataColor c) {
-  return c == DataColor::grey ? "grey" : c == DataColor::rgb ? "rgb" : "auto";
+  for (const auto& [n, v] : kColorNames)
+    if (v == c) return n;
+  return "auto";
 }
+std::vector<std::string> data_color_names() { return names_of(kColorNames); }
 
 void parse_image_size(const std::string& text, int* rows, int* cols) {
   if (text.empty() || text == "auto") {

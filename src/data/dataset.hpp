@@ -42,6 +42,7 @@ struct DataOptions {
 };
 DataColor parse_data_color(const std::string& name);  // auto|grey|gray|rgb; the error names --color
 const char* data_color_name(DataColor c);             // "auto", "grey", "rgb"
+std::vector<std::string> data_color_names();          // every name parse_data_color takes
 // "32" -> 32x32, "24x32" -> 24 rows, 32 columns, "" or "auto" -> 0x0; each side 1..1024 (the
 // error names --image-size). size_name is its inverse ("auto" for 0x0, "HxW" otherwise).
 void parse_image_size(const std::string& text, int* rows, int* cols);

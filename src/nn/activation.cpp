@@ -5,24 +5,18 @@
 
 #include "kernels/elementwise.hpp"
 #include "util/error.hpp"
+#include "util/names.hpp"
 
 namespace tailor {
 
-ActivationKind parse_activation(const std::string& name) {
-  if (name == "relu") return ActivationKind::relu;
-  if (name == "sigmoid") return ActivationKind::sigmoid;
-  if (name == "tanh") return ActivationKind::tanh;
-  throw Error("unknown activation '" + name + "' (expected relu, sigmoid or tanh)");
-}
+namespace {
+constexpr NameTable<ActivationKind> kActivationNames[] = {
+    {"relu", ActivationKind::relu}, {"sigmoid", ActivationKind::sigmoid}, {"tanh", ActivationKind::tanh}};
+}  // namespace
 
-std::string activation_name(ActivationKind k) {
-  switch (k) {
-    case ActivationKind::relu: return "relu";
-    case ActivationKind::sigmoid: return "sigmoid";
-    case ActivationKind::tanh: return "tanh";
-  }
-  return "?";
-}
+ActivationKind parse_activation(const std::string& name) { return parse_name(kActivationNames, name, "--activation"); }
+std::string activation_name(ActivationKind k) { return name_of(kActivationNames, k); }
+std::vector<std::string> activation_names() { return names_of(kActivationNames); }
 
 void Activation::forward(ConstView x, View y, Mode) {
   y_ = y;

@@ -9,6 +9,7 @@ namespace tailor {
 enum class ActivationKind { relu, sigmoid, tanh };
 ActivationKind parse_activation(const std::string& name);  // throws tailor::Error
 std::string activation_name(ActivationKind k);
+std::vector<std::string> activation_names();  // every name parse_activation takes
 
 // Element-wise y = f(x) for relu, sigmoid or tanh; backward uses y only:
 // relu' = [y > 0], sigmoid' = y (1 - y), tanh' = 1 - y^2.

@@ -3,28 +3,28 @@
 #include <cmath>
 
 #include "util/error.hpp"
+#include "util/names.hpp"
 
 namespace tailor {
 
-InitKind parse_init(const std::string& name) {
-  if (name == "normal") return InitKind::normal;
-  if (name == "xavier" || name == "xavier-uniform") return InitKind::xavier_uniform;
-  if (name == "xavier-normal") return InitKind::xavier_normal;
-  if (name == "kaiming" || name == "kaiming-uniform") return InitKind::kaiming_uniform;
-  if (name == "kaiming-normal") return InitKind::kaiming_normal;
-  throw Error("unknown --init '" + name +
-              "' (expected normal, xavier, xavier-normal, kaiming, kaiming-normal)");
-}
+namespace {
+// "xavier" and "kaiming" are the uniform kinds, as PyTorch's xavier_uniform_ and kaiming_uniform_.
+constexpr NameTable<InitKind> kInitNames[] = {{"normal", InitKind::normal},
+                                              {"xavier", InitKind::xavier_uniform},
+                                              {"xavier-uniform", InitKind::xavier_uniform},
+                                              {"xavier-normal", InitKind::xavier_normal},
+                                              {"kaiming", InitKind::kaiming_uniform},
+                                              {"kaiming-uniform", InitKind::kaiming_uniform},
+                                              {"kaiming-normal", InitKind::kaiming_normal}};
+}  // namespace
 
+InitKind parse_init(const std::string& name) { return parse_name(kInitNames, name, "--init"); }
+std::vector<std::string> init_names() { return names_of(kInitNames); }
 std::string init_name(InitKind k) {
-  switch (k) {
-    case InitKind::normal: return "normal";
-    case InitKind::xavier_uniform: return "xavier-uniform";
-    case InitKind::xavier_normal: return "xavier-normal";
-    case InitKind::kaiming_uniform: return "kaiming-uniform";
-    case InitKind::kaiming_normal: return "kaiming-normal";
-  }
-  return "?";
+  // Printed by their full names (config.toml has always said xavier-uniform, kaiming-uniform).
+  if (k == InitKind::xavier_uniform) return "xavier-uniform";
+  if (k == InitKind::kaiming_uniform) return "kaiming-uniform";
+  return name_of(kInitNames, k);
 }
 
 void init_params(Sequential& model, InitKind kind, ActivationKind activation, Rng& rng) {

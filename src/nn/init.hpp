@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <vector>
 
 #include "nn/activation.hpp"
 #include "nn/sequential.hpp"
@@ -19,6 +20,7 @@ enum class InitKind { normal, xavier_uniform, xavier_normal, kaiming_uniform, ka
 
 InitKind parse_init(const std::string& name);  // throws tailor::Error
 std::string init_name(InitKind k);
+std::vector<std::string> init_names();  // every name parse_init takes
 void init_params(Sequential& model, InitKind kind, ActivationKind activation, Rng& rng);
 
 }  // namespace tailor

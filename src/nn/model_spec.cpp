@@ -13,17 +13,18 @@
 #include "nn/pool.hpp"
 #include "nn/residual.hpp"
 #include "util/error.hpp"
+#include "util/names.hpp"
 #include "util/rng.hpp"
 
 namespace tailor {
 
-Family parse_family(const std::string& name) {
-  if (name == "fcn") return Family::fcn;
-  if (name == "cnn") return Family::cnn;
-  throw Error("unknown --model '" + name + "' (expected fcn or cnn)");
-}
+namespace {
+constexpr NameTable<Family> kFamilyNames[] = {{"fcn", Family::fcn}, {"cnn", Family::cnn}};
+}  // namespace
 
-std::string family_name(Family f) { return f == Family::fcn ? "fcn" : "cnn"; }
+Family parse_family(const std::string& name) { return parse_name(kFamilyNames, name, "--model"); }
+std::string family_name(Family f) { return name_of(kFamilyNames, f); }
+std::vector<std::string> family_names() { return names_of(kFamilyNames); }
 
 static std::string join(const std::vector<int64_t>& v) {
   std::string s;

@@ -17,6 +17,7 @@ namespace tailor {
 enum class Family { fcn, cnn };
 Family parse_family(const std::string& name);  // throws tailor::Error
 std::string family_name(Family f);
+std::vector<std::string> family_names();  // every name parse_family takes
 
 struct ModelSpec {
   Family family = Family::cnn;

@@ -8,14 +8,17 @@
 #include "kernels/pool.hpp"
 #include "kernels/ref.hpp"
 #include "util/error.hpp"
+#include "util/names.hpp"
 
 namespace tailor {
 
-kernels::PoolKind parse_pool(const std::string& name) {
-  for (auto kind : {kernels::PoolKind::max, kernels::PoolKind::avg, kernels::PoolKind::l2})
-    if (name == kernels::pool_name(kind)) return kind;
-  throw Error("unknown pool '" + name + "' (expected max, avg or l2)");
-}
+namespace {
+constexpr NameTable<kernels::PoolKind> kPoolNames[] = {
+    {"max", kernels::PoolKind::max}, {"avg", kernels::PoolKind::avg}, {"l2", kernels::PoolKind::l2}};
+}  // namespace
+
+kernels::PoolKind parse_pool(const std::string& name) { return parse_name(kPoolNames, name, "pool"); }
+std::vector<std::string> pool_names() { return names_of(kPoolNames); }
 
 std::string Pool2d::type() const {
   if (kind_ == kernels::PoolKind::avg) return "avgpool2d";

@@ -9,6 +9,7 @@ namespace tailor {
 
 // "max", "avg" or "l2" (kernels::pool_name's names); throws tailor::Error naming the value.
 kernels::PoolKind parse_pool(const std::string& name);
+std::vector<std::string> pool_names();  // every name parse_pool takes
 
 // Pool2d: y (N, C, H/k, W/k) = pool over each k x k window of x (N, C, H, W), stride k, floor
 // mode, as PyTorch's MaxPool2d(k), AvgPool2d(k) and LPPool2d(2, k) (kernels/pool.hpp has the

@@ -4,26 +4,18 @@
 
 #include "kernels/update.hpp"
 #include "util/error.hpp"
+#include "util/names.hpp"
 
 namespace tailor {
 
-OptimKind parse_optimizer(const std::string& name) {
-  if (name == "sgd") return OptimKind::sgd;
-  if (name == "adam") return OptimKind::adam;
-  if (name == "adamw") return OptimKind::adamw;
-  if (name == "rmsprop") return OptimKind::rmsprop;
-  throw Error("unknown --optimizer '" + name + "' (expected sgd, adam, adamw or rmsprop)");
-}
+namespace {
+constexpr NameTable<OptimKind> kOptimizerNames[] = {
+    {"sgd", OptimKind::sgd}, {"adam", OptimKind::adam}, {"adamw", OptimKind::adamw}, {"rmsprop", OptimKind::rmsprop}};
+}  // namespace
 
-std::string optimizer_name(OptimKind k) {
-  switch (k) {
-    case OptimKind::sgd: return "sgd";
-    case OptimKind::adam: return "adam";
-    case OptimKind::adamw: return "adamw";
-    case OptimKind::rmsprop: return "rmsprop";
-  }
-  return "?";
-}
+OptimKind parse_optimizer(const std::string& name) { return parse_name(kOptimizerNames, name, "--optimizer"); }
+std::string optimizer_name(OptimKind k) { return name_of(kOptimizerNames, k); }
+std::vector<std::string> optimizer_names() { return names_of(kOptimizerNames); }
 
 Optimizer::Optimizer(const OptimConfig& cfg, size_t n) : cfg_(cfg), n_(n) {
   size_t slots = cfg.kind == OptimKind::sgd ? 1 : 2;

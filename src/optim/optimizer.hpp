@@ -10,6 +10,7 @@ namespace tailor {
 enum class OptimKind { sgd, adam, adamw, rmsprop };
 OptimKind parse_optimizer(const std::string& name);  // throws tailor::Error
 std::string optimizer_name(OptimKind k);
+std::vector<std::string> optimizer_names();  // every name parse_optimizer takes
 
 struct OptimConfig {
   OptimKind kind = OptimKind::adam;

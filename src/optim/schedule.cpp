@@ -4,26 +4,20 @@
 #include <cmath>
 
 #include "util/error.hpp"
+#include "util/names.hpp"
 
 namespace tailor {
 
-ScheduleKind parse_schedule(const std::string& name) {
-  if (name == "constant") return ScheduleKind::constant;
-  if (name == "step") return ScheduleKind::step;
-  if (name == "cosine") return ScheduleKind::cosine;
-  if (name == "onecycle") return ScheduleKind::onecycle;
-  throw Error("unknown --schedule '" + name + "' (expected constant, step, cosine or onecycle)");
-}
+namespace {
+constexpr NameTable<ScheduleKind> kScheduleNames[] = {{"constant", ScheduleKind::constant},
+                                                      {"step", ScheduleKind::step},
+                                                      {"cosine", ScheduleKind::cosine},
+                                                      {"onecycle", ScheduleKind::onecycle}};
+}  // namespace
 
-std::string schedule_name(ScheduleKind k) {
-  switch (k) {
-    case ScheduleKind::constant: return "constant";
-    case ScheduleKind::step: return "step";
-    case ScheduleKind::cosine: return "cosine";
-    case ScheduleKind::onecycle: return "onecycle";
-  }
-  return "?";
-}
+ScheduleKind parse_schedule(const std::string& name) { return parse_name(kScheduleNames, name, "--schedule"); }
+std::string schedule_name(ScheduleKind k) { return name_of(kScheduleNames, k); }
+std::vector<std::string> schedule_names() { return names_of(kScheduleNames); }
 
 float lr_at(const ScheduleConfig& c, float base, int64_t t, int64_t total, int64_t per_epoch) {
   const double pi = 3.14159265358979323846;

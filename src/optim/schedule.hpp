@@ -2,12 +2,14 @@
 // Learning-rate schedules, evaluated per optimizer step.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tailor {
 
 enum class ScheduleKind { constant, step, cosine, onecycle };
 ScheduleKind parse_schedule(const std::string& name);  // throws tailor::Error
 std::string schedule_name(ScheduleKind k);
+std::vector<std::string> schedule_names();  // every name parse_schedule takes
 
 struct ScheduleConfig {
   ScheduleKind kind = ScheduleKind::cosine;  // anneals to 0 over the run: the best final accuracy for a fixed epoch budget

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "sweep/option_value.hpp"
 #include "sweep/references.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
@@ -31,42 +32,13 @@ class Reader {
   }
 
   // One value in command-line form, checked for the option's kind and by `train` itself.
-  // `where` locates errors when v was made here (a random draw) rather than read from the file.
-  std::string value(const std::string& key, const toml::node& v, const toml::node* where = nullptr) const {
-    const toml::node& at = where ? *where : v;
-    auto it = options_.find(key);
-    if (it == options_.end() || kReserved.count(key))
-      fail(at, key, kReserved.count(key) ? "is set by the sweep itself (seeds, --out, --threads-per-job)"
-                                        : "is not a `tailor train` option");
-    std::string text;
-    if (it->second.is_flag) {
-      if (!v.is_boolean()) fail(at, key, "wants true or false");
-      text = *v.value<bool>() ? "true" : "false";
-    } else if (v.is_integer()) {
-      text = std::to_string(*v.value<int64_t>());
-    } else if (v.is_floating_point()) {
-      text = fmt::format("{}", *v.value<double>());
-    } else if (v.is_string()) {
-      text = *v.value<std::string>();
-    } else if (v.is_array()) {  // widths: [120, 60] -> "120,60"
-      for (const auto& e : *v.as_array()) {
-        if (!e.is_integer()) fail(at, key, "a list here must hold integers (widths)");
-        text += (text.empty() ? "" : ",") + std::to_string(*e.value<int64_t>());
-      }
-      if (text.empty()) fail(at, key, "is an empty list");
-    } else {
-      std::ostringstream type;
-      type << v.type();
-      fail(at, key, "has a value of the wrong type (" + type.str() + ")");
+  std::string value(const std::string& key, const toml::node& v) const {
+    if (kReserved.count(key)) fail(v, key, "is set by the sweep itself (seeds, --out, --threads-per-job)");
+    try {
+      return option_text(options_, check_, key, v);
+    } catch (const Error& e) {
+      fail(v, key, e.what());
     }
-    if (!it->second.is_flag) {
-      try {
-        check_(key, text);
-      } catch (const Error& e) {
-        fail(at, key, e.what());
-      }
-    }
-    return text;
   }
 
   // A table of settings (base or a row), `skip` naming keys that are not options.
@@ -108,37 +80,22 @@ class Reader {
     for (const auto& [k, v] : t) {
       const std::string key(k.str());
       if (key == "trials" || key == "sample_seed") continue;
+      if (kReserved.count(key)) fail(v, key, "is set by the sweep itself (seeds, --out, --threads-per-job)");
       const toml::table* d = v.as_table();
-      if (!d || d->size() != 1) fail(v, key, "wants one of { uniform | log_uniform | int_uniform | choice = [...] }");
-      // toml++'s iterator hands out a proxy that lives inside the iterator: keep it alive.
-      const auto entry = d->begin();
-      const std::string kind(entry->first.str());
-      const toml::array* r = entry->second.as_array();
-      if (!r || r->empty()) fail(v, key, "its " + kind + " needs a non-empty list");
+      if (!d) fail(v, key, "wants one of { uniform | log_uniform | int_uniform | choice = [...] }");
+      Distribution dist;
+      try {
+        dist = read_distribution(options_, check_, key, *d);
+      } catch (const Error& e) {
+        fail(v, key, e.what());
+      }
       for (auto& draw : draws) {
-        if (kind == "choice") {
-          draw[key] = value(key, (*r)[rng.below(r->size())]);
-          continue;
+        draw[key] = dist.draw(rng);
+        try {
+          check_(key, draw[key]);
+        } catch (const Error& e) {
+          fail(v, key, e.what());
         }
-        if (r->size() != 2 || !(*r)[0].is_number() || !(*r)[1].is_number())
-          fail(v, key, kind + " wants [low, high]");
-        const double lo = (*r)[0].value<double>().value(), hi = (*r)[1].value<double>().value();
-        if (!(lo <= hi)) fail(v, key, kind + " wants low <= high");
-        double x = 0;
-        if (kind == "uniform") {
-          x = lo + (hi - lo) * rng.uniform();
-        } else if (kind == "log_uniform") {
-          if (lo <= 0) fail(v, key, "log_uniform needs a positive range");
-          x = std::exp(std::log(lo) + (std::log(hi) - std::log(lo)) * rng.uniform());
-        } else if (kind == "int_uniform") {
-          toml::value<int64_t> i(static_cast<int64_t>(lo) + static_cast<int64_t>(rng.below(static_cast<uint64_t>(hi - lo) + 1)));
-          draw[key] = value(key, i, &v);
-          continue;
-        } else {
-          fail(v, key, "unknown distribution '" + kind + "' (uniform, log_uniform, int_uniform, choice)");
-        }
-        // Four significant digits: readable in tables, and distinct draws stay distinct.
-        draw[key] = value(key, toml::value<double>(std::stod(fmt::format("{:.4g}", x))), &v);
       }
     }
     return draws;

@@ -31,6 +31,7 @@ namespace tailor {
 struct OptionInfo {
   bool is_flag = false;    // takes no value (--nesterov, --batchnorm/--no-batchnorm)
   bool negatable = false;  // has a --no- form
+  std::string type;        // INT, FLOAT or TEXT; "" for a flag
 };
 using OptionTable = std::map<std::string, OptionInfo>;
 // Checks one option's value as `train` would; throws tailor::Error with the reason.

@@ -17,7 +17,7 @@ import sys
 ALLOWED = [
     (r"^tailor::kernels::\w+HighwayDispatchTable$",
      "Google Highway's per-kernel dispatch table (HWY_EXPORT): filled once with the CPU's best target"),
-    (r"^tailor::\(anonymous namespace\)::k(Blues|Heat|Diverging|Greys|Reserved|Markers)$",
+    (r"^tailor::\(anonymous namespace\)::k(Blues|Heat|Diverging|Greys|Reserved|Markers|\w+Names)$",
      "constant tables (const std::vector, std::set, const char* const[]): written only by their initialisers"),
     (r"^tailor::kernels::has_bf16\(\)::yes$", "static const: whether the CPU runs bf16, found once"),
     (r"^tailor::kernels::cpu_runs\(tailor::kernels::Isa\)::cpu$", "static const: the CPU's instruction sets, found once"),
