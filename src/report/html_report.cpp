@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "inspect/render.hpp"
 #include "report/assets.hpp"
 #include "sweep/run_data.hpp"
 #include "util/atomic_file.hpp"
@@ -37,17 +38,7 @@ std::string js_safe(std::string_view s) {
   return out;
 }
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else if (c == '"') out += "&quot;";
-    else out += c;
-  }
-  return out;
-}
+}  // namespace
 
 // The Markdown results table as an HTML table.
 std::string table_html(const std::string& md) {
@@ -68,6 +59,8 @@ std::string table_html(const std::string& md) {
   }
   return out + "</table>\n";
 }
+
+namespace {
 
 json curve_spec(const std::string& field, const std::string& title, const std::string& axis) {
   return {{"$schema", "https://vega.github.io/schema/vega-lite/v5.json"},
@@ -90,9 +83,6 @@ json curve_spec(const std::string& field, const std::string& title, const std::s
 }  // namespace
 
 void write_html_report(const std::string& dir, const std::string& table_md) {
-  const WebAssets js = web_assets();
-  if (js.vega.empty())
-    throw Error("this tailor was built without the web assets for report.html (run scripts/setup.sh, then make)");
   json curves = json::array(), points = json::array();
   for (const TrialRecord& t : read_trials(dir)) {
     if (!t.finished) continue;
@@ -123,8 +113,20 @@ void write_html_report(const std::string& dir, const std::string& table_md) {
                      {"shape", {{"field", "model"}, {"type", "nominal"}}},
                      {"tooltip", json::array({{{"field", "run"}}, {{"field", "weights"}}, {{"field", "test_acc"}, {"format", ".2f"}}})}}}});
   const std::string name = sweep_name(dir);
+  write_vega_page(dir + "/report.html", "tailor report: " + name,
+                  fmt::format("<p>{} finished runs. Hover a line for its values; click a legend entry to pick runs "
+                              "(shift-click for several).</p>\n",
+                              points.size()),
+                  specs, json{{"curves", curves}, {"points", points}}, "<h2>Results</h2>\n" + table_html(table_md));
+}
+
+void write_vega_page(const std::string& path, const std::string& title, const std::string& head_html,
+                     const nlohmann::json& specs, const nlohmann::json& data, const std::string& tail_html) {
+  const WebAssets js = web_assets();
+  if (js.vega.empty())
+    throw Error("this tailor was built without the web assets for report.html (run scripts/setup.sh, then make)");
   std::string html = fmt::format(R"(<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>tailor report: {0}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{0}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; }}
 .charts {{ display: flex; flex-wrap: wrap; gap: 24px; }}
@@ -132,17 +134,15 @@ table {{ border-collapse: collapse; margin-top: 16px; font-size: 13px; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 </style></head><body>
-<h1>tailor report: {0}</h1>
-<p>{1} finished runs. Hover a line for its values; click a legend entry to pick runs (shift-click for several).</p>
-<div class="charts" id="charts"></div>
-<h2>Results</h2>
+<h1>{0}</h1>
+{1}<div class="charts" id="charts"></div>
 {2}
 )",
-                                 html_escape(name), points.size(), table_html(table_md));
+                                 html_escape(title), head_html, tail_html);
   html += "<script>" + js_safe(js.vega) + "</script>\n";
   html += "<script>" + js_safe(js.vega_lite) + "</script>\n";
   html += "<script>" + js_safe(js.vega_embed) + "</script>\n";
-  html += "<script>\nconst DATA = " + json_safe(json{{"curves", curves}, {"points", points}}.dump()) + ";\n";
+  html += "<script>\nconst DATA = " + json_safe(data.dump()) + ";\n";
   html += "const SPECS = " + json_safe(specs.dump()) + ";\n";
   html += R"(for (const [i, spec] of SPECS.entries()) {
   const div = document.createElement('div');
@@ -157,7 +157,8 @@ th:first-child, td:first-child {{ text-align: left; }}
 </script>
 </body></html>
 )";
-  write_file_atomic(dir + "/report.html", html);
+  write_file_atomic(path, html);
 }
+
 
 }  // namespace tailor
