@@ -18,6 +18,7 @@ Run add_predict(CLI::App& app);
 Run add_summary(CLI::App& app);
 Run add_bench(CLI::App& app);
 Run add_sweep(CLI::App& app);
+Run add_search(CLI::App& app);
 Run add_report(CLI::App& app);
 Run add_inspect(CLI::App& app);
 Run add_serve(CLI::App& app);
@@ -43,5 +44,8 @@ OptionTable train_option_table();
 // value (--resume is not accepted here), Error on a bad combination.
 void check_train_option(const std::string& key, const std::string& value);
 TrainConfig train_config_from_options(const std::vector<std::pair<std::string, std::string>>& options);
+
+// --time's value: "45m", "2h", "90s", "1h30m" or seconds; throws tailor::Error naming --time.
+double parse_duration(const std::string& text);
 
 }  // namespace tailor::cli

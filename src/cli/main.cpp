@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   std::vector<tailor::cli::Run> commands{tailor::cli::add_train(app), tailor::cli::add_eval(app),
                                          tailor::cli::add_predict(app), tailor::cli::add_summary(app),
                                          tailor::cli::add_bench(app), tailor::cli::add_sweep(app),
+                                         tailor::cli::add_search(app),
                                          tailor::cli::add_report(app),
                                          tailor::cli::add_inspect(app), tailor::cli::add_serve(app),
                                          tailor::cli::add_export(app), tailor::cli::add_data(app)};

@@ -25,7 +25,7 @@ ALLOWED = [
     (r"^tailor::\(anonymous namespace\)::spawn\(.*\)::env$", "static const: the sweep's child environment, made once"),
     (r"^tailor::\(anonymous namespace\)::plplot_lock\(\)::m$",
      "the lock around PLplot, whose current stream is the process's (report/png_stream.cpp)"),
-    (r"^tailor::cli::\(anonymous namespace\)::g_(interrupt|stop_requested)$",
+    (r"^tailor::cli::\(anonymous namespace\)::g_(interrupt|stop_requested|soft_stop|hard_stop)$",
      "the program's Ctrl-C/SIGTERM flag: a signal handler can reach nothing but a global (never in the library)"),
     (r"^tailor::dist::\(anonymous namespace\)::g_(active|rank|size|local_size|mpi)$",
      "the process's MPI world: MPI is initialised once per process, before any thread, and read-only after"),

@@ -1,0 +1,74 @@
+#include "search/journal.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "util/atomic_file.hpp"
+#include "util/error.hpp"
+
+namespace tailor {
+
+Journal::~Journal() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::vector<nlohmann::json> Journal::open(const std::string& path, const nlohmann::json& header) {
+  path_ = path;
+  std::string text;
+  if (::access(path.c_str(), F_OK) == 0) text = read_file(path);
+  std::vector<nlohmann::json> records;
+  size_t good = 0;  // bytes of whole, parsed lines
+  for (size_t at = 0, line = 1; at < text.size(); ++line) {
+    const size_t end = text.find('\n', at);
+    const bool last = end == std::string::npos || end + 1 == text.size();
+    nlohmann::json j = nlohmann::json::parse(text.substr(at, end == std::string::npos ? std::string::npos : end - at),
+                                             nullptr, false);
+    if (end == std::string::npos || j.is_discarded() || !j.is_object()) {
+      if (last) break;  // torn by a kill: dropped, and redone
+      throw Error(fmt::format("{}:{}: the search journal is damaged here (not a JSON record); it cannot be continued: "
+                              "move it away to start the search again",
+                              path, line));
+    }
+    records.push_back(std::move(j));
+    at = end + 1;
+    good = at;
+  }
+  if (!records.empty()) {
+    const nlohmann::json& h = records.front();
+    if (h.value("type", "") != "search")
+      throw Error(path + ":1: not a tailor search journal (its first record is not the search's header)");
+    if (h.value("space", "") != header.value("space", ""))
+      throw Error(fmt::format("{} was written by another search space (fingerprint {}, this space's {}): give this "
+                              "search another --out, or move the directory away",
+                              path, h.value("space", "?"), header.value("space", "?")));
+  }
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error("cannot open the search journal " + path + ": " + std::strerror(errno));
+  if (good < text.size() && ::ftruncate(fd_, static_cast<off_t>(good)) != 0)
+    throw Error("cannot cut the torn last line of " + path + ": " + std::strerror(errno));
+  if (records.empty()) {
+    append(header);
+    records.push_back(header);
+  }
+  return records;
+}
+
+void Journal::append(const nlohmann::json& record) {
+  const std::string line = record.dump() + "\n";
+  std::lock_guard<std::mutex> lock(mutex_);
+  size_t done = 0;
+  while (done < line.size()) {
+    const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error("cannot write the search journal " + path_ + ": " + std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd_) != 0) throw Error("cannot sync the search journal " + path_ + ": " + std::strerror(errno));
+}
+
+}  // namespace tailor
