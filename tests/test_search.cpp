@@ -266,6 +266,8 @@ TEST_F(Search, AshaPrunesWritesEveryOutputAndKeepsTheTestSetApart) {
   // trials.csv: one row per trial; statuses finished or pruned; no test accuracy there.
   const std::string trials = slurp(out + "/trials.csv");
   EXPECT_EQ(std::count(trials.begin(), trials.end(), '\n'), 15);
+  EXPECT_EQ(trials.rfind("trial,status,epochs,--lr,--hidden,--optimizer,--momentum,--dropout,--label-smoothing,weights,", 0), 0u)
+      << trials;
   EXPECT_EQ(trials.find("test"), std::string::npos) << "the test set is reported apart, in pareto.csv only";
   EXPECT_EQ(trials.find(",paused,"), std::string::npos);
   EXPECT_NE(trials.find(",pruned,"), std::string::npos);

@@ -714,7 +714,8 @@ void Engine::evaluate_pareto() {
 void Engine::write_tables() const {
   const std::vector<size_t> pareto = pareto_set();
   std::string head = "trial,status,epochs";
-  for (const SpaceParam& p : s_.params) head += "," + csv_field(p.key);
+  // The options as the command line spells them (--weights, a budget, beside weights, the count).
+  for (const SpaceParam& p : s_.params) head += "," + csv_field("--" + p.key);
   head += ",weights,mflops,val_acc,val_loss,train_seconds,ranks\n";
   auto row = [&](const Trial& t, const std::string& status) {
     std::string line = fmt::format("{},{},{}", t.id, status, t.last_epoch());
