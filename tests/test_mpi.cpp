@@ -1,7 +1,8 @@
 // Open MPI on this machine (mpirun --oversubscribe on localhost): a distributed sweep gives the
 // single-host sweep's table and every trial's bytes; a rank killed mid-sweep costs only what was
 // running, and the rerun redoes nothing finished; data-parallel training matches single-process
-// training with the same global batch (summation order aside) and, with batch norm, its accuracy.
+// training with the same global batch (summation order aside) and, with batch norm, its accuracy;
+// a search uses every rank, and a rank killed mid-search costs no finished epoch.
 #include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -13,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -135,13 +138,13 @@ TEST_F(Mpi, DistributedSweepEqualsTheSingleHostSweep) {
 // The pid of the tailor sweep process that is MPI rank `rank` of a running job writing to `out`
 // (from /proc), or -1. `out` keeps it to this test's job: under ctest -j2 another test's sweep
 // ran beside it, and killing that one's rank 1 failed both tests.
-pid_t rank_pid(int rank, const std::string& out) {
+pid_t rank_pid(int rank, const std::string& out, const std::string& command = "sweep") {
   const std::string want = "OMPI_COMM_WORLD_RANK=" + std::to_string(rank);
   for (const auto& e : fs::directory_iterator("/proc")) {
     const std::string name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     const std::string cmdline = slurp(e.path().string() + "/cmdline");
-    if (cmdline.find(TAILOR_BINARY) != 0 || cmdline.find("sweep") == std::string::npos ||
+    if (cmdline.find(TAILOR_BINARY) != 0 || cmdline.find(command) == std::string::npos ||
         cmdline.find(std::string(1, '\0') + out + '\0') == std::string::npos)
       continue;
     const std::string env = slurp(e.path().string() + "/environ");
@@ -204,6 +207,66 @@ TEST_F(Mpi, AKilledRankLosesOnlyWhatWasRunning) {
     EXPECT_EQ(after.at(id), when) << "trial " << id << " was redone";
   }
   RecordProperty("finished_before_kill", static_cast<int>(before.size()));
+}
+
+// (trial, epoch) -> how many times search.jsonl records it.
+std::map<std::pair<int64_t, int64_t>, int> journal_epochs(const std::string& path) {
+  std::map<std::pair<int64_t, int64_t>, int> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json r = nlohmann::json::parse(line, nullptr, false);
+    if (r.is_object() && r.value("type", "") == "epoch") ++out[{r.at("trial").get<int64_t>(), r.at("epoch").get<int64_t>()}];
+  }
+  return out;
+}
+
+// tailor search under mpirun: both ranks train trials (trials.csv's ranks column); rank 1 killed
+// mid-search ends the job, and the rerun finishes it without recording any epoch twice.
+TEST_F(Mpi, SearchOverRanksUsesBothAndAKilledRankLosesNoEpoch) {
+  const std::string file = dir("search.toml");
+  std::ofstream(file) << "name = \"ranks\"\ntrials = 24\n[base]\nmodel = \"fcn\"\nval = 64\nbatch-size = 32\n"
+                         "[space]\nlr = { log_uniform = [1e-4, 1e-2] }\nhidden = { choice = [[8], [16], [32]] }\n"
+                         "dropout = { uniform = [0.0, 0.5] }\n[schedule]\nmin-epochs = 2\nmax-epochs = 32\neta = 2\n";
+  const std::string whole = dir("search_whole");
+  Ran r = run(mpirun(2) + "search " + file + " --progress none --data " + dir("data") + " --out " + whole);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("search ranks: 24 trials"), std::string::npos) << r.out;
+  const std::string trials = slurp(whole + "/trials.csv");
+  std::set<std::string> ranks;
+  std::istringstream in(trials);
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::stringstream cell(line.substr(line.rfind(',') + 1));
+    for (std::string rank; cell >> rank;) ranks.insert(rank);
+  }
+  EXPECT_EQ(ranks, (std::set<std::string>{"0", "1"})) << trials;
+  for (const auto& [key, n] : journal_epochs(whole + "/search.jsonl")) EXPECT_EQ(n, 1);
+
+  const std::string out = dir("search_kill");
+  const std::string cmd = "exec " + mpirun(2) + "search " + file + " --progress none --data " + dir("data") + " --out " +
+                          out + " > " + dir("search_kill.log") + " 2>&1";
+  const pid_t job = fork();
+  if (job == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (journal_epochs(out + "/search.jsonl").size() < 40 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const pid_t victim = rank_pid(1, out, "search");
+  ASSERT_GT(victim, 0) << "rank 1 not found";
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  int status = 0;
+  waitpid(job, &status, 0);
+  const auto before = journal_epochs(out + "/search.jsonl");
+  Ran again = run(mpirun(2) + "search " + file + " --progress none --data " + dir("data") + " --out " + out);
+  ASSERT_EQ(again.code, 0) << again.err;
+  const auto after = journal_epochs(out + "/search.jsonl");
+  for (const auto& [key, n] : after) EXPECT_EQ(n, 1) << "trial " << key.first << " epoch " << key.second << " recorded twice";
+  for (const auto& [key, n] : before) EXPECT_TRUE(after.count(key));
+  EXPECT_GT(after.size(), before.size());
+  RecordProperty("epochs_before_kill", static_cast<int>(before.size()));
 }
 
 // 50 steps of SGD (5 epochs of 10 global batches of 64) on 2 and 3 ranks against one process:
