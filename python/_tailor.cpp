@@ -182,6 +182,39 @@ PYBIND11_MODULE(_tailor, m) {
       },
       py::arg("dir"), py::arg("data"), py::arg("callback") = py::none(), py::arg("threads") = 0);
 
+  m.def(
+      "search",
+      [](const std::string& space, const tailor::Options& flags) {
+        // Ctrl-C as the interpreter sees it, asked from this (the calling) thread: the first
+        // stops the search at the epoch boundary, a second at the next step; the outputs are
+        // written either way, and then the KeyboardInterrupt is raised.
+        std::optional<py::error_already_set> error;
+        tailor::SearchSummary r;
+        {
+          py::gil_scoped_release nogil;
+          r = tailor::search(space, flags, [&error]() {
+            py::gil_scoped_acquire gil;
+            if (PyErr_CheckSignals() == 0) return 0;
+            if (error) py::error_already_set discard;  // a second Ctrl-C: the first is raised
+            else error.emplace();
+            return static_cast<int>(SIGINT);
+          });
+        }
+        if (error) throw std::move(*error);
+        py::dict d;
+        d["out"] = r.out;
+        d["complete"] = r.complete;
+        d["timed_out"] = r.timed_out;
+        d["trials"] = r.trials;
+        d["finished"] = r.finished;
+        d["pruned"] = r.pruned;
+        d["failed"] = r.failed;
+        d["epochs"] = r.epochs;
+        d["text"] = r.text;
+        return d;
+      },
+      py::arg("space"), py::arg("flags"));
+
   py::class_<tailor::Run>(m, "Run")
       .def_static("load", &tailor::Run::load, py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("dir", &tailor::Run::dir)

@@ -137,4 +137,19 @@ Run train(const Data& data, const Options& options = {}, const Hooks& hooks = {}
 // `threads` 0: the run's own (the bits of a run never stopped).
 Run resume(const std::string& dir, const Data& data, const Hooks& hooks = {}, int threads = 0);
 
+// A search of the space file `space` (`tailor search`; docs/search.md), with the command's flags
+// by name without dashes: out, jobs, threads-per-job, time ("30m"), trials, seed, schedule,
+// sampler, data, progress. Run again with the same space and out, it continues where it stopped.
+struct SearchSummary {
+  std::string out;  // the search directory: trials.csv, pareto.csv, best.toml, report.html
+  bool complete = false;   // every trial sampled and nothing left to promote
+  bool timed_out = false;  // `time` ran out
+  int stopped_by = 0;      // non-zero: `poll` stopped it (the outputs are written)
+  int64_t trials = 0, finished = 0, pruned = 0, failed = 0, epochs = 0;
+  std::string text;  // what `tailor search` prints at the end: the Pareto set and the files
+};
+// `poll` is asked every 200 ms from the calling thread: a first non-zero answer lets the trials
+// under way finish their epoch and ends the search there, a second stops them at their next step.
+SearchSummary search(const std::string& space, const Options& flags = {}, std::function<int()> poll = {});
+
 }  // namespace tailor

@@ -29,7 +29,7 @@ import numpy as np
 from . import _tailor
 from ._tailor import Error
 
-__all__ = ["train", "resume", "load", "Run", "Error", "train_options", "datasets", "version"]
+__all__ = ["train", "resume", "load", "search", "Run", "SearchResult", "Error", "train_options", "datasets", "version"]
 __version__ = _tailor.version()
 
 # Keywords of train() that are not `tailor train` options.
@@ -345,6 +345,86 @@ def resume(dir, data=None, callback=None, *, classes=None, verbose=True, threads
 def load(dir):
     """The run in `dir` (or its model.ckpt), to predict, evaluate or export."""
     return Run(_tailor.Run.load(os.fspath(dir)))
+
+
+_SEARCH_FLAGS = ("out", "jobs", "threads_per_job", "time", "trials", "seed", "schedule", "sampler", "data")
+
+
+def _table(path):
+    """A CSV file as a pandas DataFrame where pandas is installed, else a list of dicts."""
+    try:
+        import pandas
+    except ImportError:
+        import csv
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    return pandas.read_csv(path)
+
+
+class SearchResult:
+    """What a search wrote (in `out`): `trials` (trials.csv: every trial, its options, status and
+    validation metrics), `pareto` (pareto.csv: the Pareto set, with test accuracy reported apart),
+    `best_toml` (a sweep file that retrains the Pareto set with 3 seeds), `report` (report.html),
+    `complete` (nothing left to sample or promote) and `summary` (the lines `tailor search` prints)."""
+
+    def __init__(self, r):
+        self.out = r["out"]
+        self.complete = r["complete"]
+        self.timed_out = r["timed_out"]
+        self.counts = {k: r[k] for k in ("trials", "finished", "pruned", "failed", "epochs")}
+        self.summary = r["text"]
+        self.best_toml = os.path.join(self.out, "best.toml")
+        self.report = os.path.join(self.out, "report.html")
+
+    @property
+    def trials(self):
+        return _table(os.path.join(self.out, "trials.csv"))
+
+    @property
+    def pareto(self):
+        return _table(os.path.join(self.out, "pareto.csv"))
+
+    def __repr__(self):
+        c = self.counts
+        return (f"SearchResult({self.out!r}: {c['trials']} trials, {c['finished']} finished, {c['pruned']} pruned, "
+                f"{c['failed']} failed{', complete' if self.complete else ''})")
+
+
+def search(space, *, verbose=True, **flags):
+    """Search a space of `tailor train` options for the best validation accuracy (and the fewest
+    weights, MFLOPs or seconds) as `tailor search` does: asynchronous successive halving with
+    several objectives, TPE sampling, every step journaled (docs/search.md). Returns a SearchResult.
+
+    space: a search space file (TOML; experiments/search/ has examples).
+    **flags: the command's flags by keyword, `-` written `_`: out, jobs, threads_per_job,
+      time ("30m", "2h", or seconds), trials, seed, schedule ("asha" or "none"), sampler ("tpe"
+      or "random"), data (a directory).
+    verbose: print the summary (the Pareto set and where the files are) at the end.
+
+    Called again with the same space and out, it continues where it stopped. Ctrl-C lets the
+    trials under way finish their epoch, writes every output and raises KeyboardInterrupt (a second
+    Ctrl-C stops them at their next step).
+    """
+    if not isinstance(space, (str, os.PathLike)):
+        raise TypeError(f"space: expected the path of a search space file, not {type(space).__name__}")
+    opts = []
+    for key, value in flags.items():
+        if key not in _SEARCH_FLAGS:
+            raise TypeError(f"search() got an unexpected keyword argument '{key}'")
+        if value is None:
+            continue
+        if key == "time" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = repr(float(value))
+        opts.append((key.replace("_", "-"), _option_value(key, value)))
+    try:
+        r = _tailor.search(os.fspath(space), opts)
+    except KeyboardInterrupt as e:
+        e.add_note("the search's outputs are written; call tailor.search with the same arguments to continue")
+        raise
+    result = SearchResult(r)
+    if verbose:
+        print(result.summary, end="")
+    return result
 
 
 from . import datasets  # noqa: E402  (uses the engine above)

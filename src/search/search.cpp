@@ -189,7 +189,24 @@ class Engine {
   std::string trial_dir(int64_t id) const { return fmt::format("{}/trials/{:04d}", s_.out, id); }
   double now() const { return t_offset_ + std::chrono::duration<double>(Clock::now() - start_).count(); }
   bool soft() const { return soft_.load() != 0 || (o_.soft_stop && o_.soft_stop->load() != 0); }
-  bool hard() const { return o_.hard_stop && o_.hard_stop->load() != 0; }
+  bool hard() const { return hard_.load() != 0; }
+  // Reads the caller's stops into the engine's own flags (the trainings read `hard_`).
+  void watch_stops() {
+    if (o_.hard_stop && o_.hard_stop->load() && !hard_.load()) hard_.store(o_.hard_stop->load());
+    if (o_.soft_stop && o_.soft_stop->load() && !stopped_by_) stopped_by_ = o_.soft_stop->load();
+    if (o_.poll && Clock::now() - polled_ >= std::chrono::milliseconds(200)) {
+      polled_ = Clock::now();
+      if (const int v = o_.poll()) {
+        if (!stopped_by_) {
+          stopped_by_ = v;
+          soft_.store(v);
+        } else if (!hard_.load()) {
+          hard_.store(v);
+        }
+      }
+    }
+    if (o_.hard_stop && o_.hard_stop->load() && !stopped_by_) stopped_by_ = o_.hard_stop->load();
+  }
   int64_t max_epochs() const { return rungs_.back(); }
 
   Options options_for(const Point& p, const std::string& dir) const {
@@ -240,7 +257,9 @@ class Engine {
   int workers_left_ = 0;     // local worker threads still looking for work
   bool complete_ = false;    // nothing left: every trial sampled, nothing to promote
   std::string fatal_;
-  std::atomic<int> soft_{0};
+  std::atomic<int> soft_{0}, hard_{0};
+  int stopped_by_ = 0;  // the signal (or poll's answer) that stopped the search
+  Clock::time_point polled_{};
   bool timed_out_ = false;
   double t_offset_ = 0;
   Clock::time_point start_ = Clock::now();
@@ -527,7 +546,7 @@ void Engine::local_worker() {
       if (!job->resume) fresh = config_for(t.point, dir);
       lock.unlock();
       end = run_job(
-          dir, *job, max_epochs(), fresh ? &*fresh : nullptr, data_, o_.hard_stop, [this] { return soft(); },
+          dir, *job, max_epochs(), fresh ? &*fresh : nullptr, data_, &hard_, [this] { return soft(); },
           [&](const EpochReport& e) {
             std::lock_guard<std::mutex> g(mu_);
             record_epoch(t, e.epoch, EpochRec{e.val_acc, e.val_loss, e.epoch_seconds, 0}, false);
@@ -604,6 +623,10 @@ void Engine::serve_ranks() {
         }
       }
       cv_.notify_all();
+    }
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      watch_stops();
     }
     if (o_.time_limit > 0 && !soft_.load() &&
         std::chrono::duration<double>(Clock::now() - start_).count() >= o_.time_limit) {
@@ -1017,7 +1040,8 @@ SearchOutcome Engine::run() {
   {
     std::unique_lock<std::mutex> lock(mu_);
     while (workers_left_ > 0 || running_ > 0) {
-      cv_.wait_for(lock, std::chrono::milliseconds(500));
+      cv_.wait_for(lock, std::chrono::milliseconds(200));
+      watch_stops();
       const double used = std::chrono::duration<double>(Clock::now() - start_).count();
       if (o_.time_limit > 0 && used >= o_.time_limit && !soft_.load()) {
         soft_.store(-1);
@@ -1051,7 +1075,7 @@ SearchOutcome Engine::run() {
   write_figures();
   out.complete = complete_;
   out.timed_out = timed_out_;
-  out.stopped_by = o_.hard_stop && o_.hard_stop->load() ? o_.hard_stop->load() : o_.soft_stop ? o_.soft_stop->load() : 0;
+  out.stopped_by = stopped_by_;
   out.trials = static_cast<int64_t>(trials_.size());
   for (const Trial& t : trials_) {
     out.finished += t.state == State::finished;

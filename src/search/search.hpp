@@ -35,12 +35,15 @@ struct SearchOptions {
   // epoch under way. `hard_stop`: they stop at their next step, dropping that epoch.
   const std::atomic<int>* soft_stop = nullptr;
   const std::atomic<int>* hard_stop = nullptr;
+  // Asked about every 200 ms from the thread that called run_search: a first non-zero answer
+  // stops as soft_stop does, a second as hard_stop (the Python module checks for Ctrl-C here).
+  std::function<int()> poll;
 };
 
 struct SearchOutcome {
   bool complete = false;   // every trial sampled and nothing left to promote
   bool timed_out = false;  // --time ran out
-  int stopped_by = 0;      // the signal that stopped it, 0 when none did
+  int stopped_by = 0;      // the signal (or poll's answer) that stopped it, 0 when none did
   int64_t trials = 0, finished = 0, pruned = 0, failed = 0, epochs_run = 0, epochs_recovered = 0;
   double seconds = 0;
   std::string summary;  // the lines printed at the end: Pareto set and where the files are

@@ -266,3 +266,47 @@ def test_a_fitted_estimator_pickles_with_its_model(small):
     np.testing.assert_array_equal(again.predict_proba(xt), clf.predict_proba(xt))
     assert clone(clf).get_params() == clf.get_params()
     assert not hasattr(clone(clf), "run_")
+
+
+SPACE = """name = "py"
+trials = 5
+objectives = ["max val_acc", "min weights"]
+constraints = ["weights <= 60k"]
+[base]
+model = "fcn"
+val = 2000
+[space]
+lr = { log_uniform = [1e-3, 1e-2] }
+hidden = { choice = [[16], [32], [64]] }
+[schedule]
+min-epochs = 1
+max-epochs = 2
+eta = 2
+"""
+
+
+def test_search_writes_its_tables_continues_and_refuses_bad_flags(fashion, tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE)
+    out = tmp_path / "search"
+    r = tailor.search(space, out=out, jobs=1, threads_per_job=2, data=FASHION, verbose=False)
+    assert r.complete
+    assert r.counts["trials"] == 5
+    trials = r.trials
+    assert len(trials) == 5
+    assert set(trials["status"]) <= {"finished", "pruned"}
+    assert (trials["weights"] <= 60000).all()
+    assert "test_acc" not in trials.columns
+    pareto = r.pareto
+    assert len(pareto) >= 1 and pareto["test_acc"].notna().all()
+    assert os.path.exists(r.best_toml) and os.path.exists(r.report)
+    # Called again: nothing left to do, the same tables.
+    again = tailor.search(space, out=out, threads_per_job=2, data=FASHION, verbose=False)
+    assert again.counts["epochs"] == 0
+    assert again.trials.drop(columns="train_seconds").equals(trials.drop(columns="train_seconds"))
+    with pytest.raises(TypeError, match="frobnicate"):
+        tailor.search(space, frobnicate=1)
+    with pytest.raises(tailor.Error, match="--time"):
+        tailor.search(space, out=tmp_path / "bad", time="-5m")
+    with pytest.raises(TypeError, match="space"):
+        tailor.search(42)
