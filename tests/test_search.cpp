@@ -302,6 +302,26 @@ TEST_F(Search, AshaPrunesWritesEveryOutputAndKeepsTheTestSetApart) {
   EXPECT_NE(metrics.find(",nan,"), std::string::npos) << metrics;
 }
 
+// Starts `cmd` and kills it with SIGKILL once OUT/search.jsonl has `records` lines (or it ended).
+void kill_at(const std::string& cmd, const std::string& out, int records) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd + " >/dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  auto lines = [&] {
+    std::ifstream in(out + "/search.jsonl");
+    return static_cast<int>(std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'));
+  };
+  int status = 0;
+  while (lines() < records && std::chrono::steady_clock::now() < deadline && waitpid(pid, &status, WNOHANG) == 0)
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+}
+
 // kill -9 at three moments; each rerun continues without recomputing a finished epoch, and with
 // --jobs 1 the trials and the Pareto set equal an uninterrupted search's.
 TEST_F(Search, KilledThreeTimesEndsAsASearchNeverStopped) {
@@ -311,24 +331,7 @@ TEST_F(Search, KilledThreeTimesEndsAsASearchNeverStopped) {
   ASSERT_EQ(whole.code, 0) << whole.err;
   const std::string out = root_ + "/killed";
   const std::string cmd = std::string(TAILOR_BINARY) + " " + search_cmd(file, out);
-  for (int records : {6, 30, 70}) {
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      execl("/bin/sh", "sh", "-c", ("exec " + cmd + " >/dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    auto lines = [&] {
-      std::ifstream in(out + "/search.jsonl");
-      return static_cast<int>(std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'));
-    };
-    int status = 0;
-    while (lines() < records && std::chrono::steady_clock::now() < deadline && waitpid(pid, &status, WNOHANG) == 0)
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
+  for (int records : {6, 30, 70}) kill_at(cmd, out, records);
   auto rest = run_tailor(search_cmd(file, out), root_);
   ASSERT_EQ(rest.code, 0) << rest.err;
   const JournalCounts j = read_journal(out + "/search.jsonl");
@@ -336,6 +339,26 @@ TEST_F(Search, KilledThreeTimesEndsAsASearchNeverStopped) {
   EXPECT_EQ(j.epochs.size(), read_journal(root_ + "/whole/search.jsonl").epochs.size());
   EXPECT_EQ(without_time(slurp(out + "/trials.csv")), without_time(slurp(root_ + "/whole/trials.csv")));
   EXPECT_EQ(without_time(slurp(out + "/pareto.csv")), without_time(slurp(root_ + "/whole/pareto.csv")));
+}
+
+// --jobs 2: killed three times, each time continued; every epoch is recorded once and the search
+// completes (two trials at once: which runs first varies, so the trials may differ from a run
+// never stopped).
+TEST_F(Search, TwoJobsKilledThreeTimesRecomputeNoEpoch) {
+  NEEDS_FASHION();
+  const std::string file = write("space.toml", kSpace), out = root_ + "/killed2";
+  const std::string cmd = std::string(TAILOR_BINARY) + " " + search_cmd(file, out) + " --jobs 2";
+  for (int records : {10, 40, 80}) {
+    kill_at(cmd, out, records);
+    const JournalCounts j = read_journal(out + "/search.jsonl");
+    for (const auto& [key, n] : j.epochs) EXPECT_EQ(n, 1) << "trial " << key.first << " epoch " << key.second;
+  }
+  auto rest = run_tailor(search_cmd(file, out) + " --jobs 2", root_);
+  ASSERT_EQ(rest.code, 0) << rest.err;
+  EXPECT_NE(rest.out.find("search tiny: 14 trials"), std::string::npos) << rest.out;
+  EXPECT_NE(rest.out.find("complete"), std::string::npos) << rest.out;
+  const JournalCounts j = read_journal(out + "/search.jsonl");
+  for (const auto& [key, n] : j.epochs) EXPECT_EQ(n, 1) << "trial " << key.first << " epoch " << key.second << " recomputed";
 }
 
 TEST_F(Search, ATornLastLineIsRedoneADamagedOneAndAnotherSpaceRefused) {
