@@ -210,7 +210,9 @@ class Engine {
   int64_t max_epochs() const { return rungs_.back(); }
 
   Options options_for(const Point& p, const std::string& dir) const {
-    Options out(s_.base.begin(), s_.base.end());
+    Options out;
+    for (const auto& kv : s_.base)
+      if (kv.first != "data" || o_.data_dir.empty()) out.push_back(kv);  // --data wins over [base]'s
     for (const auto& kv : p) out.push_back(kv);
     out.emplace_back("seed", std::to_string(s_.seed));
     out.emplace_back("epochs", std::to_string(max_epochs()));
