@@ -361,6 +361,39 @@ TEST_F(Search, TwoJobsKilledThreeTimesRecomputeNoEpoch) {
   for (const auto& [key, n] : j.epochs) EXPECT_EQ(n, 1) << "trial " << key.first << " epoch " << key.second << " recomputed";
 }
 
+// A kill between an epoch's record and what follows it (its rung, the trial's finish): the
+// journal cut right after the last epoch of a whole search, whose directories are then exactly as
+// at that moment. On restart the rung (and finish) are recorded, the trial is not trained past
+// its rung, and the search ends as one never stopped. Three trial limits end the search on
+// different jobs (a pause at a lower rung, a finish).
+TEST_F(Search, AKillAfterAnEpochsRecordLosesNothingAndTrainsNoFurther) {
+  NEEDS_FASHION();
+  const std::string file = write("space.toml", kSpace);
+  for (int limit : {5, 9, 14}) {
+    SCOPED_TRACE(std::to_string(limit) + " trials");
+    const std::string whole = root_ + "/whole" + std::to_string(limit), flag = " --trials " + std::to_string(limit);
+    ASSERT_EQ(run_tailor(search_cmd(file, whole) + flag, root_).code, 0);
+    std::vector<std::string> lines;
+    std::ifstream in(whole + "/search.jsonl");
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    size_t cut = 0;
+    for (size_t i = 0; i < lines.size(); ++i)
+      if (nlohmann::json::parse(lines[i]).at("type") == "epoch") cut = i + 1;
+    ASSERT_LT(cut, lines.size());
+    const std::string out = root_ + "/cut" + std::to_string(limit);
+    fs::copy(whole, out, fs::copy_options::recursive);
+    std::string text;
+    for (size_t i = 0; i < cut; ++i) text += lines[i] + "\n";
+    std::ofstream(out + "/search.jsonl") << text;
+    auto r = run_tailor(search_cmd(file, out) + flag, root_);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find(" 0 epochs trained"), std::string::npos) << r.out;
+    for (const auto& [key, n] : read_journal(out + "/search.jsonl").epochs) EXPECT_EQ(n, 1);
+    EXPECT_EQ(without_time(slurp(out + "/trials.csv")), without_time(slurp(whole + "/trials.csv")));
+    EXPECT_EQ(without_time(slurp(out + "/pareto.csv")), without_time(slurp(whole + "/pareto.csv")));
+  }
+}
+
 TEST_F(Search, ATornLastLineIsRedoneADamagedOneAndAnotherSpaceRefused) {
   NEEDS_FASHION();
   const std::string file = write("space.toml", kSpace), out = root_ + "/out";

@@ -371,7 +371,7 @@ SearchSummary search(const std::string& space, const Options& flags, std::functi
   }
   if (f.count("time")) o.time_limit = cli::parse_duration(f["time"]);
   if (auto v = integer("trials", 0, 1000000)) o.trials = *v;
-  if (o.trials < 0 && s.trials == 0 && o.time_limit <= 0)
+  if ((o.trials >= 0 ? o.trials : s.trials) == 0 && o.time_limit <= 0)
     throw Error(space + " sets no trials and no time was given: the search would never end; give trials or time");
   o.jobs = static_cast<int>(integer("jobs", 1, 256).value_or(1));
   const int threads = static_cast<int>(integer("threads-per-job", 0, 1024).value_or(0));

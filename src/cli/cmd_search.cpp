@@ -112,9 +112,9 @@ Run add_search(CLI::App& app) {
     }
     if (!a->sampler.empty()) space.tpe = a->sampler == "tpe";
     if (a->trials >= 0) opt.trials = a->trials;
-    if (opt.trials < 0 && space.trials == 0 && opt.time_limit <= 0)
-      throw Error(a->file + " sets no trials and no --time was given: the search would never end; give --trials N or "
-                            "--time 30m");
+    if ((opt.trials >= 0 ? opt.trials : space.trials) == 0 && opt.time_limit <= 0)
+      throw Error(a->file + " sets no limit of trials and no --time was given: the search would never end; give --trials N "
+                            "or --time 30m");
     const bool distributed = dist::size() > 1;
     opt.jobs = a->jobs;
     const int sharing = distributed ? dist::local_size() : a->jobs;

@@ -61,14 +61,23 @@ std::vector<nlohmann::json> Journal::open(const std::string& path, const nlohman
 void Journal::append(const nlohmann::json& record) {
   const std::string line = record.dump() + "\n";
   std::lock_guard<std::mutex> lock(mutex_);
+  if (broken_) throw Error("the search journal " + path_ + " could not be written earlier; the search stopped");
+  // Where the record starts: a write that fails half-way is cut off again, so that no torn line
+  // is left in the middle of the journal for the next record to follow.
+  const off_t start = ::lseek(fd_, 0, SEEK_END);
   size_t done = 0;
+  auto fail = [&](const char* what) {
+    const std::string reason = std::strerror(errno);
+    if (start < 0 || ::ftruncate(fd_, start) != 0) broken_ = true;
+    throw Error(std::string("cannot ") + what + " the search journal " + path_ + ": " + reason);
+  };
   while (done < line.size()) {
     const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error("cannot write the search journal " + path_ + ": " + std::strerror(errno));
+    if (n <= 0) fail("write");
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd_) != 0) throw Error("cannot sync the search journal " + path_ + ": " + std::strerror(errno));
+  if (::fsync(fd_) != 0) fail("sync");
 }
 
 }  // namespace tailor

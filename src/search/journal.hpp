@@ -30,6 +30,7 @@ class Journal {
  private:
   std::string path_;
   int fd_ = -1;
+  bool broken_ = false;  // a failed write could not be cut off: nothing more is appended
   std::mutex mutex_;
 };
 

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -113,11 +114,18 @@ std::vector<std::pair<int64_t, EpochRec>> metric_rows(const std::string& text, c
     std::stringstream r(line);
     for (std::string c; std::getline(r, c, ',');) f.push_back(c);
     if (f.size() < head.size()) throw Error(name + ": a short row: " + line);
+    const auto number = [&](size_t c) {
+      try {
+        return f[c].empty() ? std::nan("") : std::stod(f[c]);
+      } catch (const std::exception&) {
+        throw Error(name + ": not a number in row '" + line + "'");
+      }
+    };
     EpochRec e;
-    e.val_acc = std::stod(f[ca]);
-    e.val_loss = std::stod(f[cl]);
-    e.seconds = std::stod(f[cs]);
-    rows.emplace_back(std::stoll(f[ce]), e);
+    e.val_acc = number(ca);
+    e.val_loss = number(cl);
+    e.seconds = number(cs);
+    rows.emplace_back(static_cast<int64_t>(number(ce)), e);
   }
   return rows;
 }
@@ -161,6 +169,7 @@ End run_job(const std::string& dir, const Job& job, int64_t max_epochs, const Tr
     if (job.resume) {
       const std::string path = dir + "/config.toml";
       TrainConfig cfg = config_from_toml(read_file(path), path);
+      cfg.out_dir = dir;  // where it is now (a search directory may have been moved)
       cfg.progress = "none";
       resume_training(cfg, c);
     } else {
@@ -256,7 +265,7 @@ class Engine {
   std::deque<Trial> trials_;  // a deque: a running job keeps its reference while others sample
   std::deque<Job> pending_;  // trials an earlier run left in flight: continued first
   int running_ = 0;          // jobs under way, on any rank
-  int workers_left_ = 0;     // local worker threads still looking for work
+  std::atomic<int> workers_left_{0};  // local worker threads still looking for work
   bool complete_ = false;    // nothing left: every trial sampled, nothing to promote
   std::string fatal_;
   std::atomic<int> soft_{0}, hard_{0};
@@ -314,8 +323,8 @@ std::vector<double> Engine::objectives(const Trial& t, int k) const {
       case Metric::mflops: x = t.mflops; break;
       case Metric::train_seconds: x = t.seconds_to(e); break;
     }
-    if (!std::isfinite(x)) x = 1e300;  // a diverged loss ranks last
-    v.push_back(o.maximize ? -x : x);
+    // A value that is not finite (a diverged loss) ranks last, whichever way the objective goes.
+    v.push_back(!std::isfinite(x) ? 1e300 : o.maximize ? -x : x);
   }
   return v;
 }
@@ -367,17 +376,20 @@ std::optional<Job> Engine::next_job() {
     return j;
   }
   for (int k = static_cast<int>(rungs_.size()) - 2; k >= 0; --k) {
+    // Every result at rung k counts (a trial that failed later too), as in Li et al.'s ASHA.
     std::vector<Trial*> at;
     for (Trial& t : trials_)
-      if (t.rung >= k && t.state != State::failed) at.push_back(&t);
+      if (t.rung >= k) at.push_back(&t);
     std::vector<std::vector<double>> pts;
     for (const Trial* t : at) pts.push_back(objectives(*t, k));
     const std::vector<size_t> order = rank_order(pts);
     const size_t top = at.size() / static_cast<size_t>(s_.eta);
     for (size_t i = 0; i < top; ++i) {
       Trial& t = *at[order[i]];
-      if (t.rung != k || t.state != State::waiting || t.promoted.count(k)) continue;
+      // `active`: its job is still unwinding from the pause at this rung.
+      if (t.rung != k || t.state != State::waiting || t.active || t.promoted.count(k)) continue;
       t.promoted.insert(k);
+      t.pruned = false;
       t.target = rungs_[k + 1];
       t.state = State::running;
       journal_.append({{"type", "promote"}, {"trial", t.id}, {"rung", k}, {"to", t.target}, {"t", now()}});
@@ -389,7 +401,10 @@ std::optional<Job> Engine::next_job() {
 }
 
 void Engine::record_epoch(Trial& t, int64_t epoch, const EpochRec& e, bool recovered) {
-  if (t.epochs.count(epoch)) return;  // known already (a recovered row seen again)
+  if (t.epochs.count(epoch)) {  // known already (a recovered row seen again): its rung may not be
+    record_rungs(t);
+    return;
+  }
   EpochRec r = e;
   r.t = now();
   t.epochs[epoch] = r;
@@ -422,7 +437,7 @@ void Engine::job_ended(Trial& t, End end, const std::string& error) {
     t.state = State::failed;
     t.error = error;
     journal_.append({{"type", "fail"}, {"trial", t.id}, {"error", error}, {"t", now()}});
-  } else if (t.state == State::running) {
+  } else if (t.state == State::running && t.last_epoch() < t.target) {
     // Stopped before its rung (Ctrl-C, --time): continued first by the next run.
     pending_.push_back(Job{t.id, true, t.target});
   }
@@ -451,6 +466,7 @@ void Engine::replay(const std::vector<json>& records) {
       if (r.contains("rank")) t.ranks.insert(r.at("rank").get<int>());
       if (type == "promote") {
         t.promoted.insert(r.at("rung").get<int>());
+        t.pruned = false;
         t.target = r.at("to").get<int64_t>();
         t.state = State::running;
       } else if (type == "epoch") {
@@ -488,10 +504,15 @@ void Engine::replay(const std::vector<json>& records) {
 void Engine::reconcile(Trial& t) {
   const std::string dir = trial_dir(t.id);
   namespace fs = std::filesystem;
+  record_rungs(t);  // a kill between an epoch's record and its rung's
+  if (t.state != State::running) return;
   if (fs::exists(dir + "/summary.json")) {
     for (const auto& [e, r] : metric_rows(read_file(dir + "/metrics.csv"), dir + "/metrics.csv"))
       if (e <= t.target) record_epoch(t, e, r, true);
-    job_ended(t, kFinished, "");
+    // A run that diverged writes its summary too (stop reason "diverged", no model.ckpt).
+    const std::string reason = nlohmann::json::parse(read_file(dir + "/summary.json"), nullptr, false).value("stop_reason", "");
+    if (reason == "diverged" || !fs::exists(dir + "/model.ckpt")) job_ended(t, kFailed, "the loss stopped being finite (" + reason + ")");
+    else job_ended(t, kFinished, "");
     return;
   }
   if (fs::exists(dir + "/" + kResumeStateFile)) {
@@ -517,51 +538,64 @@ void Engine::start_job(Trial& t, int rank) {
 
 void Engine::local_worker() {
   std::unique_lock<std::mutex> lock(mu_);
-  while (true) {
-    std::optional<Job> job;
-    while (!job) {
-      if (soft() || hard() || !fatal_.empty() || complete_) {
-        --workers_left_;
-        cv_.notify_all();
-        return;
-      }
-      try {
+  bool counted = false;  // this worker's job is in running_
+  try {
+    while (true) {
+      std::optional<Job> job;
+      while (!job) {
+        if (soft() || hard() || !fatal_.empty() || complete_) {
+          --workers_left_;
+          cv_.notify_all();
+          return;
+        }
         job = next_job();
+        if (job) break;
+        if (running_ == 0) {
+          complete_ = true;
+          continue;
+        }
+        cv_.wait(lock);
+      }
+      Trial& t = trials_[job->trial];
+      start_job(t, dist::rank());
+      counted = true;
+      const std::string dir = trial_dir(t.id);
+      std::optional<TrainConfig> fresh;
+      std::string error;
+      End end = kFailed;
+      try {
+        if (!job->resume) fresh = config_for(t.point, dir);
       } catch (const Error& e) {
-        fatal_ = e.what();
-        continue;
+        error = e.what();
       }
-      if (job) break;
-      if (running_ == 0) {
-        complete_ = true;
-        continue;
+      if (error.empty()) {
+        lock.unlock();
+        // Under mpirun the trials run to their rung whatever --time says (docs/search.md), as
+        // the other ranks' do.
+        const bool ranks = dist::size() > 1;
+        end = run_job(
+            dir, *job, max_epochs(), fresh ? &*fresh : nullptr, data_, &hard_, [this, ranks] { return !ranks && soft(); },
+            [&](const EpochReport& e) {
+              std::lock_guard<std::mutex> g(mu_);
+              record_epoch(t, e.epoch, EpochRec{e.val_acc, e.val_loss, e.epoch_seconds, 0}, false);
+              cv_.notify_all();
+            },
+            error);
+        lock.lock();
       }
-      cv_.wait(lock);
+      --running_;
+      counted = false;
+      job_ended(t, end, error);
+      cv_.notify_all();
     }
-    Trial& t = trials_[job->trial];
-    start_job(t, dist::rank());
-    const std::string dir = trial_dir(t.id);
-    std::optional<TrainConfig> fresh;
-    std::string error;
-    End end = kFailed;
-    try {
-      if (!job->resume) fresh = config_for(t.point, dir);
-      lock.unlock();
-      end = run_job(
-          dir, *job, max_epochs(), fresh ? &*fresh : nullptr, data_, &hard_, [this] { return soft(); },
-          [&](const EpochReport& e) {
-            std::lock_guard<std::mutex> g(mu_);
-            record_epoch(t, e.epoch, EpochRec{e.val_acc, e.val_loss, e.epoch_seconds, 0}, false);
-            cv_.notify_all();
-          },
-          error);
-      lock.lock();
-    } catch (const Error& e) {
-      if (!lock.owns_lock()) lock.lock();
-      error = e.what();
-    }
-    --running_;
-    job_ended(t, end, error);
+  } catch (const std::exception& e) {
+    // The journal could not be written (a full disk, say), or worse: stop the whole search,
+    // the trials under way at their next step; run() reports it.
+    if (!lock.owns_lock()) lock.lock();
+    if (fatal_.empty()) fatal_ = e.what();
+    hard_.store(SIGTERM);
+    if (counted) --running_;
+    --workers_left_;
     cv_.notify_all();
   }
 }
@@ -1035,11 +1069,12 @@ SearchOutcome Engine::run() {
   std::vector<std::thread> workers;
   for (int i = 0; i < local_jobs; ++i) workers.emplace_back([this] { local_worker(); });
   const bool bar = o_.progress == "bar" || (o_.progress == "auto" && isatty(fileno(stderr)));
-  // Under mpirun this thread serves the other ranks (MPI is called from the main thread alone).
-  if (ranks > 1) serve_ranks();
-  auto last_line = Clock::now();
-  std::string last_text;
-  {
+  std::exception_ptr failure;
+  try {
+    // Under mpirun this thread serves the other ranks (MPI is called from the main thread alone).
+    if (ranks > 1) serve_ranks();
+    auto last_line = Clock::now();
+    std::string last_text;
     std::unique_lock<std::mutex> lock(mu_);
     while (workers_left_ > 0 || running_ > 0) {
       cv_.wait_for(lock, std::chrono::milliseconds(200));
@@ -1060,8 +1095,15 @@ SearchOutcome Engine::run() {
         last_text = text;
       }
     }
+  } catch (...) {
+    failure = std::current_exception();
+    std::lock_guard<std::mutex> g(mu_);
+    hard_.store(SIGTERM);
+    if (fatal_.empty()) fatal_ = "stopped";
+    cv_.notify_all();
   }
   for (std::thread& w : workers) w.join();
+  if (failure) std::rethrow_exception(failure);
   if (bar && o_.progress != "none") std::fprintf(stderr, "\n");
   std::lock_guard<std::mutex> g(mu_);
   if (!fatal_.empty()) throw Error(fatal_);

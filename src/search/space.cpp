@@ -134,9 +134,9 @@ SearchSpace read_space(const std::string& path, const OptionTable& options, cons
   }
   if (auto it = s.base.find("val"); it != s.base.end() && it->second == "0")
     fail(path, *root["base"].as_table()->get("val"), "val", "a search chooses on validation accuracy: val must be above 0");
-  for (const char* data_key : {"image-size", "color"})
+  for (const char* data_key : {"image-size", "color", "val", "data"})
     if (root["space"].as_table() && root["space"].as_table()->contains(data_key))
-      fail(path, *root["space"].as_table()->get(data_key), data_key, "the data's form is fixed for a search: set it in [base]");
+      fail(path, *root["space"].as_table()->get(data_key), data_key, "the data (its form and the validation split every trial is judged on) is fixed for a search: set it in [base]");
 
   // [space]
   const toml::table* space = root["space"].as_table();
