@@ -125,6 +125,15 @@ def sweep_seeds():
     for f in sorted(os.listdir(os.path.join(ROOT, "experiments"))):
         if f.endswith(".toml"):
             shutil.copy(os.path.join(ROOT, "experiments", f), os.path.join(OUT, "sweep", f))
+    for f in sorted(os.listdir(os.path.join(ROOT, "experiments", "search"))):  # search spaces
+        if f.endswith(".toml"):
+            shutil.copy(os.path.join(ROOT, "experiments", "search", f), os.path.join(OUT, "sweep", "search_" + f))
+    put("sweep", "journal.jsonl",
+        '{"type":"search","space":"0123456789abcdef","name":"t"}\n'
+        '{"type":"sample","trial":0,"point":{"lr":"0.001"},"weights":100,"mflops":0.1,"to":1,"t":0.1}\n'
+        '{"type":"epoch","trial":0,"epoch":1,"val_acc":80.5,"val_loss":0.5,"seconds":1.0,"t":1.2}\n'
+        '{"type":"rung","trial":0,"rung":0,"epoch":1,"val_acc":80.5,"val_loss":0.5,"train_seconds":1.0,"t":1.2}\n'
+        '{"type":"epo')
     put("sweep", "grid.toml", 'name = "g"\nseeds = [1, 2]\n[base]\nmodel = "fcn"\nhidden = [20, 10]\nepochs = 2\n'
         '[[row]]\nname = "a"\nlr = 0.01\n[grid]\noptimizer = ["sgd", "adam"]\nbatchnorm = [true, false]\n'
         '[random]\ntrials = 2\ndropout = { uniform = [0.0, 0.5] }\nmomentum = { choice = [0.0, 0.9] }\n'
