@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -15,7 +14,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -27,13 +25,10 @@
 #include "data/dataset.hpp"
 #include "dist/mpi.hpp"
 #include "kernels/kernels.hpp"
-#include "inspect/render.hpp"
 #include "nn/model_spec.hpp"
-#include "report/figures.hpp"
-#include "report/html_report.hpp"
 #include "search/journal.hpp"
 #include "search/sampler.hpp"
-#include "sweep/results.hpp"
+#include "search/trials.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
 #include "train/run_state.hpp"
@@ -53,37 +48,6 @@ using Options = std::vector<std::pair<std::string, std::string>>;
 // Thrown from the epoch callback to pause a trial at its rung (or at a soft stop): the trainer
 // keeps the resume state of the epoch just finished.
 struct PauseHere {};
-
-struct EpochRec {
-  double val_acc = 0, val_loss = 0, seconds = 0, t = 0;
-};
-
-enum class State { waiting, running, finished, failed };
-
-struct Trial {
-  int64_t id = 0;
-  Point point;
-  int64_t weights = 0;
-  double mflops = 0;
-  std::map<int64_t, EpochRec> epochs;  // finished epochs, as the journal has them
-  int rung = -1;                       // the highest rung it has a result at
-  std::set<int> promoted;              // the rungs it was promoted from
-  State state = State::running;        // running: a job is due (or under way: `active`)
-  bool active = false;
-  bool pruned = false;
-  int64_t target = 0;  // the epoch its job runs to
-  std::string error;
-  std::set<int> ranks;
-  double test_acc = std::nan("");
-
-  int64_t last_epoch() const { return epochs.empty() ? 0 : epochs.rbegin()->first; }
-  double seconds_to(int64_t epoch) const {
-    double s = 0;
-    for (const auto& [e, r] : epochs)
-      if (e <= epoch) s += r.seconds;
-    return s;
-  }
-};
 
 struct Job {
   int64_t trial = -1;
@@ -128,13 +92,6 @@ std::vector<std::pair<int64_t, EpochRec>> metric_rows(const std::string& text, c
     rows.emplace_back(static_cast<int64_t>(number(ce)), e);
   }
   return rows;
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
 }
 
 std::string clock_text(double seconds) {
@@ -234,7 +191,8 @@ class Engine {
   TrainConfig config_for(const Point& p, const std::string& dir) const { return make_(options_for(p, dir)); }
   // Sizes a point on the data's input; false (with the reason) when it breaks a constraint.
   bool size_point(const Point& p, int64_t& weights, double& mflops, std::string* why) const;
-  std::vector<double> objectives(const Trial& t, int k) const;
+  std::vector<double> objectives(const Trial& t, int k) const { return trial_objectives(s_, rungs_, t, k); }
+  SearchView view() const { return SearchView{s_, rungs_, trials_, o_.data_dir}; }
   std::vector<Point> tpe_history() const;
   Job sample();
   std::optional<Job> next_job();
@@ -247,11 +205,8 @@ class Engine {
   void local_worker();
   void serve_ranks();
   std::string progress_line() const;
-  std::vector<size_t> pareto_set() const;
+  std::vector<size_t> pareto_set() const { return tailor::pareto_set(view()); }
   void evaluate_pareto();
-  void write_tables() const;
-  void write_figures() const;
-  std::string summary() const;
 
   const SearchSpace& s_;
   SearchOptions o_;
@@ -310,25 +265,6 @@ bool Engine::size_point(const Point& p, int64_t& weights, double& mflops, std::s
   return true;
 }
 
-std::vector<double> Engine::objectives(const Trial& t, int k) const {
-  const int64_t e = rungs_[k];
-  const EpochRec& r = t.epochs.at(e);
-  std::vector<double> v;
-  for (const Objective& o : s_.objectives) {
-    double x = 0;
-    switch (o.metric) {
-      case Metric::val_acc: x = r.val_acc; break;
-      case Metric::val_loss: x = r.val_loss; break;
-      case Metric::weights: x = static_cast<double>(t.weights); break;
-      case Metric::mflops: x = t.mflops; break;
-      case Metric::train_seconds: x = t.seconds_to(e); break;
-    }
-    // A value that is not finite (a diverged loss) ranks last, whichever way the objective goes.
-    v.push_back(!std::isfinite(x) ? 1e300 : o.maximize ? -x : x);
-  }
-  return v;
-}
-
 // The trials with a result, best first: those that went furthest first, each rung's by its
 // ranking; then the failed (to steer the sampler away from them).
 std::vector<Point> Engine::tpe_history() const {
@@ -336,13 +272,13 @@ std::vector<Point> Engine::tpe_history() const {
   for (int k = static_cast<int>(rungs_.size()) - 1; k >= 0; --k) {
     std::vector<const Trial*> at;
     for (const Trial& t : trials_)
-      if (t.rung == k && t.state != State::failed) at.push_back(&t);
+      if (t.rung == k && t.state != TrialState::failed) at.push_back(&t);
     std::vector<std::vector<double>> pts;
     for (const Trial* t : at) pts.push_back(objectives(*t, k));
     for (size_t i : rank_order(pts)) out.push_back(at[i]->point);
   }
   for (const Trial& t : trials_)
-    if (t.state == State::failed) out.push_back(t.point);
+    if (t.state == TrialState::failed) out.push_back(t.point);
   return out;
 }
 
@@ -387,11 +323,11 @@ std::optional<Job> Engine::next_job() {
     for (size_t i = 0; i < top; ++i) {
       Trial& t = *at[order[i]];
       // `active`: its job is still unwinding from the pause at this rung.
-      if (t.rung != k || t.state != State::waiting || t.active || t.promoted.count(k)) continue;
+      if (t.rung != k || t.state != TrialState::waiting || t.active || t.promoted.count(k)) continue;
       t.promoted.insert(k);
       t.pruned = false;
       t.target = rungs_[k + 1];
-      t.state = State::running;
+      t.state = TrialState::running;
       journal_.append({{"type", "promote"}, {"trial", t.id}, {"rung", k}, {"to", t.target}, {"t", now()}});
       return Job{t.id, true, t.target};
     }
@@ -424,20 +360,20 @@ void Engine::record_rungs(Trial& t) {
     const EpochRec& r = t.epochs.at(e);
     journal_.append({{"type", "rung"}, {"trial", t.id}, {"rung", k}, {"epoch", e}, {"val_acc", r.val_acc},
                      {"val_loss", r.val_loss}, {"train_seconds", t.seconds_to(e)}, {"t", now()}});
-    if (e == t.target && e < max_epochs()) t.state = State::waiting;
+    if (e == t.target && e < max_epochs()) t.state = TrialState::waiting;
   }
 }
 
 void Engine::job_ended(Trial& t, End end, const std::string& error) {
   t.active = false;
   if (end == kFinished) {
-    t.state = State::finished;
+    t.state = TrialState::finished;
     journal_.append({{"type", "finish"}, {"trial", t.id}, {"epochs", t.last_epoch()}, {"t", now()}});
   } else if (end == kFailed) {
-    t.state = State::failed;
+    t.state = TrialState::failed;
     t.error = error;
     journal_.append({{"type", "fail"}, {"trial", t.id}, {"error", error}, {"t", now()}});
-  } else if (t.state == State::running && t.last_epoch() < t.target) {
+  } else if (t.state == TrialState::running && t.last_epoch() < t.target) {
     // Stopped before its rung (Ctrl-C, --time): continued first by the next run.
     pending_.push_back(Job{t.id, true, t.target});
   }
@@ -468,7 +404,7 @@ void Engine::replay(const std::vector<json>& records) {
         t.promoted.insert(r.at("rung").get<int>());
         t.pruned = false;
         t.target = r.at("to").get<int64_t>();
-        t.state = State::running;
+        t.state = TrialState::running;
       } else if (type == "epoch") {
         EpochRec e;
         const auto number = [](const json& v) { return v.is_null() ? std::nan("") : v.get<double>(); };
@@ -479,11 +415,11 @@ void Engine::replay(const std::vector<json>& records) {
         t.epochs[r.at("epoch").get<int64_t>()] = e;
       } else if (type == "rung") {
         t.rung = std::max(t.rung, r.at("rung").get<int>());
-        if (rungs_[t.rung] == t.target && t.target < max_epochs()) t.state = State::waiting;
+        if (rungs_[t.rung] == t.target && t.target < max_epochs()) t.state = TrialState::waiting;
       } else if (type == "finish") {
-        t.state = State::finished;
+        t.state = TrialState::finished;
       } else if (type == "fail") {
-        t.state = State::failed;
+        t.state = TrialState::failed;
         t.error = r.value("error", "");
       } else if (type == "prune") {
         t.pruned = true;
@@ -496,7 +432,7 @@ void Engine::replay(const std::vector<json>& records) {
     }
   }
   for (Trial& t : trials_)
-    if (t.state == State::running) reconcile(t);
+    if (t.state == TrialState::running) reconcile(t);
 }
 
 // A trial an earlier run left in flight: its directory says how far it got, which may be an epoch
@@ -505,7 +441,7 @@ void Engine::reconcile(Trial& t) {
   const std::string dir = trial_dir(t.id);
   namespace fs = std::filesystem;
   record_rungs(t);  // a kill between an epoch's record and its rung's
-  if (t.state != State::running) return;
+  if (t.state != TrialState::running) return;
   if (fs::exists(dir + "/summary.json")) {
     for (const auto& [e, r] : metric_rows(read_file(dir + "/metrics.csv"), dir + "/metrics.csv"))
       if (e <= t.target) record_epoch(t, e, r, true);
@@ -519,7 +455,7 @@ void Engine::reconcile(Trial& t) {
     const ResumeProgress p = read_resume_progress(dir + "/" + kResumeStateFile);
     for (const auto& [e, r] : metric_rows(p.metrics, dir + "/" + kResumeStateFile))
       if (e <= p.epoch) record_epoch(t, e, r, true);
-    if (t.state == State::running) pending_.push_back(Job{t.id, true, t.target});
+    if (t.state == TrialState::running) pending_.push_back(Job{t.id, true, t.target});
     return;
   }
   if (!t.epochs.empty())
@@ -531,7 +467,7 @@ void Engine::reconcile(Trial& t) {
 
 void Engine::start_job(Trial& t, int rank) {
   t.active = true;
-  t.state = State::running;
+  t.state = TrialState::running;
   if (t.ranks.insert(rank).second) journal_.append({{"type", "run"}, {"trial", t.id}, {"rank", rank}, {"t", now()}});
   ++running_;
 }
@@ -717,8 +653,8 @@ std::string Engine::progress_line() const {
   int64_t best_trial = -1;
   for (const Trial& t : trials_) {
     if (t.active) ++running;
-    else if (t.state == State::finished) ++finished;
-    else if (t.state == State::failed) ++failed;
+    else if (t.state == TrialState::finished) ++finished;
+    else if (t.state == TrialState::failed) ++failed;
     else if (t.pruned) ++pruned;
     else ++paused;
     for (const auto& [e, r] : t.epochs)
@@ -737,296 +673,16 @@ std::string Engine::progress_line() const {
   return line;
 }
 
-// The Pareto set: among the finished trials (or, while none is, those at the highest rung
-// reached), the non-dominated ones by the objectives at that rung.
-std::vector<size_t> Engine::pareto_set() const {
-  int k = -1;
-  for (const Trial& t : trials_)
-    if (t.state != State::failed) k = std::max(k, t.rung);
-  if (k < 0) return {};
-  std::vector<size_t> at;
-  std::vector<std::vector<double>> pts;
-  for (size_t i = 0; i < trials_.size(); ++i)
-    if (trials_[i].rung == k && trials_[i].state != State::failed) {
-      at.push_back(i);
-      pts.push_back(objectives(trials_[i], k));
-    }
-  const std::vector<int> fronts = pareto_fronts(pts);
-  std::vector<size_t> out;
-  for (size_t j = 0; j < at.size(); ++j)
-    if (fronts[j] == 0) out.push_back(at[j]);
-  return out;
-}
-
 // The test set, for the finished members of the Pareto set only (each once: the journal keeps it).
 void Engine::evaluate_pareto() {
   for (size_t i : pareto_set()) {
     Trial& t = trials_[i];
-    if (t.state != State::finished || !std::isnan(t.test_acc)) continue;
+    if (t.state != TrialState::finished || !std::isnan(t.test_acc)) continue;
     LoadedModel m = load_model(trial_dir(t.id) + "/model.ckpt");
     kernels::ThreadScope threads(std::max(1, o_.threads_per_job * o_.jobs));
     t.test_acc = evaluate(*m.model, data_.test, nullptr, m.norm, m.eval_batch, nullptr, m.tta_flip).acc;
     journal_.append({{"type", "test"}, {"trial", t.id}, {"test_acc", t.test_acc}, {"t", now()}});
   }
-}
-
-void Engine::write_tables() const {
-  const std::vector<size_t> pareto = pareto_set();
-  std::string head = "trial,status,epochs";
-  // The options as the command line spells them (--weights, a budget, beside weights, the count).
-  for (const SpaceParam& p : s_.params) head += "," + csv_field("--" + p.key);
-  head += ",weights,mflops,val_acc,val_loss,train_seconds,ranks\n";
-  auto row = [&](const Trial& t, const std::string& status) {
-    std::string line = fmt::format("{},{},{}", t.id, status, t.last_epoch());
-    for (const SpaceParam& p : s_.params) {
-      auto it = t.point.find(p.key);
-      line += "," + (it == t.point.end() ? std::string() : csv_field(it->second));
-    }
-    line += fmt::format(",{},{:.4f}", t.weights, t.mflops);
-    if (t.epochs.empty()) {
-      line += ",,,";
-    } else {
-      const EpochRec& r = t.epochs.rbegin()->second;
-      line += fmt::format(",{:.2f},{:.4f},{:.1f}", r.val_acc, r.val_loss, t.seconds_to(t.last_epoch()));
-    }
-    std::string ranks;
-    for (int r : t.ranks) ranks += (ranks.empty() ? "" : " ") + std::to_string(r);
-    return line + "," + ranks + "\n";
-  };
-  std::string csv = head;
-  for (const Trial& t : trials_) {
-    const char* status = t.active                       ? "running"
-                         : t.state == State::finished   ? "finished"
-                         : t.state == State::failed     ? "failed"
-                         : t.pruned                     ? "pruned"
-                                                        : "paused";
-    csv += row(t, status);
-  }
-  write_file_atomic(s_.out + "/trials.csv", csv);
-  std::string p = head.substr(0, head.size() - 1) + ",test_acc\n";
-  for (size_t i : pareto) {
-    const Trial& t = trials_[i];
-    std::string line = row(t, t.state == State::finished ? "finished" : "paused");
-    line.pop_back();
-    p += line + "," + (std::isnan(t.test_acc) ? std::string() : fmt::format("{:.2f}", t.test_acc)) + "\n";
-  }
-  write_file_atomic(s_.out + "/pareto.csv", p);
-
-  // best.toml: a sweep that trains the Pareto set again, three seeds each, to the maximum epochs.
-  // Flags and numbers bare, the rest (widths, names, --arch texts) as strings: as a sweep file has them.
-  auto value = [](const std::string& v) {
-    const std::regex number(R"(-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)");
-    return v == "true" || v == "false" || std::regex_match(v, number) ? v : json(v).dump();
-  };
-  std::string toml = fmt::format(
-      "# The Pareto set of search {} ({}), trained again with three seeds to {} epochs:\n"
-      "#   tailor sweep {}/best.toml\n# Its table then gives test accuracy as a mean of the seeds.\n"
-      "name = {}\nout = {}\nseeds = [1, 2, 3]\n\n[base]\n",
-      s_.name, s_.path, max_epochs(), s_.out, json(s_.name + "-pareto").dump(), json(s_.out + "/best").dump());
-  for (const auto& [k, v] : s_.base)
-    if (k != "data" || o_.data_dir.empty()) toml += k + " = " + value(v) + "\n";
-  if (!o_.data_dir.empty()) toml += "data = " + json(o_.data_dir).dump() + "\n";
-  toml += fmt::format("epochs = {}\n", max_epochs());
-  for (size_t i : pareto) {
-    const Trial& t = trials_[i];
-    toml += fmt::format("\n[[row]]\nname = \"trial {:04d}\"\n", t.id);
-    for (const auto& [k, v] : t.point) toml += k + " = " + value(v) + "\n";
-  }
-  write_file_atomic(s_.out + "/best.toml", toml);
-}
-
-void Engine::write_figures() const {
-  namespace fs = std::filesystem;
-  fs::create_directories(s_.out + "/figures");
-  const std::vector<size_t> pareto = pareto_set();
-  // Each trial at its last rung: the figures' points.
-  auto at_rung = [&](const Trial& t) { return t.epochs.at(rungs_[t.rung]).val_acc; };
-  Series all{"trials (at their last rung)", {}, {}}, front{"Pareto set", {}, {}};
-  for (const Trial& t : trials_)
-    if (t.rung >= 0) {
-      all.x.push_back(static_cast<double>(t.weights));
-      all.y.push_back(at_rung(t));
-    }
-  for (size_t i : pareto) {
-    front.x.push_back(static_cast<double>(trials_[i].weights));
-    front.y.push_back(at_rung(trials_[i]));
-  }
-  if (all.x.empty()) return;
-  std::vector<Series> series{all, front};
-  // The study's Table 1: its validation accuracy by weight budget, per family.
-  std::map<std::string, Series> study;
-  std::istringstream in(study_table1_csv());
-  std::string line;
-  std::getline(in, line);
-  while (std::getline(in, line)) {
-    std::vector<std::string> f;
-    std::stringstream r(line);
-    for (std::string c; std::getline(r, c, ',');) f.push_back(c);
-    if (f.size() < 6) continue;
-    Series& s = study[f[0]];
-    s.name = "the study's Table 1, " + f[0] + " (PyTorch)";
-    s.x.push_back(static_cast<double>(parse_weight_count(f[1])));
-    s.y.push_back(std::stod(f[5]));
-  }
-  for (auto& [k, s] : study) series.push_back(s);
-  scatter_png(s_.out + "/figures/val_acc_vs_weights.png", "Validation accuracy against weights: " + s_.name, "weights",
-              "validation accuracy (%)", series, true);
-
-  std::vector<std::pair<double, double>> events;
-  for (const Trial& t : trials_)
-    for (const auto& [e, r] : t.epochs) events.emplace_back(r.t, r.val_acc);
-  std::sort(events.begin(), events.end());
-  Series best{"best validation accuracy so far", {}, {}};
-  double top = -1;
-  for (const auto& [t, v] : events)
-    if (v > top) {
-      top = v;
-      best.x.push_back(t / 60.0);
-      best.y.push_back(v);
-    }
-  best.x.push_back(events.back().first / 60.0);
-  best.y.push_back(top);
-  line_chart_png(s_.out + "/figures/best_so_far.png", "Best validation accuracy against time: " + s_.name,
-                 "wall time (minutes)", "validation accuracy (%)", {best});
-
-  for (const SpaceParam& p : s_.params) {
-    std::vector<Series> slice;
-    if (p.dist.kind == DistKind::choice) {
-      for (size_t c = 0; c < p.dist.choices.size(); ++c) {
-        Series s{p.key + " = " + p.dist.choices[c], {}, {}};
-        for (const Trial& t : trials_) {
-          auto it = t.point.find(p.key);
-          if (t.rung >= 0 && it != t.point.end() && it->second == p.dist.choices[c]) {
-            s.x.push_back(static_cast<double>(c + 1));
-            s.y.push_back(at_rung(t));
-          }
-        }
-        if (!s.x.empty()) slice.push_back(s);
-      }
-    } else {
-      Series s{p.key, {}, {}};
-      for (const Trial& t : trials_) {
-        auto it = t.point.find(p.key);
-        if (t.rung >= 0 && it != t.point.end()) {
-          s.x.push_back(std::stod(it->second));
-          s.y.push_back(at_rung(t));
-        }
-      }
-      if (!s.x.empty()) slice.push_back(s);
-    }
-    if (slice.empty()) continue;
-    std::string file = p.key;
-    for (char& c : file)
-      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-    scatter_png(s_.out + "/figures/slice_" + file + ".png", "Validation accuracy against " + p.key + ": " + s_.name,
-                p.dist.kind == DistKind::choice ? p.key + " (choice number)" : p.key, "validation accuracy (%)", slice,
-                p.dist.kind == DistKind::log_uniform);
-  }
-
-  // report.html: the same, interactive, with the parameters in parallel coordinates.
-  json points = json::array(), curve = json::array(), axes = json::array();
-  std::set<int64_t> on_front;
-  for (size_t i : pareto) on_front.insert(trials_[i].id);
-  for (const Trial& t : trials_) {
-    if (t.rung < 0) continue;
-    json p{{"trial", t.id}, {"weights", t.weights}, {"mflops", t.mflops}, {"val_acc", at_rung(t)},
-           {"epochs", rungs_[t.rung]}, {"set", on_front.count(t.id) ? "Pareto set" : "other trials"}};
-    for (const auto& [k, v] : t.point) p[k] = v;
-    points.push_back(p);
-    for (const SpaceParam& q : s_.params) {
-      auto it = t.point.find(q.key);
-      if (it == t.point.end()) continue;
-      double u = 0;
-      if (q.dist.kind == DistKind::choice) {
-        const auto c = std::find(q.dist.choices.begin(), q.dist.choices.end(), it->second) - q.dist.choices.begin();
-        u = q.dist.choices.size() > 1 ? static_cast<double>(c) / static_cast<double>(q.dist.choices.size() - 1) : 0.5;
-      } else {
-        u = std::clamp(q.dist.to_unit(std::stod(it->second)), 0.0, 1.0);
-      }
-      axes.push_back({{"trial", t.id}, {"axis", q.key}, {"position", u}, {"value", it->second}, {"val_acc", at_rung(t)}});
-    }
-  }
-  for (size_t i = 0; i < best.x.size(); ++i) curve.push_back({{"minutes", best.x[i]}, {"best_val_acc", best.y[i]}});
-  const std::string schema = "https://vega.github.io/schema/vega-lite/v5.json";
-  json specs = json::array();
-  specs.push_back({{"$schema", schema},
-                   {"title", "Validation accuracy against weights (each trial at its last rung)"},
-                   {"width", 420},
-                   {"height", 260},
-                   {"data", {{"name", "points"}}},
-                   {"mark", {{"type", "point"}, {"filled", true}, {"size", 70}}},
-                   {"encoding",
-                    {{"x", {{"field", "weights"}, {"type", "quantitative"}, {"scale", {{"type", "log"}}}}},
-                     {"y", {{"field", "val_acc"}, {"type", "quantitative"}, {"title", "validation accuracy (%)"}, {"scale", {{"zero", false}}}}},
-                     {"color", {{"field", "set"}, {"type", "nominal"}, {"title", ""}}},
-                     {"tooltip", json::array({{{"field", "trial"}}, {{"field", "weights"}}, {{"field", "val_acc"}, {"format", ".2f"}}, {{"field", "epochs"}}})}}}});
-  specs.push_back({{"$schema", schema},
-                   {"title", "Best validation accuracy against time"},
-                   {"width", 420},
-                   {"height", 260},
-                   {"data", {{"name", "curve"}}},
-                   {"mark", {{"type", "line"}, {"point", true}, {"interpolate", "step-after"}}},
-                   {"encoding",
-                    {{"x", {{"field", "minutes"}, {"type", "quantitative"}, {"title", "wall time (minutes)"}}},
-                     {"y", {{"field", "best_val_acc"}, {"type", "quantitative"}, {"title", "validation accuracy (%)"}, {"scale", {{"zero", false}}}}}}}});
-  json axis_order = json::array();
-  for (const SpaceParam& q : s_.params) axis_order.push_back(q.key);
-  specs.push_back({{"$schema", schema},
-                   {"title", "The parameters of every trial (parallel coordinates; colour: validation accuracy)"},
-                   {"width", std::max<int>(420, 110 * static_cast<int>(s_.params.size()))},
-                   {"height", 260},
-                   {"data", {{"name", "axes"}}},
-                   {"mark", {{"type", "line"}, {"opacity", 0.6}}},
-                   {"encoding",
-                    {{"x", {{"field", "axis"}, {"type", "nominal"}, {"sort", axis_order}, {"title", ""}}},
-                     {"y", {{"field", "position"}, {"type", "quantitative"}, {"title", "position in its range"}}},
-                     {"detail", {{"field", "trial"}, {"type", "nominal"}}},
-                     {"color", {{"field", "val_acc"}, {"type", "quantitative"}, {"scale", {{"scheme", "viridis"}}}}},
-                     {"tooltip", json::array({{{"field", "trial"}}, {{"field", "axis"}}, {{"field", "value"}}, {{"field", "val_acc"}, {"format", ".2f"}}})}}}});
-  std::string table = "<h2>Pareto set</h2>\n<table>\n<tr><th>trial</th>";
-  for (const SpaceParam& q : s_.params) table += "<th>" + html_escape(q.key) + "</th>";
-  table += "<th>weights</th><th>MFLOPs</th><th>epochs</th><th>val_acc</th><th>test_acc (reported, never used to choose)</th></tr>\n";
-  for (size_t i : pareto) {
-    const Trial& t = trials_[i];
-    table += fmt::format("<tr><td>{}</td>", t.id);
-    for (const SpaceParam& q : s_.params) {
-      auto it = t.point.find(q.key);
-      table += "<td>" + html_escape(it == t.point.end() ? "" : it->second) + "</td>";
-    }
-    table += fmt::format("<td>{}</td><td>{:.3f}</td><td>{}</td><td>{:.2f}</td><td>{}</td></tr>\n", t.weights, t.mflops,
-                         rungs_[t.rung], at_rung(t), std::isnan(t.test_acc) ? "" : fmt::format("{:.2f}", t.test_acc));
-  }
-  table += "</table>\n<p>Every trial: trials.csv; the journal of every decision: search.jsonl.</p>\n";
-  write_vega_page(s_.out + "/report.html", "tailor search: " + s_.name,
-                  fmt::format("<p>{} trials; rungs at epochs {}; objectives {}.</p>\n", trials_.size(),
-                              fmt::join(rungs_, ", "),
-                              html_escape([&] {
-                                std::string o;
-                                for (const Objective& x : s_.objectives)
-                                  o += (o.empty() ? "" : ", ") + std::string(x.maximize ? "max " : "min ") + metric_name(x.metric);
-                                return o;
-                              }())),
-                  specs, json{{"points", points}, {"curve", curve}, {"axes", axes}}, table);
-}
-
-std::string Engine::summary() const {
-  std::string out;
-  const std::vector<size_t> pareto = pareto_set();
-  out += fmt::format("Pareto set ({} trial{}", pareto.size(), pareto.size() == 1 ? "" : "s");
-  out += pareto.empty() || trials_[pareto[0]].state == State::finished ? "" : ", at the highest rung reached so far";
-  out += "):\n";
-  for (size_t i : pareto) {
-    const Trial& t = trials_[i];
-    std::string params;
-    for (const auto& [k, v] : t.point) params += " " + k + "=" + v;
-    out += fmt::format("  trial {:04d}: val_acc {:.2f}% at epoch {}, {} weights, {:.3f} MFLOPs{};{}\n", t.id,
-                       t.epochs.at(rungs_[t.rung]).val_acc, rungs_[t.rung], t.weights, t.mflops,
-                       std::isnan(t.test_acc) ? "" : fmt::format(", test {:.2f}%", t.test_acc), params);
-  }
-  out += fmt::format("results: {0}/trials.csv, pareto.csv, best.toml (tailor sweep {0}/best.toml retrains the set with "
-                     "3 seeds), report.html, figures/*.png; journal {0}/search.jsonl\n",
-                     s_.out);
-  return out;
 }
 
 SearchOutcome Engine::run() {
@@ -1109,27 +765,27 @@ SearchOutcome Engine::run() {
   if (!fatal_.empty()) throw Error(fatal_);
   if (complete_) {
     for (Trial& t : trials_)
-      if (t.state == State::waiting && !t.pruned) {
+      if (t.state == TrialState::waiting && !t.pruned) {
         t.pruned = true;
         journal_.append({{"type", "prune"}, {"trial", t.id}, {"rung", t.rung}, {"t", now()}});
       }
   }
   evaluate_pareto();
-  write_tables();
-  write_figures();
+  write_search_tables(view());
+  write_search_figures(view());
   out.complete = complete_;
   out.timed_out = timed_out_;
   out.stopped_by = stopped_by_;
   out.trials = static_cast<int64_t>(trials_.size());
   for (const Trial& t : trials_) {
-    out.finished += t.state == State::finished;
-    out.failed += t.state == State::failed;
+    out.finished += t.state == TrialState::finished;
+    out.failed += t.state == TrialState::failed;
     out.pruned += t.pruned;
   }
   out.epochs_run = epochs_run_;
   out.epochs_recovered = epochs_recovered_;
   out.seconds = std::chrono::duration<double>(Clock::now() - start_).count();
-  out.summary = summary();
+  out.summary = search_summary(view());
   return out;
 }
 
