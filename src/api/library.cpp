@@ -5,12 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <map>
 #include <mutex>
-#include <optional>
-#include <set>
 #include <sstream>
-#include <thread>
 
 #include "cli/commands.hpp"
 #include "export/onnx_export.hpp"
@@ -335,49 +331,12 @@ Run resume(const std::string& dir, const Data& data, const Hooks& hooks, int thr
 }
 
 SearchSummary search(const std::string& space, const Options& flags, std::function<int()> poll) {
-  std::map<std::string, std::string> f;
-  for (const auto& [k, v] : flags) {
-    const std::set<std::string> known{"out", "jobs", "threads-per-job", "time", "trials", "seed",
-                                      "schedule", "sampler", "data", "progress"};
-    if (!known.count(k)) throw OptionError(k, true, "search has no flag '" + k + "'");
-    f[k] = v;
-  }
-  auto integer = [&](const std::string& k, int64_t lo, int64_t hi) -> std::optional<int64_t> {
-    if (!f.count(k)) return std::nullopt;
-    size_t used = 0;
-    int64_t v = 0;
-    try {
-      v = std::stoll(f[k], &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != f[k].size() || used == 0 || v < lo || v > hi)
-      throw OptionError(k, false, k + ": '" + f[k] + "' is not a whole number in [" + std::to_string(lo) + ", " +
-                                      std::to_string(hi) + "]");
-    return v;
-  };
-  SearchSpace s = read_space(space, cli::train_option_table(), cli::check_train_option);
-  SearchOptions o;
-  if (f.count("out")) s.out = f["out"];
-  if (auto v = integer("seed", 0, INT64_MAX)) s.seed = static_cast<uint64_t>(*v);
-  if (f.count("schedule")) {
-    if (f["schedule"] != "asha" && f["schedule"] != "none") throw OptionError("schedule", false, "schedule: asha or none");
-    s.asha = f["schedule"] == "asha";
-    if (s.asha && s.min_epochs >= s.max_epochs) throw OptionError("schedule", false, "schedule asha needs min-epochs below max-epochs");
-  }
-  if (f.count("sampler")) {
-    if (f["sampler"] != "tpe" && f["sampler"] != "random") throw OptionError("sampler", false, "sampler: tpe or random");
-    s.tpe = f["sampler"] == "tpe";
-  }
-  if (f.count("time")) o.time_limit = cli::parse_duration(f["time"]);
-  if (auto v = integer("trials", 0, 1000000)) o.trials = *v;
-  if ((o.trials >= 0 ? o.trials : s.trials) == 0 && o.time_limit <= 0)
-    throw Error(space + " sets no trials and no time was given: the search would never end; give trials or time");
-  o.jobs = static_cast<int>(integer("jobs", 1, 256).value_or(1));
-  const int threads = static_cast<int>(integer("threads-per-job", 0, 1024).value_or(0));
-  o.threads_per_job = threads > 0 ? threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / o.jobs);
-  if (f.count("data")) o.data_dir = f["data"];
-  o.progress = f.count("progress") ? f["progress"] : "none";
+  Options f = flags;
+  if (std::none_of(f.begin(), f.end(), [](const auto& kv) { return kv.first == "progress"; }))
+    f.emplace_back("progress", "none");  // a library prints nothing unless asked
+  cli::SearchSetup setup = cli::search_setup_from_flags(space, f);
+  SearchSpace& s = setup.space;
+  SearchOptions& o = setup.options;
   o.poll = std::move(poll);
   const SearchOutcome r = run_search(s, o, cli::train_config_from_options);
   SearchSummary out;

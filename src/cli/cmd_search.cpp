@@ -1,6 +1,7 @@
 // `tailor search SPACE.toml`: multi-objective asynchronous successive halving (search/search.hpp).
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -66,8 +67,11 @@ double parse_duration(const std::string& text) {
   return total;
 }
 
-Run add_search(CLI::App& app) {
-  auto a = std::make_shared<SearchArgs>();
+namespace {
+
+// search's options, declared on `app`'s subcommand "search": what the program and the library
+// (search_setup_from_flags) both read.
+CLI::App* declare_search(CLI::App& app, SearchArgs* a) {
   CLI::App* c = app.add_subcommand(
       "search", "Search a space of train options for the best validation accuracy (and fewest weights, MFLOPs or "
                 "seconds): asynchronous successive halving with several objectives, TPE sampling, resumable after "
@@ -97,31 +101,74 @@ Run add_search(CLI::App& app) {
   c->add_option("--progress", a->progress, "auto (a line kept up to date on a terminal), bar, lines or none")
       ->check(CLI::IsMember({"auto", "bar", "lines", "none"}))
       ->capture_default_str();
+  return c;
+}
+
+}  // namespace
+
+namespace {
+
+// The space file read and the flags applied and checked.
+SearchSetup search_setup(const SearchArgs& args) {
+  const SearchArgs* a = &args;
+  SearchOptions opt;
+  if (!a->time.empty()) opt.time_limit = parse_duration(a->time);
+  SearchSpace space = read_space(a->file, train_option_table(), check_train_option);
+  if (!a->out.empty()) space.out = a->out;
+  if (a->seed >= 0) space.seed = static_cast<uint64_t>(a->seed);
+  if (!a->schedule.empty()) {
+    space.asha = a->schedule == "asha";
+    if (space.asha && space.min_epochs >= space.max_epochs)
+      throw Error(fmt::format("--schedule asha needs min-epochs ({}) below max-epochs ({}) in {}", space.min_epochs,
+                              space.max_epochs, a->file));
+  }
+  if (!a->sampler.empty()) space.tpe = a->sampler == "tpe";
+  if (a->trials >= 0) opt.trials = a->trials;
+  if ((opt.trials >= 0 ? opt.trials : space.trials) == 0 && opt.time_limit <= 0)
+    throw Error(a->file + " sets no limit of trials and no --time was given: the search would never end; give --trials N "
+                          "or --time 30m");
+  const bool distributed = dist::size() > 1;
+  opt.jobs = a->jobs;
+  const int sharing = distributed ? dist::local_size() : a->jobs;
+  opt.threads_per_job = a->threads_per_job > 0 ? resolve_threads(a->threads_per_job, "--threads-per-job")
+                                               : std::max(1, available_cores() / sharing);
+  opt.data_dir = a->data;
+  opt.progress = a->progress;
+  return {std::move(space), std::move(opt)};
+}
+
+}  // namespace
+
+SearchSetup search_setup_from_flags(const std::string& file, const std::vector<std::pair<std::string, std::string>>& flags) {
+  CLI::App app;
+  SearchArgs a;
+  CLI::App* c = declare_search(app, &a);
+  std::vector<std::string> args{"search", file};
+  for (const auto& [name, value] : flags) {
+    if (name.empty() || name == "help" || name == "file" || !c->get_option_no_throw("--" + name))
+      throw OptionError(name, true, "search has no flag '" + name + "'");
+    args.push_back("--" + name);
+    args.push_back(value);
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what(), option;
+    for (const auto& [name, value] : flags)
+      if (what.find("--" + name) != std::string::npos && name.size() > option.size()) option = name;
+    throw OptionError(option, false, what);
+  }
+  return search_setup(a);
+}
+
+Run add_search(CLI::App& app) {
+  auto a = std::make_shared<SearchArgs>();
+  CLI::App* c = declare_search(app, a.get());
   return [a, c]() {
     if (!c->parsed()) return -1;
-    SearchOptions opt;
-    if (!a->time.empty()) opt.time_limit = parse_duration(a->time);
-    SearchSpace space = read_space(a->file, train_option_table(), check_train_option);
-    if (!a->out.empty()) space.out = a->out;
-    if (a->seed >= 0) space.seed = static_cast<uint64_t>(a->seed);
-    if (!a->schedule.empty()) {
-      space.asha = a->schedule == "asha";
-      if (space.asha && space.min_epochs >= space.max_epochs)
-        throw Error(fmt::format("--schedule asha needs min-epochs ({}) below max-epochs ({}) in {}", space.min_epochs,
-                                space.max_epochs, a->file));
-    }
-    if (!a->sampler.empty()) space.tpe = a->sampler == "tpe";
-    if (a->trials >= 0) opt.trials = a->trials;
-    if ((opt.trials >= 0 ? opt.trials : space.trials) == 0 && opt.time_limit <= 0)
-      throw Error(a->file + " sets no limit of trials and no --time was given: the search would never end; give --trials N "
-                            "or --time 30m");
+    auto [space, opt] = search_setup(*a);
     const bool distributed = dist::size() > 1;
-    opt.jobs = a->jobs;
-    const int sharing = distributed ? dist::local_size() : a->jobs;
-    opt.threads_per_job = a->threads_per_job > 0 ? resolve_threads(a->threads_per_job, "--threads-per-job")
-                                                 : std::max(1, available_cores() / sharing);
-    opt.data_dir = a->data;
-    opt.progress = a->progress;
     SearchOutcome r;
     {
       std::optional<InterruptHandlers> handlers;

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "search/search.hpp"
 #include "sweep/sweep_file.hpp"
 #include "train/config.hpp"
 
@@ -47,5 +48,15 @@ TrainConfig train_config_from_options(const std::vector<std::pair<std::string, s
 
 // --time's value: "45m", "2h", "90s", "1h30m" or seconds; throws tailor::Error naming --time.
 double parse_duration(const std::string& text);
+
+// What `tailor search FILE --NAME VALUE ...` would run: the space file read and the flags
+// (names without dashes: out, jobs, threads-per-job, time, trials, seed, schedule, sampler, data,
+// progress) applied through search's own parser and checks. Throws OptionError naming the flag
+// (unknown, or a bad value), tailor::Error on a bad space or combination.
+struct SearchSetup {
+  SearchSpace space;
+  SearchOptions options;
+};
+SearchSetup search_setup_from_flags(const std::string& file, const std::vector<std::pair<std::string, std::string>>& flags);
 
 }  // namespace tailor::cli
