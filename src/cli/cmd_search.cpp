@@ -143,22 +143,7 @@ SearchSetup search_setup_from_flags(const std::string& file, const std::vector<s
   CLI::App app;
   SearchArgs a;
   CLI::App* c = declare_search(app, &a);
-  std::vector<std::string> args{"search", file};
-  for (const auto& [name, value] : flags) {
-    if (name.empty() || name == "help" || name == "file" || !c->get_option_no_throw("--" + name))
-      throw OptionError(name, true, "search has no flag '" + name + "'");
-    args.push_back("--" + name);
-    args.push_back(value);
-  }
-  std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse
-  try {
-    app.parse(args);
-  } catch (const CLI::ParseError& e) {
-    std::string what = e.what(), option;
-    for (const auto& [name, value] : flags)
-      if (what.find("--" + name) != std::string::npos && name.size() > option.size()) option = name;
-    throw OptionError(option, false, what);
-  }
+  parse_named_options(app, c, {"search", file}, flags, "search");
   return search_setup(a);
 }
 

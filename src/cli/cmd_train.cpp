@@ -300,29 +300,7 @@ TrainConfig train_config_from_options(const std::vector<std::pair<std::string, s
   CLI::App app;
   TrainArgs a;
   CLI::App* c = declare_train(app, &a);
-  std::vector<std::string> args{"train"};
-  for (const auto& [name, value] : options) {
-    const CLI::Option* o = name.empty() || name == "help" ? nullptr : c->get_option_no_throw("--" + name);
-    if (!o) throw OptionError(name, true, "train has no option '" + name + "'");
-    if (o->get_expected_max() == 0) {
-      if (value != "true" && value != "false")
-        throw OptionError(name, false, "--" + name + " is on or off: its value must be true or false, not '" + value + "'");
-      args.push_back("--" + name + "=" + value);
-    } else {
-      args.push_back("--" + name);
-      args.push_back(value);
-    }
-  }
-  std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse
-  try {
-    app.parse(args);
-  } catch (const CLI::ParseError& e) {
-    // CLI11's messages name the option ("--lr: Value nan not in range ..."): pick it out.
-    std::string what = e.what(), option;
-    for (const auto& [name, value] : options)
-      if (what.find("--" + name) != std::string::npos && name.size() > option.size()) option = name;
-    throw OptionError(option, false, what);
-  }
+  parse_named_options(app, c, {"train"}, options, "train");
   if (!a.resume.empty()) throw OptionError("resume", false, "resume is not a training option here: resume a run by its directory");
   return train_config(&a);
 }

@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -172,6 +173,32 @@ void end_by_signal(int signal, const std::string& line) {
   sigaction(signal, &dfl, nullptr);
   ::raise(signal);
   ::_exit(128 + signal);  // not reached: the signal ends the process
+}
+
+void parse_named_options(CLI::App& app, const CLI::App* c, std::vector<std::string> args,
+                         const std::vector<std::pair<std::string, std::string>>& options, const std::string& command) {
+  for (const auto& [name, value] : options) {
+    const CLI::Option* o = name.empty() || name == "help" ? nullptr : c->get_option_no_throw("--" + name);
+    if (!o || o->get_lnames().empty()) throw OptionError(name, true, command + " has no option '" + name + "'");
+    if (o->get_expected_max() == 0) {
+      if (value != "true" && value != "false")
+        throw OptionError(name, false, "--" + name + " is on or off: its value must be true or false, not '" + value + "'");
+      args.push_back("--" + name + "=" + value);
+    } else {
+      args.push_back("--" + name);
+      args.push_back(value);
+    }
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    // CLI11's messages name the option ("--lr: Value nan not in range ..."): pick it out.
+    std::string what = e.what(), option;
+    for (const auto& [name, value] : options)
+      if (what.find("--" + name) != std::string::npos && name.size() > option.size()) option = name;
+    throw OptionError(option, false, what);
+  }
 }
 
 }  // namespace tailor::cli

@@ -4,6 +4,8 @@
 #include <signal.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -46,6 +48,14 @@ int available_cores();
 // warning naming `flag`: more threads than cores only make every barrier wait (measured: an FCN
 // epoch 42.7 s with --threads 1024 on 2 cores, under 1 s with 2).
 int resolve_threads(int requested, const std::string& flag);
+
+// Parses (name, value) pairs — command-line names without dashes, a flag's value "true" or
+// "false" — as the subcommand `c` of `app` would parse `--name value ...` after `leading` (its
+// name and positionals): the program's own checks for the library and search setups. Throws
+// OptionError naming the option: unknown ones (`command` names the subcommand in the message)
+// and bad values.
+void parse_named_options(CLI::App& app, const CLI::App* c, std::vector<std::string> leading,
+                         const std::vector<std::pair<std::string, std::string>>& options, const std::string& command);
 
 // SIGINT and SIGTERM go to `handler` for this object's life (a signal the caller ignores, such as
 // a job started with `&` from a script, stays ignored), then back to what they were. With
