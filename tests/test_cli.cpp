@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -333,6 +334,36 @@ TEST_F(Cli, SweepsOfMillionsOfTrialsAreRefusedBeforeExpanding) {
   // --seeds multiplies the trials too.
   std::ofstream(root_ + "/many_seeds.toml") << "[grid]\nlr = [" << lr << "]\n";
   expect_one_line_error(tailor("sweep " + root_ + "/many_seeds.toml --seeds 1000 --dry-run"), "--seeds 1000");
+}
+
+// A search's best.toml holds its whole Pareto set; `--row` runs the members asked for, and a name
+// the file does not have is one line listing the names it has.
+TEST_F(Cli, SweepRowsRunsOnlyTheRowsNamed) {
+  const std::string sweep = root_ + "/rows.toml";
+  std::ofstream(sweep) << "seeds = [1, 2]\n[base]\nmodel = \"fcn\"\n[[row]]\nname = \"small\"\nhidden = [8]\n"
+                          "[[row]]\nname = \"small wide\"\nhidden = [64]\n[[row]]\nname = \"deep\"\nhidden = [8, 8]\n"
+                          "[grid]\nlr = [0.001, 0.01]\n";
+  Ran all = tailor("sweep " + sweep + " --dry-run");
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_NE(all.out.find("12 trials"), std::string::npos) << all.out;
+  Ran some = tailor("sweep " + sweep + " --row small --row deep --dry-run");
+  ASSERT_EQ(some.code, 0) << some.err;
+  EXPECT_NE(some.out.find("8 trials"), std::string::npos) << some.out;
+  EXPECT_EQ(some.out.find("small wide"), std::string::npos) << "a row whose name only begins alike stays out";
+  EXPECT_NE(some.out.find("deep lr=0.01"), std::string::npos) << some.out;
+  // Each kept trial is the whole sweep's, line for line (same id, so a whole run continues from it).
+  std::istringstream lines(some.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(" seed ") != std::string::npos) {
+      EXPECT_NE(all.out.find(line), std::string::npos) << line;
+    }
+  }
+  Ran commas = tailor("sweep --row 'small wide,deep' " + sweep + " --seeds 1 --dry-run");
+  ASSERT_EQ(commas.code, 0) << commas.err;
+  EXPECT_NE(commas.out.find("4 trials"), std::string::npos) << commas.out;
+  Ran bad = tailor("sweep " + sweep + " --row wide --dry-run");
+  expect_one_line_error(bad, "--row 'wide'");
+  EXPECT_NE(bad.err.find("'small', 'small wide', 'deep'"), std::string::npos) << bad.err;
 }
 
 // "--channels 100000,100000" ended in a bare "out of memory": a model that cannot fit is refused

@@ -2,12 +2,15 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -42,8 +45,26 @@ extern "C" void on_sweep_interrupt(int signal) {
   if (g_interrupt.exchange(signal) != 0) ::_exit(128 + signal);
 }
 
+// Keeps the trials of the rows named; a name the file does not have is refused with its row names.
+// Trial ids hash the options and the seed, so a sweep run by rows continues into the whole one.
+void keep_rows(SweepSpec& spec, const std::vector<std::string>& names) {
+  std::vector<std::string> known;
+  for (const TrialSpec& t : spec.trials)
+    if (std::find(known.begin(), known.end(), t.row_name) == known.end()) known.push_back(t.row_name);
+  for (const std::string& n : names)
+    if (std::find(known.begin(), known.end(), n) == known.end()) {
+      std::string list;
+      for (const std::string& k : known) list += (list.empty() ? "'" : ", '") + k + "'";
+      throw Error("--row '" + n + "': " + spec.path + " has no row of that name; its rows: " + list);
+    }
+  std::erase_if(spec.trials, [&](const TrialSpec& t) {
+    return std::find(names.begin(), names.end(), t.row_name) == names.end();
+  });
+}
+
 struct SweepArgs {
   std::string file, out, data, progress = "auto";
+  std::vector<std::string> rows;
   int jobs = 1, threads_per_job = 0, seeds = 0;
   bool dry_run = false;
 };
@@ -60,6 +81,11 @@ Run add_sweep(CLI::App& app) {
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   c->add_option("--seeds", a->seeds, "Run seeds 1..N instead of the file's seeds")->check(CLI::Range(1, 1000));
+  c->add_option("--row", a->rows,
+                "Run only this row (its name in the file; repeat it, or separate names by commas, for several): "
+                "e.g. a few members of a search's best.toml")
+      ->allow_extra_args(false)  // one name (or comma list) per --row: the sweep file stays positional
+      ->delimiter(',');
   c->add_option("--out", a->out, "Sweep directory (default: the file's out, or runs/<name>)");
   c->add_option("--data", a->data, "Data directory for every trial (default: train's)");
   c->add_flag("--dry-run", a->dry_run, "List the trials (id, row, seed, train options) and stop");
@@ -69,6 +95,7 @@ Run add_sweep(CLI::App& app) {
   return [a, c]() {
     if (!c->parsed()) return -1;
     SweepSpec spec = read_sweep(a->file, train_option_table(), check_train_option);
+    if (!a->rows.empty()) keep_rows(spec, a->rows);
     if (a->seeds > 0) {
       const uint64_t points = spec.trials.size() / spec.seeds.size();
       if (points * static_cast<uint64_t>(a->seeds) > kMaxSweepTrials)

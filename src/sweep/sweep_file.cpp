@@ -268,6 +268,7 @@ SweepSpec read_sweep(const std::string& path, const OptionTable& options, const 
         for (const auto& [k, v] : extra) settings[k] = v;
         TrialSpec t;
         t.row = extra.empty() ? row_name : row_name + " " + label(extra);
+        t.row_name = row_name;
         for (const auto& [k, v] : settings) {
           if (v == "false" && !options.at(k).negatable) continue;  // an off flag without a --no- form
           t.settings.push_back({k, v});

@@ -43,6 +43,7 @@ struct Setting {
 
 struct TrialSpec {
   std::string row;                // the row name, with the grid/random values that made it
+  std::string row_name;           // the [[row]]'s own name ("base" when the file has none)
   uint64_t seed = 1;
   std::vector<Setting> settings;  // sorted by key, one per key
   std::vector<std::string> args() const;  // train arguments, without --seed/--out/--threads
