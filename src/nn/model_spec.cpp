@@ -194,12 +194,14 @@ ModelSpec scaled(const ModelSpec& tmpl, double factor) {
   return s;
 }
 
-// A staged CNN sized to `target`, its widths moved to multiples of 8: oneDNN's convolutions fill
-// whole vectors only then (measured on an AVX-512 Xeon, 2 threads: the frontier's 20k CNN at
-// widths 8-17-33 ran 5.95 s an epoch, at 16-16-32 2.82 s; its 100k CNN at 19-37-75 17.1 s, at
-// 16-32-80 12.5 s). Each width may take the two multiples of 8 on either side of it (at least 8);
-// of the combinations within 5% of the target that keep the widths' order, the one nearest the
-// scaled shape (sum of |log| ratios; then the count nearest the target) is taken. None: `sized`.
+// A staged CNN sized to `target`, its widths moved to multiples of 8, and of 16 where the budget
+// allows: oneDNN's convolutions fill whole vectors only then (measured on an AVX-512 Xeon, 2
+// threads: the frontier's 20k CNN at widths 8-17-33 ran 5.95 s an epoch, at 16-16-32 2.82 s; its
+// 100k CNN at 19-37-75 17.1 s, at 16-40-72 (multiples of 8, not of 16) 18.5-19.8 s, at 16-32-80
+// 12.5 s). Each width may take the two multiples of 8 on either side of it (at least 8); of the
+// combinations within 5% of the target that keep the widths' order, the one nearest the scaled
+// shape is taken (sum of |log| ratios, each width off a multiple of 16 adding 0.15, as much as a
+// width 16% away; then the count nearest the target). None: `sized`.
 ModelSpec vector_widths(const ModelSpec& sized, int64_t target) {
   ModelSpec s = sized;
   const std::vector<int64_t*> w = widths_of(s);
@@ -235,8 +237,12 @@ ModelSpec vector_widths(const ModelSpec& sized, int64_t target) {
     const int64_t miss = std::llabs(count_weights(s) - target);
     if (miss * 20 > target) continue;
     double dist = 0;
-    for (size_t i = 0; i < w.size(); ++i)
+    int odd = 0;  // widths that fill their last AVX-512 vector of floats half
+    for (size_t i = 0; i < w.size(); ++i) {
       dist += std::abs(std::log(static_cast<double>(*w[i]) / static_cast<double>(want[i])));
+      odd += *w[i] % 16 != 0;
+    }
+    dist += 0.15 * odd;
     if (!best || dist < best_dist - 1e-12 || (std::abs(dist - best_dist) <= 1e-12 && miss < best_miss)) {
       best = s;
       best_dist = dist;
