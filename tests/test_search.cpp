@@ -422,6 +422,20 @@ TEST_F(Search, ATornLastLineIsRedoneADamagedOneAndAnotherSpaceRefused) {
   EXPECT_NE(r.code, 0);
   EXPECT_EQ(r.err_lines(), 1) << r.err;
   EXPECT_NE(r.err.find("was written by another search space"), std::string::npos) << r.err;
+  // Fields of the wrong type (found by fuzz_sweep): one line, not a JSON type error.
+  std::string numbered = journal;
+  const size_t fp = numbered.find("\"space\":\"");
+  numbered.replace(fp, numbered.find('"', fp + 9) - fp + 1, "\"space\":1.0");
+  std::ofstream(out + "/search.jsonl") << numbered;
+  r = run_tailor(search_cmd(file, out), root_);
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(r.err_lines(), 1) << r.err;
+  EXPECT_NE(r.err.find("was written by another search space (fingerprint 1.0"), std::string::npos) << r.err;
+  std::ofstream(out + "/search.jsonl") << journal << "{\"type\":\"prune\",\"trial\":0,\"t\":\"soon\"}\n";
+  r = run_tailor(search_cmd(file, out), root_);
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(r.err_lines(), 1) << r.err;
+  EXPECT_NE(r.err.find("a prune record the search cannot use"), std::string::npos) << r.err;
 }
 
 // Ctrl-C: the trial under way finishes its epoch, every output is written, the process ends by

@@ -319,6 +319,15 @@ TEST(SweepFile, RandomAxes) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(path + ":8: key 'dropout'"), std::string::npos) << e.what();
   }
+  // Draws below the smallest normal double (found by fuzz_sweep): written and read back, no
+  // exception from the conversion.
+  std::ofstream(path) << "name = \"r\"\n[random]\ntrials = 4\ndropout = { uniform = [0.0, 1e-320] }\n";
+  const SweepSpec tiny = read_sweep(path, options, [](const std::string&, const std::string&) {});
+  ASSERT_EQ(tiny.trials.size(), 4u);
+  for (const auto& t : tiny.trials) {
+    const double d = std::strtod(t.get("dropout")->c_str(), nullptr);
+    EXPECT_TRUE(d >= 0 && d <= 1e-320) << *t.get("dropout");
+  }
   fs::remove(path);
 }
 

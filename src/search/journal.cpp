@@ -17,6 +17,12 @@ Journal::~Journal() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+std::string text_field(const nlohmann::json& record, const char* key) {
+  if (!record.is_object()) return {};
+  const auto it = record.find(key);
+  return it != record.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 std::vector<nlohmann::json> Journal::open(const std::string& path, const nlohmann::json& header) {
   path_ = path;
   std::string text;
@@ -40,12 +46,12 @@ std::vector<nlohmann::json> Journal::open(const std::string& path, const nlohman
   }
   if (!records.empty()) {
     const nlohmann::json& h = records.front();
-    if (h.value("type", "") != "search")
+    if (text_field(h, "type") != "search")
       throw Error(path + ":1: not a tailor search journal (its first record is not the search's header)");
-    if (h.value("space", "") != header.value("space", ""))
+    if (text_field(h, "space") != text_field(header, "space"))
       throw Error(fmt::format("{} was written by another search space (fingerprint {}, this space's {}): give this "
                               "search another --out, or move the directory away",
-                              path, h.value("space", "?"), header.value("space", "?")));
+                              path, h.contains("space") ? h["space"].dump() : "none", text_field(header, "space")));
   }
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) throw Error("cannot open the search journal " + path + ": " + std::strerror(errno));

@@ -34,4 +34,8 @@ class Journal {
   std::mutex mutex_;
 };
 
+// A record's text field, or "" where it is missing or not text (json::value throws there): a
+// damaged journal is reported in words, never by a type error.
+std::string text_field(const nlohmann::json& record, const char* key);
+
 }  // namespace tailor

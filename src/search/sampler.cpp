@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <numeric>
 
@@ -136,7 +137,7 @@ struct Parzen {
 // Where a value (command-line text) of a numeric distribution lies in [0, 1]; an integer range
 // [lo, hi] is cut into hi - lo + 1 equal cells, each value at its cell's middle.
 double unit_of(const Distribution& d, const std::string& text) {
-  const double x = std::stod(text);
+  const double x = std::strtod(text.c_str(), nullptr);  // not std::stod: it throws on a subnormal
   if (d.kind == DistKind::int_uniform) return (x - d.lo + 0.5) / (d.hi - d.lo + 1.0);
   return std::clamp(d.to_unit(x), 0.0, 1.0);
 }

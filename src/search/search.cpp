@@ -382,9 +382,9 @@ void Engine::job_ended(Trial& t, End end, const std::string& error) {
 void Engine::replay(const std::vector<json>& records) {
   for (size_t i = 1; i < records.size(); ++i) {
     const json& r = records[i];
-    const std::string type = r.value("type", "");
-    t_offset_ = std::max(t_offset_, r.value("t", 0.0));
+    const std::string type = text_field(r, "type");
     try {
+      t_offset_ = std::max(t_offset_, r.value("t", 0.0));
       if (type == "sample") {
         Trial t;
         t.id = r.at("trial").get<int64_t>();
@@ -446,7 +446,7 @@ void Engine::reconcile(Trial& t) {
     for (const auto& [e, r] : metric_rows(read_file(dir + "/metrics.csv"), dir + "/metrics.csv"))
       if (e <= t.target) record_epoch(t, e, r, true);
     // A run that diverged writes its summary too (stop reason "diverged", no model.ckpt).
-    const std::string reason = nlohmann::json::parse(read_file(dir + "/summary.json"), nullptr, false).value("stop_reason", "");
+    const std::string reason = text_field(nlohmann::json::parse(read_file(dir + "/summary.json"), nullptr, false), "stop_reason");
     if (reason == "diverged" || !fs::exists(dir + "/model.ckpt")) job_ended(t, kFailed, "the loss stopped being finite (" + reason + ")");
     else job_ended(t, kFinished, "");
     return;

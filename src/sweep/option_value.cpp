@@ -1,6 +1,7 @@
 #include "sweep/option_value.hpp"
 
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -39,7 +40,12 @@ std::string option_text(const OptionTable& options, const OptionCheck& check, co
   return text;
 }
 
-std::string float_text(double x) { return fmt::format("{}", std::stod(fmt::format("{:.4g}", x))); }
+// Four significant digits, written shortest. Read back with strtod: std::stod throws on a value
+// too small for a normal double (a draw from uniform [0, 1e-320]), strtod returns it.
+std::string float_text(double x) {
+  const std::string four = fmt::format("{:.4g}", x);
+  return fmt::format("{}", std::strtod(four.c_str(), nullptr));
+}
 
 std::string Distribution::draw(Rng& rng) const {
   switch (kind) {

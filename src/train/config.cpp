@@ -1,5 +1,6 @@
 #include "train/config.hpp"
 
+#include <cstdlib>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -11,7 +12,8 @@ namespace tailor {
 
 namespace {
 // A float as the shortest decimal that reads back to it (0.001f -> 0.001, not 0.0010000000475).
-double shortest(float f) { return std::stod(fmt::format("{}", f)); }
+// strtod, not std::stod: the latter throws on a subnormal (1e-45f).
+double shortest(float f) { return std::strtod(fmt::format("{}", f).c_str(), nullptr); }
 
 toml::array to_array(const std::vector<int64_t>& v) {
   toml::array a;

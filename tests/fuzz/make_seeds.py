@@ -138,6 +138,11 @@ def sweep_seeds():
         '[[row]]\nname = "a"\nlr = 0.01\n[grid]\noptimizer = ["sgd", "adam"]\nbatchnorm = [true, false]\n'
         '[random]\ntrials = 2\ndropout = { uniform = [0.0, 0.5] }\nmomentum = { choice = [0.0, 0.9] }\n'
         'batch-size = { int_uniform = [16, 64] }\nweight-decay = { log_uniform = [1e-5, 1e-3] }\n')
+    # What fuzz_sweep found: draws below the smallest normal double (std::stod threw), and journal
+    # fields of the wrong type (json::value threw).
+    put("sweep", "subnormal.toml", 'name = "tiny"\n[base]\nmodel = "fcn"\n[random]\ntrials = 3\n'
+        'dropout = { uniform = [0.0, 1e-320] }\n')
+    put("sweep", "journal-number-space.jsonl", '{"type":"search","space":1.0,"t":1.2}\n{"type":7,"trial":0}\n')
 
 
 def http_seeds():
