@@ -126,6 +126,41 @@ TEST(Sampler, TpeIsDeterministicAndDrawsNearTheGoodPoints) {
   EXPECT_GT(tpe_adam, random_adam + 40);
 }
 
+TEST(Sampler, StratifiedChoicesTakeTurnsUnderRandomAndTpe) {
+  SearchSpace s = lr_space();
+  SpaceParam budget;
+  budget.key = "weights";
+  budget.dist.choices = {"10k", "20k", "50k", "100k"};
+  s.params.push_back(budget);
+  s.stratify = {"weights"};
+  // A history whose good trials are all 10k: TPE alone would keep drawing 10k (checked below).
+  std::vector<Point> history;
+  for (double lr : {1.1e-3, 0.9e-3, 1.3e-3}) history.push_back({{"lr", std::to_string(lr)}, {"optimizer", "adam"}, {"weights", "10k"}});
+  for (const char* w : {"20k", "20k", "50k", "100k", "20k", "50k", "100k", "20k", "50k", "100k", "20k", "50k", "100k"})
+    history.push_back({{"lr", "0.05"}, {"optimizer", "sgd"}, {"momentum", "0.6"}, {"weights", w}});
+  Rng free_rng(9);
+  int tpe_10k = 0;
+  for (int i = 0; i < 40; ++i) tpe_10k += sample_tpe(s, history, free_rng).at("weights") == "10k";
+  EXPECT_GT(tpe_10k, 36) << "the history should make TPE favour 10k";
+  // Taking turns: the fewest-used value next, the first on a tie; the rest still drawn by TPE.
+  std::vector<Point> sampled;
+  Rng rng(4);
+  std::map<std::string, int> count;
+  double lr_decades = 0;
+  for (int i = 0; i < 12; ++i) {
+    const Point fixed = stratified_values(s, sampled);
+    const Point p = i < 4 ? sample_random(s, rng, fixed) : sample_tpe(s, history, rng, fixed);
+    EXPECT_EQ(p.at("weights"), s.params.back().dist.choices[static_cast<size_t>(i % 4)]) << i;
+    if (i >= 4) lr_decades += std::abs(std::log10(std::stod(p.at("lr"))) + 3);
+    ++count[p.at("weights")];
+    sampled.push_back(p);
+  }
+  for (const auto& c : budget.dist.choices) EXPECT_EQ(count[c], 3) << c;
+  EXPECT_LT(lr_decades / 8, 0.7) << "lr should still follow the good trials (near 1e-3)";
+  // Values outside the list (an edited journal) count for nothing.
+  EXPECT_EQ(stratified_values(s, {{{"weights", "7k"}}, {{"weights", "10k"}}}).at("weights"), "20k");
+}
+
 // ---- Whole searches ----
 
 class Search : public ::testing::Test {
@@ -470,6 +505,28 @@ TEST_F(Search, InterruptedWritesEverythingAndContinues) {
   for (const auto& [key, n] : read_journal(out + "/search.jsonl").epochs) EXPECT_EQ(n, 1);
 }
 
+TEST_F(Search, StratifiedChoiceTakesTurns) {
+  NEEDS_FASHION();
+  std::string space = kSpace;
+  space.replace(space.find("trials = 14"), 11, "trials = 8");
+  space += "stratify = [\"optimizer\"]\n";
+  const std::string file = write("strat.toml", space), out = root_ + "/strat";
+  auto r = run_tailor(search_cmd(file, out), root_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  // adam, sgd, adam, ... whether drawn at random (the first five) or by TPE; momentum under sgd.
+  std::ifstream in(out + "/search.jsonl");
+  std::vector<nlohmann::json> points;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json rec = nlohmann::json::parse(line);
+    if (rec.at("type") == "sample") points.push_back(rec.at("point"));
+  }
+  ASSERT_EQ(points.size(), 8u);
+  for (size_t i = 0; i < points.size(); ++i) {
+    EXPECT_EQ(points[i].at("optimizer"), i % 2 ? "sgd" : "adam") << i;
+    EXPECT_EQ(points[i].contains("momentum"), i % 2 == 1) << i;
+  }
+}
+
 TEST_F(Search, BadInputIsOneLineAndTrainsNothing) {
   const std::string ok_head = "name = \"x\"\ntrials = 2\n[base]\nmodel = \"fcn\"\nval = 150\n";
   expect_error(ok_head + "[space]\nfrobnicate = { uniform = [0, 1] }\n", "", "key 'frobnicate': is not a `tailor train` option");
@@ -488,6 +545,15 @@ TEST_F(Search, BadInputIsOneLineAndTrainsNothing) {
   expect_error(ok_head + "[schedule]\nkind = \"asha\"\nmin-epochs = 5\nmax-epochs = 5\n", "", "must be below max-epochs");
   expect_error(ok_head + "[space]\nmomentum = { uniform = [0.5, 0.9], when = { optimiser = [\"sgd\"] } }\n", "",
                "when names 'optimiser'");
+  expect_error(ok_head + "[space]\nlr = { log_uniform = [1e-3, 1e-2] }\n[sampler]\nstratify = [\"lr\"]\n", "",
+               "'lr' must be a choice to take turns");
+  expect_error(ok_head + "[space]\noptimizer = { choice = [\"adam\"] }\n[sampler]\nstratify = [\"dropout\"]\n", "",
+               "'dropout' is not an option of [space]");
+  expect_error(ok_head + "[space]\noptimizer = { choice = [\"adam\"] }\n[sampler]\nstratify = \"optimizer\"\n", "",
+               "stratify': must be a list");
+  expect_error("constraints = [\"weights <= 2k\"]\n" + ok_head +
+                   "[space]\nhidden = { choice = [[8], [256]] }\n[sampler]\nstratify = [\"hidden\"]\n",
+               "", "stratify: with hidden = 256 no point meets the constraints (weights <= 2k)");
   expect_error(ok_head, " --time -5m", "--time: '-5m' is negative");
   expect_error(ok_head, " --time 5x", "unknown unit 'x'");
 }

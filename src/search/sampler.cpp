@@ -81,11 +81,32 @@ std::vector<size_t> rank_order(const std::vector<std::vector<double>>& pts) {
   return order;
 }
 
-Point sample_random(const SearchSpace& space, Rng& rng) {
+Point sample_random(const SearchSpace& space, Rng& rng, const Point& fixed) {
   Point p;
-  for (const SpaceParam& q : space.params)
-    if (q.applies(p, space.base)) p[q.key] = q.dist.draw(rng);
+  for (const SpaceParam& q : space.params) {
+    if (!q.applies(p, space.base)) continue;
+    const auto f = fixed.find(q.key);
+    p[q.key] = f != fixed.end() ? f->second : q.dist.draw(rng);
+  }
   return p;
+}
+
+Point stratified_values(const SearchSpace& space, const std::vector<Point>& sampled) {
+  Point out;
+  for (const std::string& key : space.stratify) {
+    const auto q = std::find_if(space.params.begin(), space.params.end(), [&](const SpaceParam& p) { return p.key == key; });
+    if (q == space.params.end() || q->dist.choices.empty()) continue;
+    const std::vector<std::string>& choices = q->dist.choices;
+    std::vector<size_t> count(choices.size(), 0);
+    for (const Point& p : sampled) {
+      const auto it = p.find(key);
+      if (it == p.end()) continue;
+      const auto c = std::find(choices.begin(), choices.end(), it->second);
+      if (c != choices.end()) ++count[static_cast<size_t>(c - choices.begin())];
+    }
+    out[key] = choices[static_cast<size_t>(std::min_element(count.begin(), count.end()) - count.begin())];
+  }
+  return out;
 }
 
 namespace {
@@ -152,13 +173,17 @@ std::string text_of(const Distribution& d, double u) {
 
 }  // namespace
 
-Point sample_tpe(const SearchSpace& space, const std::vector<Point>& history, Rng& rng, double good_fraction,
-                 int candidates) {
+Point sample_tpe(const SearchSpace& space, const std::vector<Point>& history, Rng& rng, const Point& fixed,
+                 double good_fraction, int candidates) {
   const size_t n_good = std::clamp<size_t>(static_cast<size_t>(std::ceil(good_fraction * static_cast<double>(history.size()))),
                                            1, 25);
   Point p;
   for (const SpaceParam& q : space.params) {
     if (!q.applies(p, space.base)) continue;
+    if (const auto f = fixed.find(q.key); f != fixed.end()) {
+      p[q.key] = f->second;
+      continue;
+    }
     std::vector<std::string> good, bad;
     for (size_t i = 0; i < history.size(); ++i) {
       auto it = history[i].find(q.key);

@@ -21,15 +21,20 @@ std::vector<double> crowding_distances(const std::vector<std::vector<double>>& p
 std::vector<size_t> rank_order(const std::vector<std::vector<double>>& points);
 
 // A point drawn uniformly from the space (each option's own distribution; an option whose `when`
-// does not hold is left out). One draw from `rng` per option that applies.
-Point sample_random(const SearchSpace& space, Rng& rng);
+// does not hold is left out). One draw from `rng` per option that applies and is not in `fixed`;
+// an option in `fixed` (the space's stratified choices) takes that value.
+Point sample_random(const SearchSpace& space, Rng& rng, const Point& fixed = {});
 
 // A point from the tree-structured Parzen estimator: `history` holds the points tried so far, best
 // first. The best `good_fraction` of them (at least one, at most 25) make l(x), the rest g(x);
 // each option takes, of `candidates` draws from l, the one with the largest l(x)/g(x). Options
-// are drawn in the space's order, so a `when` sees its parent's value. Deterministic for a given
-// stream and history.
-Point sample_tpe(const SearchSpace& space, const std::vector<Point>& history, Rng& rng, double good_fraction = 0.15,
-                 int candidates = 24);
+// are drawn in the space's order, so a `when` sees its parent's value; an option in `fixed`
+// takes that value. Deterministic for a given stream and history.
+Point sample_tpe(const SearchSpace& space, const std::vector<Point>& history, Rng& rng, const Point& fixed = {},
+                 double good_fraction = 0.15, int candidates = 24);
+
+// The values the space's stratified choices take in the next trial, given the points sampled so
+// far: for each, the choice the fewest of them had (the first in the space's order on a tie).
+Point stratified_values(const SearchSpace& space, const std::vector<Point>& sampled);
 
 }  // namespace tailor

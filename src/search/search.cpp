@@ -291,8 +291,15 @@ Job Engine::sample() {
   t.id = id;
   std::string why;
   bool found = false;
+  // Stratified choices take turns; should no point with them meet the constraints in 1,000 draws,
+  // the rest are drawn freely.
+  std::vector<Point> sampled;
+  if (!s_.stratify.empty())
+    for (const Trial& u : trials_) sampled.push_back(u.point);
+  const Point fixed = stratified_values(s_, sampled);
   for (int attempt = 0; attempt < 2000 && !found; ++attempt) {
-    t.point = model && attempt < 1000 ? sample_tpe(s_, history, rng) : sample_random(s_, rng);
+    const Point& with = attempt < 1000 ? fixed : Point{};
+    t.point = model && attempt < 1000 ? sample_tpe(s_, history, rng, with) : sample_random(s_, rng, with);
     found = size_point(t.point, t.weights, t.mflops, &why);
   }
   if (!found) throw Error("no point of the space meets its constraints after 2000 draws (the last: " + why + ")");
@@ -803,41 +810,54 @@ SearchOutcome run_search(const SearchSpace& space, const SearchOptions& options,
 void check_constraints_reachable(const SearchSpace& space, const ConfigMaker& make_config, int64_t channels,
                                  int64_t height, int64_t width, int64_t classes, int draws) {
   if (space.constraints.empty()) return;
-  Rng rng(space.seed ^ 0xC0115747A1A7ull);
-  std::string why;
-  for (int i = 0; i < draws; ++i) {
-    const Point p = sample_random(space, rng);
-    Options opts(space.base.begin(), space.base.end());
-    for (const auto& kv : p) opts.push_back(kv);
-    ModelSpec spec;
-    try {
-      TrainConfig cfg = make_config(opts);
-      spec = cfg.model;
-      spec.in_channels = channels;
-      spec.height = height;
-      spec.width = width;
-      spec.classes = classes;
-      if (cfg.weights_target > 0) spec = fit_to_budget(spec, cfg.weights_target);
-    } catch (const Error& e) {
-      why = e.what();
-      continue;
-    }
-    const double w = static_cast<double>(count_weights(spec)), mf = forward_flops(spec) / 1e6;
-    bool ok = true;
-    for (const Constraint& c : space.constraints) {
-      const double v = c.metric == Metric::weights ? w : mf;
-      if (v > c.limit) {
-        ok = false;
-        why = fmt::format("{} {:.6g} breaks {}", metric_name(c.metric), v, c.text);
+  // Draws until a point meets every constraint; false (and why the last failed) when none did.
+  auto reachable = [&](const Point& fixed, std::string& why) {
+    Rng rng(space.seed ^ 0xC0115747A1A7ull);
+    for (int i = 0; i < draws; ++i) {
+      const Point p = sample_random(space, rng, fixed);
+      Options opts(space.base.begin(), space.base.end());
+      for (const auto& kv : p) opts.push_back(kv);
+      ModelSpec spec;
+      try {
+        TrainConfig cfg = make_config(opts);
+        spec = cfg.model;
+        spec.in_channels = channels;
+        spec.height = height;
+        spec.width = width;
+        spec.classes = classes;
+        if (cfg.weights_target > 0) spec = fit_to_budget(spec, cfg.weights_target);
+      } catch (const Error& e) {
+        why = e.what();
+        continue;
       }
+      const double w = static_cast<double>(count_weights(spec)), mf = forward_flops(spec) / 1e6;
+      bool ok = true;
+      for (const Constraint& c : space.constraints) {
+        const double v = c.metric == Metric::weights ? w : mf;
+        if (v > c.limit) {
+          ok = false;
+          why = fmt::format("{} {:.6g} breaks {}", metric_name(c.metric), v, c.text);
+        }
+      }
+      if (ok) return true;
     }
-    if (ok) return;
-  }
-  std::string list;
+    return false;
+  };
+  std::string list, why;
   for (const Constraint& c : space.constraints) list += (list.empty() ? "" : ", ") + c.text;
-  throw Error(fmt::format("{}: no point of the space meets its constraints ({}) in {} random draws (the last: {}); "
-                          "widen the space or the bounds",
-                          space.path, list, draws, why));
+  if (!reachable({}, why))
+    throw Error(fmt::format("{}: no point of the space meets its constraints ({}) in {} random draws (the last: {}); "
+                            "widen the space or the bounds",
+                            space.path, list, draws, why));
+  // A stratified choice takes its turn in every few trials: each of its values must be able to.
+  for (const std::string& key : space.stratify)
+    for (const SpaceParam& q : space.params)
+      if (q.key == key)
+        for (const std::string& value : q.dist.choices)
+          if (!reachable({{key, value}}, why))
+            throw Error(fmt::format("{}: stratify: with {} = {} no point meets the constraints ({}) in {} random draws "
+                                    "(the last: {}); drop that choice or widen the bounds",
+                                    space.path, key, value, list, draws, why));
 }
 
 }  // namespace tailor

@@ -54,7 +54,8 @@ struct SearchOutcome {
 SearchOutcome run_search(const SearchSpace& space, const SearchOptions& options, const ConfigMaker& make_config);
 
 // Checks that some point of the space meets its constraints, drawing up to `draws` random points
-// and sizing each on data of `shape`'s input; throws tailor::Error naming the constraints.
+// and sizing each on data of `shape`'s input, and that so does some point with each value of a
+// stratified choice; throws tailor::Error naming the constraints.
 void check_constraints_reachable(const SearchSpace& space, const ConfigMaker& make_config, int64_t channels,
                                  int64_t height, int64_t width, int64_t classes, int draws = 1000);
 

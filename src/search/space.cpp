@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -86,6 +87,7 @@ std::string SearchSpace::fingerprint() const {
   for (const Constraint& c : constraints) text += fmt::format("constraint:{}<={};", metric_name(c.metric), c.limit);
   for (const Objective& o : objectives) text += fmt::format("objective:{}:{};", metric_name(o.metric), o.maximize);
   text += fmt::format("schedule:{}:{}:{}:{};sampler:{}:{}", asha, min_epochs, max_epochs, eta, tpe, startup);
+  for (const auto& k : stratify) text += ";stratify:" + k;  // none: the digest of earlier versions
   return fmt::format("{:016x}", fnv1a(text));
 }
 
@@ -276,15 +278,31 @@ SearchSpace read_space(const std::string& path, const OptionTable& options, cons
   }
   if (const toml::node* n = root.get("sampler")) {
     const toml::table* t = n->as_table();
-    if (!t) fail(path, *n, "sampler", "must be a table: kind, startup");
+    if (!t) fail(path, *n, "sampler", "must be a table: kind, startup, stratify");
     for (const auto& [k, v] : *t) {
       const std::string key(k.str());
-      if (key != "kind" && key != "startup") fail(path, v, key, "unknown sampler key (kind, startup)");
+      if (key != "kind" && key != "startup" && key != "stratify")
+        fail(path, v, key, "unknown sampler key (kind, startup, stratify)");
     }
     const std::string kind = (*t)["kind"].value_or(std::string("tpe"));
     if (kind != "tpe" && kind != "random") fail(path, *n, "kind", "the sampler is tpe or random, not '" + kind + "'");
     s.tpe = kind == "tpe";
     s.startup = integer(*t, "startup", 1, 100000, 10);
+    if (const toml::node* st = t->get("stratify")) {
+      const toml::array* a = st->as_array();
+      if (!a) fail(path, *st, "stratify", "must be a list of [space] options, e.g. [\"weights\"]");
+      for (const toml::node& e : *a) {
+        const std::optional<std::string> key = e.value<std::string>();
+        if (!key) fail(path, e, "stratify", "must be a list of [space] options, e.g. [\"weights\"]");
+        const auto q = std::find_if(s.params.begin(), s.params.end(), [&](const SpaceParam& p) { return p.key == *key; });
+        if (q == s.params.end()) fail(path, e, "stratify", "'" + *key + "' is not an option of [space]");
+        if (q->dist.kind != DistKind::choice) fail(path, e, "stratify", "'" + *key + "' must be a choice to take turns");
+        if (!q->when_key.empty()) fail(path, e, "stratify", "'" + *key + "' must apply to every point (no when)");
+        if (std::find(s.stratify.begin(), s.stratify.end(), *key) != s.stratify.end())
+          fail(path, e, "stratify", "'" + *key + "' is named twice");
+        s.stratify.push_back(*key);
+      }
+    }
   }
   return s;
 }

@@ -21,6 +21,7 @@
 //   [sampler]                          # tpe after `startup` random trials, or random
 //   kind = "tpe"
 //   startup = 10
+//   stratify = ["weights"]             # choice options whose values take turns (below)
 #include <cstdint>
 #include <map>
 #include <string>
@@ -72,6 +73,10 @@ struct SearchSpace {
   int64_t min_epochs = 1, max_epochs = 20, eta = 3;
   bool tpe = true;
   int64_t startup = 10;
+  // Choice options (always applying) whose values take turns: each new trial gets the value the
+  // fewest trials so far have had, so that every budget of a weights objective, say, is tried as
+  // often as the others; the sampler draws the rest of the point.
+  std::vector<std::string> stratify;
   // The epochs at which trials are compared: min, min*eta, min*eta^2, ... below max, then max
   // (schedule none: max alone).
   std::vector<int64_t> rungs() const;
