@@ -48,10 +48,13 @@ std::vector<nlohmann::json> Journal::open(const std::string& path, const nlohman
     const nlohmann::json& h = records.front();
     if (text_field(h, "type") != "search")
       throw Error(path + ":1: not a tailor search journal (its first record is not the search's header)");
-    if (text_field(h, "space") != text_field(header, "space"))
+    if (text_field(h, "space") != text_field(header, "space")) {
+      const auto theirs = h.find("space");
       throw Error(fmt::format("{} was written by another search space (fingerprint {}, this space's {}): give this "
                               "search another --out, or move the directory away",
-                              path, h.contains("space") ? h["space"].dump() : "none", text_field(header, "space")));
+                              path, theirs == h.end() ? "none" : theirs->is_string() ? theirs->get<std::string>() : theirs->dump(),
+                              text_field(header, "space")));
+    }
   }
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) throw Error("cannot open the search journal " + path + ": " + std::strerror(errno));
