@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdlib>
 #include <regex>
 #include <sstream>
 
@@ -198,7 +197,7 @@ void write_search_figures(const SearchView& v) {
       for (const Trial& t : v.trials) {
         auto it = t.point.find(p.key);
         if (t.rung >= 0 && it != t.point.end()) {
-          s.x.push_back(std::strtod(it->second.c_str(), nullptr));  // stod throws on subnormals
+          s.x.push_back(float_of_text(it->second));
           s.y.push_back(at_rung(t));
         }
       }
@@ -231,7 +230,7 @@ void write_search_figures(const SearchView& v) {
         const auto c = std::find(q.dist.choices.begin(), q.dist.choices.end(), it->second) - q.dist.choices.begin();
         u = q.dist.choices.size() > 1 ? static_cast<double>(c) / static_cast<double>(q.dist.choices.size() - 1) : 0.5;
       } else {
-        u = std::clamp(q.dist.to_unit(std::strtod(it->second.c_str(), nullptr)), 0.0, 1.0);
+        u = std::clamp(q.dist.to_unit(float_of_text(it->second)), 0.0, 1.0);
       }
       axes.push_back({{"trial", t.id}, {"axis", q.key}, {"position", u}, {"value", it->second}, {"val_acc", at_rung(t)}});
     }

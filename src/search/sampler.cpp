@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
 #include <numeric>
 
@@ -94,8 +93,8 @@ Point sample_random(const SearchSpace& space, Rng& rng, const Point& fixed) {
 Point stratified_values(const SearchSpace& space, const std::vector<Point>& sampled) {
   Point out;
   for (const std::string& key : space.stratify) {
-    const auto q = std::find_if(space.params.begin(), space.params.end(), [&](const SpaceParam& p) { return p.key == key; });
-    if (q == space.params.end() || q->dist.choices.empty()) continue;
+    const SpaceParam* q = space.param(key);
+    if (!q || q->dist.choices.empty()) continue;
     const std::vector<std::string>& choices = q->dist.choices;
     std::vector<size_t> count(choices.size(), 0);
     for (const Point& p : sampled) {
@@ -158,7 +157,7 @@ struct Parzen {
 // Where a value (command-line text) of a numeric distribution lies in [0, 1]; an integer range
 // [lo, hi] is cut into hi - lo + 1 equal cells, each value at its cell's middle.
 double unit_of(const Distribution& d, const std::string& text) {
-  const double x = std::strtod(text.c_str(), nullptr);  // not std::stod: it throws on a subnormal
+  const double x = float_of_text(text);
   if (d.kind == DistKind::int_uniform) return (x - d.lo + 0.5) / (d.hi - d.lo + 1.0);
   return std::clamp(d.to_unit(x), 0.0, 1.0);
 }

@@ -851,13 +851,11 @@ void check_constraints_reachable(const SearchSpace& space, const ConfigMaker& ma
                             space.path, list, draws, why));
   // A stratified choice takes its turn in every few trials: each of its values must be able to.
   for (const std::string& key : space.stratify)
-    for (const SpaceParam& q : space.params)
-      if (q.key == key)
-        for (const std::string& value : q.dist.choices)
-          if (!reachable({{key, value}}, why))
-            throw Error(fmt::format("{}: stratify: with {} = {} no point meets the constraints ({}) in {} random draws "
-                                    "(the last: {}); drop that choice or widen the bounds",
-                                    space.path, key, value, list, draws, why));
+    for (const std::string& value : space.param(key)->dist.choices)
+      if (!reachable({{key, value}}, why))
+        throw Error(fmt::format("{}: stratify: with {} = {} no point meets the constraints ({}) in {} random draws "
+                                "(the last: {}); drop that choice or widen the bounds",
+                                space.path, key, value, list, draws, why));
 }
 
 }  // namespace tailor

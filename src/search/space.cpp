@@ -34,6 +34,12 @@ uint64_t fnv1a(const std::string& text) {
 
 }  // namespace
 
+const SpaceParam* SearchSpace::param(const std::string& key) const {
+  for (const SpaceParam& p : params)
+    if (p.key == key) return &p;
+  return nullptr;
+}
+
 bool SpaceParam::applies(const Point& p, const std::map<std::string, std::string>& base) const {
   if (when_key.empty()) return true;
   auto it = p.find(when_key);
@@ -169,8 +175,7 @@ SearchSpace read_space(const std::string& path, const OptionTable& options, cons
         if (!wt || wt->size() != 1) fail(path, *w, key, "when wants one condition: when = { optimizer = [\"sgd\"] }");
         const auto entry = wt->begin();
         p.when_key = std::string(entry->first.str());
-        const bool earlier = std::any_of(s.params.begin(), s.params.end(), [&](const SpaceParam& q) { return q.key == p.when_key; });
-        if (!earlier && !s.base.count(p.when_key))
+        if (!s.param(p.when_key) && !s.base.count(p.when_key))
           fail(path, *w, key, "when names '" + p.when_key + "', which is neither varied above it nor set in [base]");
         auto add = [&](const toml::node& n) {
           try {
@@ -294,8 +299,8 @@ SearchSpace read_space(const std::string& path, const OptionTable& options, cons
       for (const toml::node& e : *a) {
         const std::optional<std::string> key = e.value<std::string>();
         if (!key) fail(path, e, "stratify", "must be a list of [space] options, e.g. [\"weights\"]");
-        const auto q = std::find_if(s.params.begin(), s.params.end(), [&](const SpaceParam& p) { return p.key == *key; });
-        if (q == s.params.end()) fail(path, e, "stratify", "'" + *key + "' is not an option of [space]");
+        const SpaceParam* q = s.param(*key);
+        if (!q) fail(path, e, "stratify", "'" + *key + "' is not an option of [space]");
         if (q->dist.kind != DistKind::choice) fail(path, e, "stratify", "'" + *key + "' must be a choice to take turns");
         if (!q->when_key.empty()) fail(path, e, "stratify", "'" + *key + "' must apply to every point (no when)");
         if (std::find(s.stratify.begin(), s.stratify.end(), *key) != s.stratify.end())

@@ -83,6 +83,8 @@ struct SearchSpace {
   // A digest of everything that decides the search's course (not its name, out or trials), so
   // that a journal is continued only by the space that wrote it.
   std::string fingerprint() const;
+  // The varied option named `key`, or nullptr.
+  const SpaceParam* param(const std::string& key) const;
 };
 
 // Reads a space file; anything wrong is one tailor::Error "FILE:LINE: key 'K': what".

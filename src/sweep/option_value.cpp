@@ -40,12 +40,11 @@ std::string option_text(const OptionTable& options, const OptionCheck& check, co
   return text;
 }
 
-// Four significant digits, written shortest. Read back with strtod: std::stod throws on a value
-// too small for a normal double (a draw from uniform [0, 1e-320]), strtod returns it.
-std::string float_text(double x) {
-  const std::string four = fmt::format("{:.4g}", x);
-  return fmt::format("{}", std::strtod(four.c_str(), nullptr));
-}
+double float_of_text(const std::string& text) { return std::strtod(text.c_str(), nullptr); }
+
+// Four significant digits, written shortest (read back by float_of_text: a draw from uniform
+// [0, 1e-320] is below the smallest normal double).
+std::string float_text(double x) { return fmt::format("{}", float_of_text(fmt::format("{:.4g}", x))); }
 
 std::string Distribution::draw(Rng& rng) const {
   switch (kind) {

@@ -36,6 +36,8 @@ struct Distribution {
 
 // The text a float value gets in a trial's settings (four significant digits).
 std::string float_text(double x);
+// A number as float_text writes it (strtod: std::stod throws on a subnormal such as 5e-321).
+double float_of_text(const std::string& text);
 
 // { uniform = [lo, hi] } | { log_uniform = [lo, hi] } | { int_uniform = [lo, hi] } |
 // { choice = [v, ...] }, the table possibly holding the keys in `extra` too (left to the caller).
