@@ -1,21 +1,25 @@
 #!/usr/bin/python3
 """ASHA against random search: best validation accuracy so far against time, from the journals.
 
-    scripts/search_curves.py ROOT OUT.png
+    scripts/search_curves.py ROOT OUT.png [MINUTES]
 
 ROOT holds asha_N/ and random_N/ search directories (N = 1, 2, 3: the seeds); prints each
-search's best validation accuracy and draws one panel per seed (docs/search.md, Measured)."""
+search's best validation accuracy and draws one panel per seed (docs/search.md, Measured).
+Only epochs that ended within MINUTES (default 30, the searches' --time) count: --time stops at
+the next epoch boundary, so the epochs under way at the deadline end after it, and counting them
+would give a search more time than the comparison allows."""
 import json, sys, os
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+minutes = float(sys.argv[3]) if len(sys.argv) > 3 else 30.0
+
 def curve(path):
     pts = []
-    trials = {}
     for line in open(path):
         r = json.loads(line)
-        if r["type"] == "epoch":
+        if r["type"] == "epoch" and r["t"] <= minutes * 60:
             pts.append((r["t"], r["val_acc"], r["trial"], r["epoch"]))
     pts.sort()
     best, out = -1, []
@@ -31,13 +35,15 @@ fig, axes = plt.subplots(1, len(seeds), figsize=(5 * len(seeds), 3.6), squeeze=F
 for ax, s in zip(axes[0], seeds):
     for name, style in (("asha", "-"), ("random", "--")):
         c, pts = curve(f"{root}/{name}_{s}/search.jsonl")
-        xs = [p[0] / 60 for p in c] + [30]
+        xs = [p[0] / 60 for p in c] + [minutes]
         ys = [p[1] for p in c] + [c[-1][1]]
         label = "ASHA + TPE" if name == "asha" else "random, no pruning"
         ax.step(xs, ys, style, where="post", label=label)
         trials = len({p[2] for p in pts})
+        last = max(p[3] for p in pts)
+        at_last = max((p for p in pts if p[3] == last), key=lambda p: p[1])
         print(f"seed {s} {name:7s}: best val_acc {c[-1][1]:.2f}% (trial {c[-1][2]}, epoch {c[-1][3]}, at {c[-1][0]/60:.1f} min); "
-              f"{len(pts)} epochs, {trials} trials")
+              f"best at epoch {last} {at_last[1]:.2f}% (trial {at_last[2]}); {len(pts)} epochs, {trials} trials")
     ax.set_title(f"search seed {s}")
     ax.set_xlabel("wall time (minutes)")
     ax.set_ylabel("best validation accuracy (%)")
