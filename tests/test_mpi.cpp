@@ -162,7 +162,10 @@ pid_t rank_pid(int rank, const std::string& out, const std::string& command = "s
 // what was running from its last epoch, and leaves every trial that had finished untouched.
 TEST_F(Mpi, AKilledRankLosesOnlyWhatWasRunning) {
   const std::string file = dir("kill.toml"), out = dir("sweep_kill");
-  write_sweep(file, 40);
+  // 200 epochs a trial: with 40 the whole sweep took 1.6 s, and under ctest -j2 the last six
+  // trials finished between the check below and the kill in 1 run of 24 ("the sweep finished
+  // before the kill"); five times the epochs leave five times that window.
+  write_sweep(file, 200);
   const std::string cmd = "exec " + mpirun(2) + "sweep " + file + " --progress none --data " + dir("data") + " --out " +
                           out + " > " + dir("kill.log") + " 2>&1";
   const pid_t job = fork();
