@@ -10,6 +10,8 @@ Writes one small JSON file per test case into OUTDIR:
     upstream gradient dy;
   * loss cases    (cross_entropy.json, cross_entropy_large.json): mean
     cross-entropy loss and its gradient with respect to the logits;
+    (distillation.json, distillation_smoothed_t4.json): the same for knowledge
+    distillation from a teacher's logits (train --teacher);
   * model cases   (model_cnn.json, and model_cnn_avgpool.json and
     model_cnn_lppool.json with the other pools; model_staged.json, a CNN of
     residual stages and a global-average-pool head): a tiny CNN in train mode, with its
@@ -388,6 +390,28 @@ def cross_entropy_case(outdir, seed, case, n, k, large):
     return write_json(outdir, case, out)
 
 
+def distillation_case(outdir, seed, case, n, k, smoothing, weight, temperature):
+    """Knowledge distillation as Hinton et al. write it, from torch's own pieces:
+    (1 - w) cross_entropy(z, y, label_smoothing) + w T^2 kl_div(log_softmax(z / T),
+    softmax(t / T), batchmean), and its gradient with respect to the student's logits z."""
+    torch.manual_seed(seed)
+    logits32 = f32_randn(n, k, scale=1.5)
+    teacher32 = f32_randn(n, k, scale=3.0)
+    labels = torch.randint(0, k, (n,), dtype=torch.int64)
+    z = logits32.double().requires_grad_(True)
+    t = teacher32.double()
+    hard = F.cross_entropy(z, labels, reduction="mean", label_smoothing=smoothing)
+    soft = F.kl_div(F.log_softmax(z / temperature, dim=1), F.softmax(t / temperature, dim=1),
+                    reduction="batchmean") * temperature * temperature
+    loss = (1.0 - weight) * hard + weight * soft
+    (g,) = torch.autograd.grad(loss, [z])
+    out = {"case": case, "logits_shape": [n, k], "logits": flat32(logits32),
+           "teacher": flat32(teacher32), "labels": labels.tolist(),
+           "label_smoothing": smoothing, "weight": weight, "temperature": temperature,
+           "loss": num(loss), "grad_logits": flat(g)}
+    return write_json(outdir, case, out)
+
+
 # ---------------------------------------------------------------------------
 # whole model
 
@@ -554,7 +578,7 @@ def summarize(path):
         info = "%s %s in%s out%s params[%s]" % (
             d["layer"]["type"], d["mode"], d["input_shape"],
             d["output_shape"], ",".join(d["params"]))
-    elif d["case"].startswith("cross_entropy"):
+    elif d["case"].startswith(("cross_entropy", "distillation")):
         info = "logits%s loss=%.6g" % (d["logits_shape"], d["loss"])
     elif d["case"].startswith("model_"):
         info = "%d layers, %d params, loss=%.6g" % (
@@ -578,6 +602,8 @@ def main(argv):
     files = []
     files += layer_cases(outdir)
     files.append(cross_entropy_case(outdir, 201, "cross_entropy", 5, 10, False))
+    files.append(distillation_case(outdir, 203, "distillation", 6, 10, 0.0, 0.9, 1.0))
+    files.append(distillation_case(outdir, 204, "distillation_smoothed_t4", 6, 10, 0.1, 0.5, 4.0))
     files.append(cross_entropy_case(outdir, 202, "cross_entropy_large", 5, 10,
                                     True))
     files.append(model_case(outdir, 250))

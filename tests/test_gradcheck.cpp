@@ -385,6 +385,65 @@ void check_cross_entropy(float smoothing) {
 TEST_F(GradCheck, SoftmaxCrossEntropy) { check_cross_entropy(0.0f); }
 TEST_F(GradCheck, SoftmaxCrossEntropyLabelSmoothing) { check_cross_entropy(0.1f); }
 
+// Knowledge distillation: d(mean loss)/dlogits of (1 - w) CE + w T^2 KL(teacher || student), at
+// temperatures 1 and 4, with and without label smoothing.
+void check_distillation(float smoothing, float weight, float temperature) {
+  SCOPED_TRACE("label smoothing " + std::to_string(smoothing) + ", weight " + std::to_string(weight) +
+               ", temperature " + std::to_string(temperature));
+  Rng rng(26);
+  const Shape shape{4, 5};
+  std::vector<float> logits = uniform(shape, -2, 2, rng), teacher = uniform(shape, -4, 4, rng);
+  std::vector<int32_t> labels(shape[0]);
+  for (auto& y : labels) y = static_cast<int32_t>(rng.below(shape[1]));
+  std::vector<float> dlogits(shape.numel(), 777.0f);
+  distillation_loss(ConstView(logits.data(), shape), labels.data(), teacher.data(), View{dlogits.data(), shape},
+                    smoothing, weight, temperature);
+  auto mean_loss = [&] {
+    return distillation_loss(ConstView(logits.data(), shape), labels.data(), teacher.data(), View{}, smoothing, weight,
+                             temperature)
+               .loss_sum / static_cast<double>(shape[0]);
+  };
+  std::vector<double> analytic(dlogits.begin(), dlogits.end()), numeric(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i)
+    numeric[i] = gradcheck::numeric_derivative(&logits[i], 1e-2f, mean_loss);
+  gradcheck::compare("dlogits", analytic, numeric, kSmoothTol);
+}
+
+TEST_F(GradCheck, DistillationLoss) {
+  check_distillation(0.0f, 0.5f, 1.0f);
+  check_distillation(0.0f, 0.9f, 4.0f);
+  check_distillation(0.1f, 0.7f, 2.0f);
+}
+
+// Its two ends: weight 0 is the cross-entropy alone, to the bit; a student that equals its
+// teacher has nothing to learn from it (KL 0), so at weight 1 its loss and gradient are 0.
+TEST(Distillation, WeightZeroIsCrossEntropyAndAnEqualTeacherAddsNothing) {
+  Rng rng(27);
+  const Shape shape{3, 4};
+  std::vector<float> logits = uniform(shape, -3, 3, rng), teacher = uniform(shape, -3, 3, rng);
+  const std::vector<int32_t> labels{0, 3, 1};
+  std::vector<float> g_ce(shape.numel()), g_kd(shape.numel());
+  const LossStats ce = softmax_cross_entropy(ConstView(logits.data(), shape), labels.data(), View{g_ce.data(), shape}, 0.1f);
+  const LossStats kd = distillation_loss(ConstView(logits.data(), shape), labels.data(), teacher.data(),
+                                         View{g_kd.data(), shape}, 0.1f, 0.0f, 4.0f);
+  EXPECT_EQ(ce.loss_sum, kd.loss_sum);
+  EXPECT_EQ(ce.correct, kd.correct);
+  EXPECT_EQ(g_ce, g_kd);
+  const LossStats same = distillation_loss(ConstView(logits.data(), shape), labels.data(), logits.data(),
+                                           View{g_kd.data(), shape}, 0.0f, 1.0f, 2.0f);
+  EXPECT_NEAR(same.loss_sum, 0.0, 1e-12);
+  for (float g : g_kd) EXPECT_NEAR(g, 0.0f, 1e-7f);
+  EXPECT_EQ(same.correct, ce.correct);  // counted against the labels
+  // A teacher far from the student costs more than one near it.
+  std::vector<float> near = logits, far = logits;
+  near[0] += 0.1f, far[0] += 3.0f;
+  const auto soft = [&](const std::vector<float>& t) {
+    return distillation_loss(ConstView(logits.data(), shape), labels.data(), t.data(), View{}, 0.0f, 1.0f, 1.0f).loss_sum;
+  };
+  EXPECT_GT(soft(near), 0.0);
+  EXPECT_GT(soft(far), soft(near));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Whole models from build_model, through the loss: f = mean cross-entropy of model(x). Checked on
 // the first, middle and last element of every parameter tensor and a few input elements, which

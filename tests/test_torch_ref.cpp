@@ -99,7 +99,8 @@ TEST(TorchReference, EveryLayerCaseMatches) {
   int cases = 0;
   for (const auto& entry : std::filesystem::directory_iterator(kRefDir)) {
     const std::string stem = entry.path().stem().string();
-    if (stem.rfind("optim_", 0) == 0 || stem.rfind("cross_entropy", 0) == 0 || stem.rfind("model_", 0) == 0) continue;
+    if (stem.rfind("optim_", 0) == 0 || stem.rfind("cross_entropy", 0) == 0 ||
+        stem.rfind("distillation", 0) == 0 || stem.rfind("model_", 0) == 0) continue;
     run_layer_case(stem);
     ++cases;
   }
@@ -123,6 +124,24 @@ TEST_P(LossCase, MatchesTorchCrossEntropy) {
 }
 
 INSTANTIATE_TEST_SUITE_P(TorchReference, LossCase, ::testing::Values("cross_entropy", "cross_entropy_large"));
+
+// Knowledge distillation (train --teacher) against torch's cross_entropy and kl_div.
+class DistillationCase : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DistillationCase, MatchesTorchCrossEntropyAndKlDiv) {
+  const json c = load(GetParam());
+  const Shape s = shape(c.at("logits_shape"));
+  std::vector<float> z = floats(c.at("logits")), t = floats(c.at("teacher")), g(s.numel());
+  std::vector<int32_t> labels = c.at("labels").get<std::vector<int32_t>>();
+  const LossStats st = distillation_loss(ConstView(z.data(), s), labels.data(), t.data(), View{g.data(), s},
+                                         c.at("label_smoothing").get<float>(), c.at("weight").get<float>(),
+                                         c.at("temperature").get<float>());
+  const double want = c.at("loss").get<double>();
+  EXPECT_NEAR(st.loss_sum / s[0], want, 1e-4 * std::abs(want));
+  expect_close(g, floats(c.at("grad_logits")), "grad_logits");
+}
+
+INSTANTIATE_TEST_SUITE_P(TorchReference, DistillationCase, ::testing::Values("distillation", "distillation_smoothed_t4"));
 
 // (case file, channels last, the blocks' batch norm + relu + pool as tailor's BlockTail).
 using WholeCnnParam = std::tuple<std::string, bool, bool>;
