@@ -206,6 +206,65 @@ TEST_F(Resume, KilledStagedCnnWithRecipesResumesBitForBit) {
                             "--ema 0.99 --tta flip --batch-size 64 --epochs 6 --val 200", 2, gen, 2);
 }
 
+// Knowledge distillation (--teacher): a resumed run computes its teacher's logits again from the
+// same checkpoint, to the same bits. The student sees the pictures at 8x8, the teacher at its own
+// 12x12, with --flip (allowed: the teacher averages each picture with its mirror).
+TEST_F(Resume, KilledStudentOfATeacherResumesBitForBit) {
+  const std::string common = " --val 200 --threads 1 --progress none --data " + dir("data");
+  Ran t = tailor("train --model cnn --channels 4 --hidden 8 --tta flip --epochs 2 --seed 1" + common + " --out " +
+                 dir("teacher-1"));
+  ASSERT_EQ(t.code, 0) << t.err;
+  std::mt19937 gen(5);
+  const std::string student = "--model fcn --hidden 16 --image-size 8 --flip --epochs 8 --batch-size 16 --val 200";
+  kill_and_resume("student", student + " --teacher " + dir("teacher-{seed}") + " --distill-weight 0.7 --distill-temperature 2",
+                  2, gen);
+  // Data-parallel (2 replicas) and resumed on 1 thread: the teacher's logits do not depend on it.
+  kill_and_resume("student-dp", "--model fcn --hidden 16 --image-size 8 --epochs 16 --batch-size 64 --val 200 --teacher " +
+                  dir("teacher-{seed}"), 2, gen, 2, 1);
+  // config.toml names the teacher of seed 1, absolute, and the teacher changed what was learnt.
+  EXPECT_NE(slurp(dir("student-ref") + "/config.toml").find("teacher = '" + dir("teacher-1") + "'"), std::string::npos);
+  ASSERT_EQ(tailor("train " + student + common + " --out " + dir("alone")).code, 0);
+  EXPECT_NE(read_checkpoint(dir("alone") + "/model.ckpt").weights, read_checkpoint(dir("student-ref") + "/model.ckpt").weights);
+  // At --distill-weight 0 the teacher's term is nothing: the same bits as without a teacher.
+  ASSERT_EQ(tailor("train " + student + common + " --teacher " + dir("teacher-1") + " --distill-weight 0 --out " +
+                   dir("weight0")).code, 0);
+  EXPECT_EQ(read_checkpoint(dir("alone") + "/model.ckpt").weights, read_checkpoint(dir("weight0") + "/model.ckpt").weights);
+  EXPECT_EQ(metrics_without_times(dir("alone") + "/metrics.csv"), metrics_without_times(dir("weight0") + "/metrics.csv"));
+}
+
+// A teacher that cannot teach this run: one line naming --teacher, nothing trained.
+TEST_F(Resume, TeachersThatDoNotFitAreOneClearLine) {
+  const std::string common = " --epochs 1 --val 200 --threads 1 --progress none --data " + dir("data");
+  ASSERT_EQ(tailor("train --model fcn --hidden 8" + common + " --out " + dir("plain-teacher")).code, 0);
+  const std::string fcn = "train --model fcn --hidden 8" + common + " --out " + dir("refused") + " --teacher ";
+  expect_one_line_error(tailor(fcn + dir("no-such-run")), "--teacher");
+  expect_one_line_error(tailor(fcn + dir("plain-teacher") + " --shift 1"), "--teacher cannot be combined with --shift");
+  expect_one_line_error(tailor(fcn + dir("plain-teacher") + " --erase 0.5"), "--erase");
+  expect_one_line_error(tailor(fcn + dir("plain-teacher") + " --flip"), "--tta flip");
+  expect_one_line_error(tailor(fcn + dir("plain-teacher") + " --distill-weight 1.5"), "--distill-weight");
+  expect_one_line_error(tailor(fcn + dir("plain-teacher") + " --distill-temperature 0.5"), "--distill-temperature");
+  EXPECT_FALSE(fs::exists(dir("refused") + "/model.ckpt"));
+  // Another data set's teacher (4 classes against 3).
+  testing::write_tiny_dataset(dir("data4"), 600, 100, 12, 4);
+  ASSERT_EQ(tailor("train --model fcn --hidden 8 --epochs 1 --val 100 --progress none --data " + dir("data4") +
+                   " --out " + dir("teacher4")).code, 0);
+  expect_one_line_error(tailor(fcn + dir("teacher4")), "4 classes");
+  // A teacher of another seed (another validation split) is used, with a warning that says so.
+  Ran warned = tailor("train --model fcn --hidden 8 --seed 2" + common + " --out " + dir("seed2") + " --teacher " +
+                      dir("plain-teacher"));
+  EXPECT_EQ(warned.code, 0) << warned.err;
+  EXPECT_NE(warned.err.find("warning: --teacher"), std::string::npos) << warned.err;
+  // So is one of the same seed and another --val; one of the same split is used without a word.
+  warned = tailor("train --model fcn --hidden 8 --epochs 1 --val 300 --threads 1 --progress none --data " + dir("data") +
+                  " --out " + dir("val300") + " --teacher " + dir("plain-teacher"));
+  EXPECT_EQ(warned.code, 0) << warned.err;
+  EXPECT_NE(warned.err.find("held out 200 validation images with seed 1, this run 300"), std::string::npos) << warned.err;
+  Ran quiet = tailor("train --model fcn --hidden 8" + common + " --out " + dir("same-split") + " --teacher " +
+                     dir("plain-teacher"));
+  EXPECT_EQ(quiet.code, 0) << quiet.err;
+  EXPECT_EQ(quiet.err, "");
+}
+
 // When a step is data-parallel, and what an older run's config.toml (without the keys) reads as:
 // the layers' threads, as it trained.
 TEST(DataParallel, ReplicasPerThreadWhenEachSliceHolds32Images) {

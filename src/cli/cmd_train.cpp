@@ -168,6 +168,20 @@ CLI::App* declare_train(CLI::App& app, TrainArgs* a) {
                 "none: off")
       ->check(CLI::IsMember({"none", "flip"}))
       ->capture_default_str();
+  c->add_option("--teacher", g.teacher,
+                "Knowledge distillation: a finished run (directory or model.ckpt) of the same data whose logits "
+                "on the training images, with its --tta, soften the targets; '{seed}' in the path stands for "
+                "--seed, so that each seed's student learns from a teacher of the same split. Its logits are "
+                "computed once, so --shift and --erase are refused with it (docs/training.md, 'Distillation')");
+  c->add_option("--distill-weight", g.distill_weight,
+                "With --teacher: the teacher's share w of the loss, (1 - w) cross-entropy + w T^2 KL(teacher || "
+                "student) at temperature T")
+      ->check(finite_range(0.0, 1.0))
+      ->capture_default_str();
+  c->add_option("--distill-temperature", g.distill_temperature,
+                "With --teacher: the temperature T of both softmaxes in the distillation term, in [1, 100]")
+      ->check(finite_range(1.0, 100.0))
+      ->capture_default_str();
   c->add_option("--seed", g.seed, "Seed of every random choice (split, init, shuffle, dropout)")->capture_default_str();
   c->add_option("--threads", g.threads, "Threads (0: all cores; more than the cores is capped, with a warning); results are bit-identical per "
                                  "seed and thread count")

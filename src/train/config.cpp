@@ -117,6 +117,12 @@ TrainConfig config_from_toml(const std::string& text, const std::string& path) {
     const std::string tta = root["train"]["tta"].value_or(std::string("none"));
     if (tta != "none" && tta != "flip") throw Error("[train] tta must be \"none\" or \"flip\", not \"" + tta + "\"");
     c.tta_flip = tta == "flip";
+    c.teacher = root["train"]["teacher"].value_or(std::string());
+    c.distill_weight = static_cast<float>(root["train"]["distill_weight"].value_or(0.5));
+    c.distill_temperature = static_cast<float>(root["train"]["distill_temperature"].value_or(4.0));
+    if (!(c.distill_weight >= 0 && c.distill_weight <= 1)) throw Error("[train] distill_weight must be in [0, 1]");
+    if (!(c.distill_temperature >= 1 && c.distill_temperature <= 100))
+      throw Error("[train] distill_temperature must be in [1, 100]");
     if (!(c.augment.erase >= 0 && c.augment.erase <= 1)) throw Error("[train] erase must be in [0, 1]");
     if (!(c.ema >= 0 && c.ema < 1)) throw Error("[train] ema must be in [0, 1)");
     c.eval_batch = r.get<int64_t>("train", "eval_batch");
@@ -173,6 +179,11 @@ std::string config_to_toml(const TrainConfig& c, const std::string& extra) {
                     {"ema", shortest(c.ema)},
                     {"tta", c.tta_flip ? "flip" : "none"},
                     {"eval_batch", c.eval_batch}};
+  if (!c.teacher.empty()) {  // runs without a teacher keep the file they always had
+    train.insert("teacher", c.teacher);
+    train.insert("distill_weight", shortest(c.distill_weight));
+    train.insert("distill_temperature", shortest(c.distill_temperature));
+  }
   toml::table root{{"data", toml::table{{"dir", c.data_dir},
                                         {"image_size", image_size_name(c.data.rows, c.data.cols)},
                                         {"color", data_color_name(c.data.color)}}},

@@ -42,6 +42,12 @@ struct TrainConfig {
   // Test-time augmentation: every evaluation averages the logits of each picture and of its
   // left-right mirror (and eval, predict, serve, inspect and export follow the run's choice).
   bool tta_flip = false;
+  // Knowledge distillation (--teacher): a saved run whose logits on the training images soften
+  // the targets (nn/loss.hpp, distillation_loss); "{seed}" in it stands for this run's seed. The
+  // run's config.toml keeps the path made absolute, with the seed put in. "": off.
+  std::string teacher;
+  float distill_weight = 0.5f;       // the teacher's share of the loss, in [0, 1]
+  float distill_temperature = 4.0f;  // both softmaxes' temperature, in [1, 100]
   // 128: a CNN block's conv output stays in cache between the conv and the fused batch-norm,
   // relu and pool pass (CNN-100k evaluation: 80k images/s at 256, 95k at 128; docs/performance.md).
   int64_t eval_batch = 128;

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <toml++/toml.h>
 
 #include "data/image_folder.hpp"
 #include "dist/mpi.hpp"
@@ -70,6 +71,7 @@ struct Replica {
   Sequential* model = nullptr;
   Rng augment_rng;
   std::vector<float> x, dlogits, scratch;
+  std::vector<float> teacher;  // --teacher: the slice's rows of Run::teacher_logits
   std::vector<int32_t> y;
   LossStats st;
   std::exception_ptr error;
@@ -106,6 +108,9 @@ struct Run {
 
   // --ema: the moving averages of the weights and of the batch-norm statistics.
   std::vector<float> ema_values, ema_buffers;
+  // --teacher: its logits of every training image, (images in the training file, classes), the
+  // held-out images' rows zero; computed once when the run is set up (fresh or resumed alike).
+  std::vector<float> teacher_logits;
 
   std::string state_path() const { return dir + "/" + kResumeStateFile; }
   // At a step boundary: throws Interrupted when the caller asks the run to stop.
@@ -156,6 +161,83 @@ struct Run {
     for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffle_rng.below(i)]);
   }
 };
+
+// --teacher: the run's teacher path with "{seed}" replaced by the seed, made absolute.
+std::string teacher_path(const TrainConfig& cfg) {
+  std::string path = cfg.teacher;
+  const std::string seed = std::to_string(cfg.seed);
+  for (size_t at = path.find("{seed}"); at != std::string::npos; at = path.find("{seed}", at + seed.size()))
+    path.replace(at, 6, seed);
+  return std::filesystem::absolute(path).lexically_normal().string();
+}
+
+// --teacher: loads the teacher, checks that it fits the data, and keeps its logits of every
+// training image (evaluated as the teacher's run evaluates, with its own normalisation and
+// test-time flip, on this run's threads). One line for a teacher that does not fit.
+void load_teacher(Run& r) {
+  TrainConfig& cfg = r.cfg;
+  if (cfg.augment.shift > 0 || cfg.augment.erase > 0)
+    throw Error("--teacher cannot be combined with --shift or --erase: the teacher's logits are computed once, "
+                "for the pictures as they are");
+  LoadedModel t;
+  try {
+    t = load_model(checkpoint_path(cfg.teacher));
+  } catch (const Error& e) {
+    throw Error(std::string("--teacher: ") + e.what());
+  }
+  if (cfg.augment.flip && !t.tta_flip)
+    throw Error("--teacher with --flip needs a teacher that averages each picture with its mirror (trained with "
+                "--tta flip): its logits are computed once, for the pictures as they are");
+  const ModelSpec& ts = t.spec;
+  if (ts.classes != cfg.model.classes)
+    throw Error(fmt::format("--teacher {} tells {} classes apart; this data has {}", cfg.teacher, ts.classes,
+                            cfg.model.classes));
+  // A teacher trained at another picture size (or colour) sees the training pictures converted
+  // as its own run converted them: the same files, so the same images in the same order.
+  const bool own_size = ts.in_channels != cfg.model.in_channels || ts.height != cfg.model.height ||
+                        ts.width != cfg.model.width;
+  TrainTestData other;
+  if (own_size) {
+    if (r.control->data)
+      throw Error(fmt::format("--teacher {} takes {}x{}x{} pictures; the data in memory has {}x{}x{}", cfg.teacher,
+                              ts.in_channels, ts.height, ts.width, cfg.model.in_channels, cfg.model.height,
+                              cfg.model.width));
+    DataOptions as_teacher{ts.height, ts.width, ts.in_channels == 3 ? DataColor::rgb : DataColor::grey};
+    other = load_train_test(cfg.data_dir, as_teacher);
+    if (other.train.size() != r.data.train.size() || other.train.channels != ts.in_channels ||
+        other.train.rows != ts.height || other.train.cols != ts.width)
+      throw Error(fmt::format("--teacher {} takes {}x{}x{} pictures, which {} cannot be converted to", cfg.teacher,
+                              ts.in_channels, ts.height, ts.width, cfg.data_dir));
+  }
+  // A teacher of another split has seen this run's validation images: their accuracy reads high.
+  // The split is the seed's and --val's (the teacher's config.toml has its --val, when it is there).
+  int64_t teacher_val = cfg.val_count;
+  const std::filesystem::path teacher_config = std::filesystem::path(checkpoint_path(cfg.teacher)).parent_path() / "config.toml";
+  if (std::filesystem::exists(teacher_config)) {
+    try {
+      teacher_val = toml::parse_file(teacher_config.string())["train"]["val"].value_or(cfg.val_count);
+    } catch (const toml::parse_error&) {  // not a run's config.toml: nothing to compare
+    }
+  }
+  if (r.writes() && (t.seed != cfg.seed || teacher_val != cfg.val_count))
+    std::fprintf(stderr, "tailor: warning: --teacher %s held out %lld validation images with seed %llu, this run %lld "
+                         "with seed %llu: the teacher saw some of this run's validation images, whose accuracy then "
+                         "reads high (a teacher of the same --seed and --val does not; '{seed}' in the path helps)\n",
+                 cfg.teacher.c_str(), static_cast<long long>(teacher_val), static_cast<unsigned long long>(t.seed),
+                 static_cast<long long>(cfg.val_count), static_cast<unsigned long long>(cfg.seed));
+  std::vector<float> logits;
+  const auto t0 = Clock::now();
+  // On one thread when the steps are data-parallel, whose results do not depend on --threads.
+  const kernels::ThreadScope threads(r.reps.size() > 1 ? 1 : cfg.threads);
+  evaluate(*t.model, own_size ? other.train : r.data.train, &r.split.train, t.norm, cfg.eval_batch, &logits, t.tta_flip);
+  const int64_t k = cfg.model.classes;
+  r.teacher_logits.assign(r.data.train.size() * static_cast<size_t>(k), 0.0f);
+  for (size_t i = 0; i < r.split.train.size(); ++i)
+    std::copy_n(logits.data() + i * k, k, r.teacher_logits.data() + r.split.train[i] * k);
+  if (r.writes() && cfg.progress != "none")
+    std::printf("teacher %s: its logits of the %zu training images, %s, in %.1f s\n", cfg.teacher.c_str(),
+                r.split.train.size(), t.tta_flip ? "each averaged with its mirror's" : "as they are", seconds_since(t0));
+}
 
 // Loads the data, checks the settings, builds and initialises the model: the same for a fresh
 // and a resumed run (a resumed run then overwrites the weights and streams).
@@ -255,12 +337,19 @@ void setup(Run& r) {
     p.dlogits.resize(most * cfg.model.classes);
     p.y.resize(most);
     p.scratch.resize(pixels);
+    if (!cfg.teacher.empty()) p.teacher.resize(most * cfg.model.classes);
+  }
+  if (!cfg.teacher.empty()) {
+    cfg.teacher = teacher_path(cfg);  // what config.toml keeps (a resumed run's is so already)
+    load_teacher(r);
   }
 }
 
 nlohmann::json summary_head(const Run& r) {
-  return {{"version", tailor_version()}, {"model", spec_to_json(r.cfg.model)}, {"weights", r.weights},
-          {"seed", r.cfg.seed}, {"threads", r.cfg.threads}};
+  nlohmann::json head = {{"version", tailor_version()}, {"model", spec_to_json(r.cfg.model)}, {"weights", r.weights},
+                         {"seed", r.cfg.seed}, {"threads", r.cfg.threads}};
+  if (!r.cfg.teacher.empty()) head["teacher"] = r.cfg.teacher;
+  return head;
 }
 
 void start_fresh(Run& r) {
@@ -346,7 +435,15 @@ void slice_step(Run& r, Replica& p, int64_t lo, int64_t mr, int64_t m, const flo
   augment_batch(p.x.data(), mr, d.channels, d.rows, d.cols, cfg.augment, background, p.augment_rng, p.scratch.data());
   ConstView logits = p.model->forward(ConstView(p.x.data(), Shape{mr, d.pixels()}), Mode::train);
   View dl{p.dlogits.data(), Shape{mr, cfg.model.classes}};
-  p.st = softmax_cross_entropy(logits, p.y.data(), dl, cfg.label_smoothing);
+  if (r.teacher_logits.empty()) {
+    p.st = softmax_cross_entropy(logits, p.y.data(), dl, cfg.label_smoothing);
+  } else {
+    const int64_t k = cfg.model.classes;
+    for (int64_t i = 0; i < mr; ++i)
+      std::copy_n(r.teacher_logits.data() + static_cast<size_t>(r.order[lo + i]) * k, k, p.teacher.data() + i * k);
+    p.st = distillation_loss(logits, p.y.data(), p.teacher.data(), dl, cfg.label_smoothing, cfg.distill_weight,
+                             cfg.distill_temperature);
+  }
   if (mr != m) {
     const float share = static_cast<float>(mr) / static_cast<float>(m);
     for (int64_t i = 0; i < mr * cfg.model.classes; ++i) p.dlogits[static_cast<size_t>(i)] *= share;
