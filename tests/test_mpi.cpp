@@ -135,6 +135,30 @@ TEST_F(Mpi, DistributedSweepEqualsTheSingleHostSweep) {
   }
 }
 
+// Rows that learn from another row (teacher = "row:NAME") over 3 ranks: the students wait for
+// their teachers, which the ranks train first, and every trial's checkpoint is the single-host
+// sweep's, byte for byte.
+TEST_F(Mpi, DistributedSweepRunsTeachersBeforeTheirStudents) {
+  const std::string file = dir("teach.toml");
+  std::ofstream(file) << "name = \"teach\"\nseeds = [1, 2]\n[base]\nepochs = 3\nval = 64\nbatch-size = 32\n"
+                         "[[row]]\nname = \"student\"\nmodel = \"fcn\"\nhidden = [16]\nteacher = \"row:teacher\"\n"
+                         "[[row]]\nname = \"student small\"\nmodel = \"fcn\"\nhidden = [8]\nteacher = \"row:teacher\"\n"
+                         "[[row]]\nname = \"teacher\"\nmodel = \"cnn\"\nchannels = [4]\nhidden = [8]\n";
+  Ran local = tailor("sweep " + file + " --jobs 2 --progress none --data " + dir("data") + " --out " + dir("teach_local"));
+  ASSERT_EQ(local.code, 0) << local.err;
+  const std::string out = dir("teach_mpi");
+  Ran r = run(mpirun(3) + "sweep " + file + " --progress lines --data " + dir("data") + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("sweep teach: 6 trials (0 already done, 6 ran, 0 failed"), std::string::npos) << r.out;
+  int trials = 0;
+  for (const auto& e : fs::directory_iterator(dir("teach_local") + "/trials")) {
+    const std::string id = e.path().filename().string(), other = out + "/trials/" + id;
+    EXPECT_EQ(slurp(e.path().string() + "/model.ckpt"), slurp(other + "/model.ckpt")) << id;
+    ++trials;
+  }
+  EXPECT_EQ(trials, 6);
+}
+
 // The pid of the tailor sweep process that is MPI rank `rank` of a running job writing to `out`
 // (from /proc), or -1. `out` keeps it to this test's job: under ctest -j2 another test's sweep
 // ran beside it, and killing that one's rank 1 failed both tests.

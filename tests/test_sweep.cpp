@@ -142,6 +142,63 @@ TEST(SweepFile, ExpandsRowsGridAndSeeds) {
   EXPECT_EQ(s.trials[0].id().size(), 16u);
 }
 
+// teacher = "row:NAME": each seed's trial learns from that row's trial of the same seed; the
+// setting keeps its text (so seeds still share a group), the id is resolved per seed.
+TEST(SweepFile, TeacherRowsResolvePerSeedAndBadOnesAreOneLine) {
+  OptionTable options{{"model", {}}, {"epochs", {}}, {"lr", {}}, {"teacher", {}}};
+  const auto check = [](const std::string&, const std::string&) {};
+  const std::string path = (fs::temp_directory_path() / ("tailor_teacherfile_" + std::to_string(::getpid()) + ".toml")).string();
+  std::ofstream(path) << "name = \"t\"\nseeds = [1, 2]\n[[row]]\nname = \"student\"\nmodel = \"fcn\"\n"
+                         "teacher = \"row:big\"\n[[row]]\nname = \"big\"\nmodel = \"cnn\"\n";
+  SweepSpec s = read_sweep(path, options, check);
+  ASSERT_EQ(s.trials.size(), 4u);
+  EXPECT_EQ(s.trials[0].teacher_id, s.trials[2].id());  // student seed 1 -> big seed 1
+  EXPECT_EQ(s.trials[1].teacher_id, s.trials[3].id());  // seed 2 -> seed 2
+  EXPECT_TRUE(s.trials[2].teacher_id.empty());
+  EXPECT_EQ(s.trials[0].group_key(), s.trials[1].group_key());
+  const auto refused = [&](const std::string& text, const std::string& needle) {
+    std::ofstream(path) << text;
+    try {
+      read_sweep(path, options, check);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(path + ": key 'teacher'"), std::string::npos) << e.what();
+    }
+  };
+  refused("[[row]]\nname = \"s\"\nteacher = \"row:nobody\"\n", "row:nobody names no row");
+  refused("[[row]]\nname = \"s\"\nteacher = \"row:big\"\n[[row]]\nname = \"big\"\n[grid]\nlr = [0.1, 0.2]\n",
+          "has 2 trials of seed 1");
+  refused("[[row]]\nname = \"a\"\nteacher = \"row:b\"\n[[row]]\nname = \"b\"\nteacher = \"row:a\"\n",
+          "learns from a row itself");
+  fs::remove(path);
+}
+
+// A sweep runs the teachers' trials first and hands each student its own seed's teacher.
+TEST_F(Sweep, StudentsRunAfterTheirTeachersAndLearnFromTheirSeeds) {
+  const std::string file = write("teach.toml", "name = \"teach\"\nseeds = [1, 2]\n[base]\nepochs = 2\nval = 60\n"
+                                               "[[row]]\nname = \"student\"\nmodel = \"fcn\"\nhidden = [8]\n"
+                                               "teacher = \"row:teacher\"\n[[row]]\nname = \"teacher\"\n"
+                                               "model = \"cnn\"\nchannels = [4]\nhidden = [8]\n");
+  const std::string out = root_ + "/teach_out";
+  // Three at once: without the wait, a student would start beside the two teachers and fail.
+  auto r = run_tailor("sweep " + file + " --out " + out + " --data " + root_ + "/data --jobs 3 --threads-per-job 1 "
+                      "--progress none", root_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const SweepSpec spec = read_sweep(file, {{"model", {}}, {"epochs", {}}, {"val", {}}, {"hidden", {}}, {"channels", {}},
+                                           {"teacher", {}}},
+                                    [](const std::string&, const std::string&) {});
+  ASSERT_EQ(spec.trials.size(), 4u);
+  for (int k = 0; k < 2; ++k) {
+    const std::string student = out + "/trials/" + spec.trials[k].id(), teacher = out + "/trials/" + spec.trials[2 + k].id();
+    EXPECT_NE(slurp(student + "/config.toml").find("teacher = '" + fs::absolute(teacher).lexically_normal().string() + "'"),
+              std::string::npos)
+        << slurp(student + "/config.toml");
+    // The student started (wrote its config.toml) after its teacher had finished (its summary.json).
+    EXPECT_GE(fs::last_write_time(student + "/config.toml"), fs::last_write_time(teacher + "/summary.json"));
+  }
+}
+
 TEST_F(Sweep, KilledAndRestartedFinishesWithoutRedoingOrDuplicating) {
   const std::string file = write("kill.toml",
                                  "name = \"kill\"\nseeds = [1, 2, 3]\n[base]\nmodel = \"fcn\"\nhidden = [16]\nepochs = 120\n"

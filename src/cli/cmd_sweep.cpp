@@ -95,7 +95,6 @@ Run add_sweep(CLI::App& app) {
   return [a, c]() {
     if (!c->parsed()) return -1;
     SweepSpec spec = read_sweep(a->file, train_option_table(), check_train_option);
-    if (!a->rows.empty()) keep_rows(spec, a->rows);
     if (a->seeds > 0) {
       const uint64_t points = spec.trials.size() / spec.seeds.size();
       if (points * static_cast<uint64_t>(a->seeds) > kMaxSweepTrials)
@@ -109,7 +108,11 @@ Run add_sweep(CLI::App& app) {
             trials.back().seed = static_cast<uint64_t>(s);
           }
       spec.trials = std::move(trials);
+      resolve_teachers(spec);  // each new seed's teacher
     }
+    // After --seeds: a row kept may learn from one left out (whose trials then run in no phase
+    // of this sweep, but finished ones are found in OUT/trials).
+    if (!a->rows.empty()) keep_rows(spec, a->rows);
     if (!a->out.empty()) spec.out = a->out;
     const bool distributed = dist::size() > 1;
     if (distributed && dist::rank() > 0 && a->dry_run) return 0;  // rank 0 lists them

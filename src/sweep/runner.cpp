@@ -93,13 +93,19 @@ std::string trial_stop_reason(const std::string& dir) {
 
 // `train` arguments for one trial: continued with --resume when it was killed mid-run (its
 // saved settings), else its own options; its output goes to the trial directory either way.
-std::vector<std::string> trial_args(const std::string& dir, const TrialSpec& t, const RunOptions& opt, bool resume) {
+std::vector<std::string> trial_args(const SweepSpec& spec, const std::string& dir, const TrialSpec& t,
+                                    const RunOptions& opt, bool resume) {
   std::vector<std::string> args{"train"};
   if (resume) {
     args.insert(args.end(), {"--resume", dir, "--threads", std::to_string(opt.threads_per_job), "--progress", "lines"});
     return args;
   }
   for (auto& a : t.args()) args.push_back(a);
+  // teacher = "row:NAME": that row's trial of this seed (a teacher that failed fails this trial,
+  // its train.log saying that the teacher's model.ckpt is missing).
+  if (!t.teacher_id.empty())
+    for (size_t i = 1; i + 1 < args.size(); ++i)
+      if (args[i] == "--teacher") args[i + 1] = spec.out + "/trials/" + t.teacher_id;
   for (auto& a : std::vector<std::string>{"--seed", std::to_string(t.seed), "--threads", std::to_string(opt.threads_per_job),
                                           "--out", dir, "--progress", "lines"})
     args.push_back(a);
@@ -112,7 +118,7 @@ pid_t start_trial(const SweepSpec& spec, const TrialSpec& t, const RunOptions& o
   const std::string dir = spec.out + "/trials/" + t.id();
   fs::create_directories(dir);
   resumed = fs::exists(dir + "/" + kResumeStateFile) && fs::exists(dir + "/config.toml");
-  return spawn(opt.exe, trial_args(dir, t, opt, resumed), dir + "/train.log", resumed);
+  return spawn(opt.exe, trial_args(spec, dir, t, opt, resumed), dir + "/train.log", resumed);
 }
 
 bool exited_ok(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
@@ -200,6 +206,11 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
     }
   }
   write_file_atomic(spec.out + "/sweep.json", manifest.dump(2) + "\n");
+  // Trials that learn from another row's (teacher = "row:NAME") run last, once every other trial
+  // has ended: `phase` is the first of them in `todo`, and none starts while a trial before it runs.
+  const size_t phase = static_cast<size_t>(
+      std::stable_partition(todo.begin(), todo.end(), [](const TrialSpec* t) { return t->teacher_id.empty(); }) -
+      todo.begin());
 
   const bool bar = opt.progress == "bar" || (opt.progress == "auto" && isatty(fileno(stderr)));
   std::map<pid_t, std::pair<const TrialSpec*, Clock::time_point>> running;
@@ -228,16 +239,26 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
   // Stopping (opt.stop): when it was seen, and whether the trials still running were sent SIGINT.
   std::optional<Clock::time_point> stop_seen;
   bool forwarded = false;
+  // Whether the next trial of `todo` may start now.
+  const auto startable = [&] {
+    if (next >= todo.size()) return false;
+    if (next < phase) return true;
+    for (const auto& [pid, trial] : running)
+      if (trial.first->teacher_id.empty()) return false;  // a teacher may still be training
+    return true;
+  };
   if (dist::size() > 1) {
     // Rank 0 under MPI: runs trials itself, one at a time, and hands the others out to ranks as
     // they ask, largest expected cost first; a rank asks again when its trial ends.
-    std::stable_sort(todo.begin(), todo.end(),
-                     [](const TrialSpec* a, const TrialSpec* b) { return expected_cost(*a) > expected_cost(*b); });
+    const auto costlier = [](const TrialSpec* a, const TrialSpec* b) { return expected_cost(*a) > expected_cost(*b); };
+    std::stable_sort(todo.begin(), todo.begin() + static_cast<std::ptrdiff_t>(phase), costlier);
+    std::stable_sort(todo.begin() + static_cast<std::ptrdiff_t>(phase), todo.end(), costlier);
+    std::vector<int> waiting;  // ranks that asked while the trials left had to wait for their teachers
     pid_t local = -1;  // rank 0's own trial; `running` holds it by pid and the ranks' by minus their rank
     int workers = dist::size() - 1;
     const auto index_of = [&](const TrialSpec* t) { return static_cast<int64_t>(t - spec.trials.data()); };
     while (local >= 0 || workers > 0 || next < todo.size()) {
-      if (local < 0 && next < todo.size()) {
+      if (local < 0 && startable()) {
         const TrialSpec* t = todo[next++];
         bool resumed = false;
         local = start_trial(spec, *t, opt, resumed);
@@ -252,11 +273,17 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
           record(*running[-from].first, msg[1] != 0, running[-from].second);
           running.erase(-from);
         }
+        waiting.push_back(from);
+      }
+      // Each waiting rank gets a trial that may start, or is told to end once none is left.
+      while (!waiting.empty() && (startable() || next >= todo.size())) {
+        const int to = waiting.front();
+        waiting.erase(waiting.begin());
         if (next < todo.size()) {
-          running[-from] = {todo[next], Clock::now()};
-          dist::send(from, kTagWork, {index_of(todo[next++])});
+          running[-to] = {todo[next], Clock::now()};
+          dist::send(to, kTagWork, {index_of(todo[next++])});
         } else {
-          dist::send(from, kTagWork, {-1});
+          dist::send(to, kTagWork, {-1});
           --workers;
         }
       }
@@ -282,7 +309,7 @@ SweepOutcome run_sweep(const SweepSpec& spec, const RunOptions& opt) {
   };
   while (next < todo.size() || !running.empty()) {
     notice_stop();
-    while (!stop_seen && next < todo.size() && static_cast<int>(running.size()) < opt.jobs) {
+    while (!stop_seen && startable() && static_cast<int>(running.size()) < opt.jobs) {
       const TrialSpec& t = *todo[next++];
       bool resumed = false;
       const pid_t pid = start_trial(spec, t, opt, resumed);

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -151,6 +152,37 @@ const std::string* TrialSpec::get(const std::string& key) const {
   return nullptr;
 }
 
+// `teacher = "row:NAME"`: each trial's teacher_id, that row's trial of the same seed; one line
+// naming the file for a row that does not exist, has several trials a seed, or learns itself.
+void resolve_teachers(SweepSpec& spec) {
+  constexpr std::string_view kRow = "row:";
+  const auto row_teacher = [&](const TrialSpec& t) -> std::string {
+    const std::string* v = t.get("teacher");
+    return v && v->rfind(kRow, 0) == 0 ? v->substr(kRow.size()) : std::string();
+  };
+  for (TrialSpec& t : spec.trials) {
+    const std::string name = row_teacher(t);
+    if (name.empty()) continue;
+    const TrialSpec* found = nullptr;
+    int count = 0;
+    for (const TrialSpec& u : spec.trials)
+      if (u.row_name == name && u.seed == t.seed) {
+        found = &u;
+        ++count;
+      }
+    if (count == 0)
+      throw Error(fmt::format("{}: key 'teacher': row:{} names no row of the file with seed {} (rows are matched by "
+                              "their name = \"...\")", spec.path, name, t.seed));
+    if (count > 1)
+      throw Error(fmt::format("{}: key 'teacher': row '{}' has {} trials of seed {}; a teacher row needs one "
+                              "(no grid or random axes)", spec.path, name, count, t.seed));
+    if (!row_teacher(*found).empty())
+      throw Error(fmt::format("{}: key 'teacher': row '{}' learns from a row itself; a teacher row must not",
+                              spec.path, name));
+    t.teacher_id = found->id();
+  }
+}
+
 SweepSpec read_sweep(const std::string& path, const OptionTable& options, const OptionCheck& check) {
   toml::table root;
   if (!std::filesystem::is_regular_file(path)) throw Error("sweep file " + path + " not found");
@@ -278,6 +310,7 @@ SweepSpec read_sweep(const std::string& path, const OptionTable& options, const 
           spec.trials.push_back(t);
         }
       }
+  resolve_teachers(spec);
   return spec;
 }
 

@@ -19,6 +19,11 @@
 //
 // A top-level `references = "FILE.csv"` (relative to the sweep file) names published results to
 // draw beside the sweep's own in figures/accuracy_vs_weights.png (sweep/references.hpp).
+//
+// `teacher = "row:NAME"` (train --teacher, knowledge distillation) names another row of the file:
+// each seed's trial learns from that row's trial of the same seed, so that both hold out the
+// same validation images. The row named must have one trial per seed (no grid or random axes)
+// and no such teacher of its own; the trials that learn run after all the others.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -46,6 +51,9 @@ struct TrialSpec {
   std::string row_name;           // the [[row]]'s own name ("base" when the file has none)
   uint64_t seed = 1;
   std::vector<Setting> settings;  // sorted by key, one per key
+  // `teacher = "row:NAME"`: the id of that row's trial of the same seed, whose run this one
+  // learns from (train --teacher OUT/trials/ID); such trials run once every other has ended.
+  std::string teacher_id;
   std::vector<std::string> args() const;  // train arguments, without --seed/--out/--threads
   std::string group_key() const;          // everything but the seed: trials that differ only by seed
   std::string id() const;                 // 16 hex digits of a hash of group_key and seed
@@ -66,5 +74,10 @@ inline constexpr uint64_t kMaxSweepTrials = 100000;
 // refuse is one tailor::Error "FILE:LINE: key 'K': what", before anything runs; so is a file that
 // expands to more than kMaxSweepTrials trials (counted before expanding).
 SweepSpec read_sweep(const std::string& path, const OptionTable& options, const OptionCheck& check);
+
+// Sets every trial's teacher_id from its `teacher = "row:NAME"` (read_sweep does; call it again
+// after changing the trials' seeds). Throws tailor::Error naming the file for a row that is not
+// there, has several trials a seed, or learns from a row itself.
+void resolve_teachers(SweepSpec& spec);
 
 }  // namespace tailor
