@@ -202,7 +202,8 @@ void load_teacher(Run& r) {
       throw Error(fmt::format("--teacher {} takes {}x{}x{} pictures; the data in memory has {}x{}x{}", cfg.teacher,
                               ts.in_channels, ts.height, ts.width, cfg.model.in_channels, cfg.model.height,
                               cfg.model.width));
-    DataOptions as_teacher{ts.height, ts.width, ts.in_channels == 3 ? DataColor::rgb : DataColor::grey};
+    DataOptions as_teacher{static_cast<int>(ts.height), static_cast<int>(ts.width),
+                           ts.in_channels == 3 ? DataColor::rgb : DataColor::grey};
     other = load_train_test(cfg.data_dir, as_teacher);
     if (other.train.size() != r.data.train.size() || other.train.channels != ts.in_channels ||
         other.train.rows != ts.height || other.train.cols != ts.width)
