@@ -160,19 +160,20 @@ void resolve_teachers(SweepSpec& spec) {
     const std::string* v = t.get("teacher");
     return v && v->rfind(kRow, 0) == 0 ? v->substr(kRow.size()) : std::string();
   };
+  // Each (row, seed): how many trials it has, and the first.
+  std::map<std::pair<std::string, uint64_t>, std::pair<int, const TrialSpec*>> rows;
+  for (const TrialSpec& u : spec.trials) {
+    auto& [count, first] = rows[{u.row_name, u.seed}];
+    if (count++ == 0) first = &u;
+  }
   for (TrialSpec& t : spec.trials) {
     const std::string name = row_teacher(t);
     if (name.empty()) continue;
-    const TrialSpec* found = nullptr;
-    int count = 0;
-    for (const TrialSpec& u : spec.trials)
-      if (u.row_name == name && u.seed == t.seed) {
-        found = &u;
-        ++count;
-      }
-    if (count == 0)
+    const auto it = rows.find({name, t.seed});
+    if (it == rows.end())
       throw Error(fmt::format("{}: key 'teacher': row:{} names no row of the file with seed {} (rows are matched by "
                               "their name = \"...\")", spec.path, name, t.seed));
+    const auto [count, found] = it->second;
     if (count > 1)
       throw Error(fmt::format("{}: key 'teacher': row '{}' has {} trials of seed {}; a teacher row needs one "
                               "(no grid or random axes)", spec.path, name, count, t.seed));

@@ -10,7 +10,6 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <toml++/toml.h>
 
 #include "data/image_folder.hpp"
 #include "dist/mpi.hpp"
@@ -213,11 +212,12 @@ void load_teacher(Run& r) {
   // A teacher of another split has seen this run's validation images: their accuracy reads high.
   // The split is the seed's and --val's (the teacher's config.toml has its --val, when it is there).
   int64_t teacher_val = cfg.val_count;
-  const std::filesystem::path teacher_config = std::filesystem::path(checkpoint_path(cfg.teacher)).parent_path() / "config.toml";
+  const std::string teacher_config =
+      (std::filesystem::path(checkpoint_path(cfg.teacher)).parent_path() / "config.toml").string();
   if (std::filesystem::exists(teacher_config)) {
     try {
-      teacher_val = toml::parse_file(teacher_config.string())["train"]["val"].value_or(cfg.val_count);
-    } catch (const toml::parse_error&) {  // not a run's config.toml: nothing to compare
+      teacher_val = config_from_toml(read_file(teacher_config), teacher_config).val_count;
+    } catch (const Error&) {  // not a run's config.toml: nothing to compare
     }
   }
   if (r.writes() && (t.seed != cfg.seed || teacher_val != cfg.val_count))
