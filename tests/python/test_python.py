@@ -165,6 +165,28 @@ def test_bad_input_raises_naming_the_argument(small, tmp_path, case, error, word
         tailor.train(args, **opts)
 
 
+def test_a_student_learns_from_a_teacher_run_and_bad_teachers_raise(small, tmp_path):
+    """teacher= (train --teacher): the student's config names the teacher; at distill_weight 0
+    it ends with the bits of a run without one; a teacher that cannot teach raises ValueError
+    naming teacher."""
+    common = dict(epochs=2, model="fcn", hidden=[16], val=300, threads=1, verbose=False)
+    teacher = tailor.train(small, out=tmp_path / "teacher", **common)
+    student = tailor.train(small, teacher=teacher.dir, distill_temperature=2.0, out=tmp_path / "student", **common)
+    with open(os.path.join(student.dir, "config.toml")) as f:
+        assert f"teacher = '{os.path.abspath(teacher.dir)}'" in f.read()
+    alone = tailor.train(small, out=tmp_path / "alone", **common)
+    silent = tailor.train(small, teacher=teacher.dir, distill_weight=0.0, out=tmp_path / "weight0", **common)
+    assert filecmp.cmp(os.path.join(alone.dir, "model.ckpt"), os.path.join(silent.dir, "model.ckpt"), shallow=False)
+    assert not filecmp.cmp(os.path.join(alone.dir, "model.ckpt"), os.path.join(student.dir, "model.ckpt"),
+                           shallow=False)
+    with pytest.raises(ValueError, match="teacher"):
+        tailor.train(small, teacher=tmp_path / "nowhere", out=tmp_path / "bad1", **common)
+    with pytest.raises(ValueError, match="teacher"):
+        tailor.train(small, teacher=teacher.dir, shift=1, out=tmp_path / "bad2", **common)
+    with pytest.raises(ValueError, match="distill_weight|distill-weight"):
+        tailor.train(small, teacher=teacher.dir, distill_weight=2.0, out=tmp_path / "bad3", **common)
+
+
 def test_predict_refuses_pictures_of_another_shape(small, tmp_path):
     run = tailor.train(small, epochs=1, model="fcn", hidden=[8], val=300, verbose=False, out=tmp_path / "s")
     with pytest.raises(ValueError, match="x"):
