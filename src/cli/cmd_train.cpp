@@ -172,7 +172,7 @@ CLI::App* declare_train(CLI::App& app, TrainArgs* a) {
                 "Knowledge distillation: a finished run (directory or model.ckpt) of the same data whose logits "
                 "on the training images, with its --tta, soften the targets; '{seed}' in the path stands for "
                 "--seed, so that each seed's student learns from a teacher of the same split. Its logits are "
-                "computed once, so --shift and --erase are refused with it (docs/training.md, 'Distillation')");
+                "computed once, so --shift and --erase are refused with it; in a sweep, teacher = \"row:NAME\" (docs/sweeps.md)");
   c->add_option("--distill-weight", g.distill_weight,
                 "With --teacher: the teacher's share w of the loss, (1 - w) cross-entropy + w T^2 KL(teacher || "
                 "student) at temperature T")

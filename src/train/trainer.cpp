@@ -178,9 +178,10 @@ void load_teacher(Run& r) {
   if (cfg.augment.shift > 0 || cfg.augment.erase > 0)
     throw Error("--teacher cannot be combined with --shift or --erase: the teacher's logits are computed once, "
                 "for the pictures as they are");
+  const std::string checkpoint = checkpoint_path(cfg.teacher);
   LoadedModel t;
   try {
-    t = load_model(checkpoint_path(cfg.teacher));
+    t = load_model(checkpoint);
   } catch (const Error& e) {
     throw Error(std::string("--teacher: ") + e.what());
   }
@@ -212,8 +213,7 @@ void load_teacher(Run& r) {
   // A teacher of another split has seen this run's validation images: their accuracy reads high.
   // The split is the seed's and --val's (the teacher's config.toml has its --val, when it is there).
   int64_t teacher_val = cfg.val_count;
-  const std::string teacher_config =
-      (std::filesystem::path(checkpoint_path(cfg.teacher)).parent_path() / "config.toml").string();
+  const std::string teacher_config = (std::filesystem::path(checkpoint).parent_path() / "config.toml").string();
   if (std::filesystem::exists(teacher_config)) {
     try {
       teacher_val = config_from_toml(read_file(teacher_config), teacher_config).val_count;
